@@ -1,0 +1,223 @@
+//! `init`, `predict`, `hlo`, `info`: commands on one checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use ndarray::{Array2, Array4};
+
+use super::device::DeviceArgs;
+use crate::hlo::DType;
+use crate::lower::{self, Mode};
+use crate::model::{checkpoint, counts, program, Arch, Form, Vgg};
+use crate::runtime::{CompiledModel, Session};
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Model form: vgg16-cifar (32x32 input, BN) or vgg16-imagenet (224x224, 4096-4096 head).
+    #[arg(long, default_value = "vgg16-cifar")]
+    pub model: String,
+    /// Width multiplier applied to every conv (1.0 = VGG-16; 0.25 keeps a quarter).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Input channels (1 for Fashion-MNIST, 3 for RGB).
+    #[arg(long, default_value_t = 3)]
+    pub in_channels: usize,
+    /// Number of classes.
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// CIFAR form only: hidden dense widths, comma separated (e.g. 512 for 512->512->classes;
+    /// empty for 512->classes).
+    #[arg(long, default_value = "", value_delimiter = ',')]
+    pub hidden: Vec<String>,
+    /// ImageNet form only: add batch norm after every conv (torchvision's vgg16_bn).
+    #[arg(long)]
+    pub bn: bool,
+    /// Input height and width as HxW (multiples of 32); default 32x32 or 224x224 by form.
+    #[arg(long, value_name = "HxW")]
+    pub input_size: Option<String>,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output checkpoint (.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Checkpoint to run.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Input images: float32 .npy of shape [N, H, W, C] (NHWC) matching the checkpoint.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output logits: float32 .npy of shape [N, classes].
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Compute dtype of the program: f32, bf16 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: DType,
+    /// Images per compiled batch (the last partial batch is padded).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[command(flatten)]
+    pub lowering: LoweringArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoweringArgs {
+    /// How each conv is lowered: xla (plain convolution, what JAX emits), im2col, or tuned
+    /// (per layer shape, the fastest measured on this device; decisions cached on disk).
+    #[arg(long, default_value = "tuned")]
+    pub lowering: Mode,
+}
+
+#[derive(Args, Debug)]
+pub struct HloArgs {
+    /// Checkpoint whose architecture to emit.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Batch size of the program.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Compute dtype: f32, bf16 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: DType,
+    /// Output file (.mlir).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub lowering: LoweringArgs,
+    /// Device whose tuning decides `--lowering tuned`.
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Checkpoint to describe.
+    pub checkpoint: PathBuf,
+}
+
+pub fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {
+    let parse = || -> Option<(usize, usize)> {
+        let (h, w) = s.split_once(['x', 'X'])?;
+        Some((h.trim().parse().ok()?, w.trim().parse().ok()?))
+    };
+    parse().with_context(|| format!("invalid --input-size '{s}': write it as HxW, e.g. 32x32"))
+}
+
+pub fn init(a: &InitArgs) -> anyhow::Result<()> {
+    let form: Form = a.model.parse()?;
+    let hidden = a
+        .hidden
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>().with_context(|| format!("invalid --hidden entry '{s}': use widths like 512")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut arch = match form {
+        Form::Cifar => {
+            if a.bn {
+                bail!("--bn applies to vgg16-imagenet; the CIFAR form always has batch norm");
+            }
+            Arch::cifar(a.width, a.in_channels, a.classes, hidden)?
+        }
+        Form::Imagenet => {
+            if !hidden.is_empty() {
+                bail!("--hidden applies to vgg16-cifar; the ImageNet head is 4096-4096 (scaled by --width)");
+            }
+            Arch::imagenet(a.width, a.in_channels, a.classes, a.bn)?
+        }
+    };
+    if let Some(s) = &a.input_size {
+        let (h, w) = parse_hw(s)?;
+        arch = arch.with_input(h, w)?;
+    }
+    let v = Vgg::init(&arch, a.seed);
+    let mut meta = BTreeMap::new();
+    meta.insert("prunebench.origin".to_string(), format!("init seed={}", a.seed));
+    checkpoint::save(&a.out, &v, &meta)?;
+    println!("wrote {}: {}", a.out.display(), arch.describe());
+    println!("params {}  MACs/image {}", counts::params(&arch), counts::macs(&arch));
+    Ok(())
+}
+
+/// The per-layer lowering for `mode`: fixed, or tuned on `session`'s device.
+pub fn resolve_plan(session: &Session, arch: &Arch, batch: usize, dtype: DType, mode: Mode) -> anyhow::Result<Vec<lower::Lowering>> {
+    match lower::fixed_plan(mode, arch.channels.len()) {
+        Some(p) => Ok(p),
+        None => {
+            let shapes = program::layer_shapes(arch, batch, dtype);
+            let mut tuner = lower::tune::Tuner::open_default(session)?;
+            Ok(tuner.plan(&shapes, &mut lower::tune::StderrProgress)?)
+        }
+    }
+}
+
+pub fn predict(a: &PredictArgs) -> anyhow::Result<()> {
+    let ck = checkpoint::load(&a.checkpoint)?;
+    let arch = &ck.model.arch;
+    let want = format!("float32 .npy of shape [N, {}, {}, {}] (NHWC)", arch.input[0], arch.input[1], arch.input[2]);
+    let x: Array4<f32> = ndarray_npy::read_npy(&a.input)
+        .with_context(|| format!("reading input {}: expected a {want}", a.input.display()))?;
+    if x.shape()[1..] != arch.input[..] {
+        bail!("input {} has shape {:?}; this checkpoint needs a {want}", a.input.display(), x.shape());
+    }
+    if a.batch == 0 {
+        bail!("invalid --batch 0: use at least 1");
+    }
+    let n = x.shape()[0];
+    let x = x.as_standard_layout();
+    let session = a.device.open()?;
+    let plan = resolve_plan(&session, arch, a.batch, a.dtype, a.lowering.lowering)?;
+    let m = CompiledModel::new(&session, &ck.model, a.batch, a.dtype, &plan)?;
+    let logits = m.predict(x.as_slice().expect("standard layout"), n)?;
+    let out = Array2::from_shape_vec((n, arch.classes), logits).expect("n x classes logits");
+    let tmp = a.out.with_extension("npy.tmp");
+    ndarray_npy::write_npy(&tmp, &out).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "{n} images -> {} on {} ({}, batch {}, {} lowering, compile {:.2}s)",
+        a.out.display(),
+        session.describe(),
+        a.dtype,
+        a.batch,
+        a.lowering.lowering,
+        m.compile_seconds
+    );
+    Ok(())
+}
+
+pub fn hlo(a: &HloArgs) -> anyhow::Result<()> {
+    let ck = checkpoint::load(&a.checkpoint)?;
+    let arch = &ck.model.arch;
+    let plan = match lower::fixed_plan(a.lowering.lowering, arch.channels.len()) {
+        Some(p) => p,
+        None => resolve_plan(&a.device.open()?, arch, a.batch, a.dtype, Mode::Tuned)?,
+    };
+    let prog = program::inference(arch, a.batch, a.dtype, &plan)?;
+    crate::util::write_atomic(&a.out, prog.text.as_bytes())?;
+    let names: Vec<&str> = plan.iter().map(|l| l.name()).collect();
+    eprintln!("wrote {} ({} args, lowering per conv: {})", a.out.display(), prog.args.len(), names.join(","));
+    Ok(())
+}
+
+pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
+    let ck = checkpoint::load(&a.checkpoint)?;
+    let arch = &ck.model.arch;
+    println!("{}", arch.describe());
+    println!("sha256 {}", ck.sha256);
+    for (k, v) in &ck.meta {
+        println!("{k}: {v}");
+    }
+    println!("{:<8} {:>12} {:>14}", "layer", "params", "MACs/image");
+    for l in counts::layers(arch) {
+        println!("{:<8} {:>12} {:>14}", l.name, l.params, l.macs);
+    }
+    println!("{:<8} {:>12} {:>14}", "total", counts::params(arch), counts::macs(arch));
+    Ok(())
+}

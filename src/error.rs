@@ -1,0 +1,62 @@
+//! The one error type of the library. The CLI adds context with `anyhow`; everything below it
+//! returns [`Error`], whose messages name the bad value and, where there is one, the fix.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- PJRT ----------------------------------------------------------------------------
+    /// The plugin library could not be opened or does not look like a PJRT plugin.
+    #[error("cannot load PJRT plugin {path}: {message}")]
+    PluginLoad { path: PathBuf, message: String },
+
+    /// No plugin was found for the requested device.
+    #[error("no PJRT plugin found for device '{device}'. Searched:\n{searched}\nInstall one with: {install}")]
+    PluginNotFound { device: String, searched: String, install: String },
+
+    /// A PJRT call returned a `PJRT_Error`.
+    #[error("PJRT {call} failed [{code}]: {message}")]
+    Pjrt { call: &'static str, code: String, message: String },
+
+    /// The plugin's API table is too old / too short / of another major version.
+    #[error("PJRT plugin API mismatch: {0}")]
+    PjrtApi(String),
+
+    // ---- StableHLO emitter -----------------------------------------------------------------
+    /// An op was given operands of shapes it cannot take.
+    #[error("shape error in {op}: {message}")]
+    Shape { op: String, message: String },
+
+    // ---- Model, checkpoints, user input ----------------------------------------------------
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+
+    #[error("invalid {what} '{value}': {fix}")]
+    Invalid { what: String, value: String, fix: String },
+
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+}
+
+impl Error {
+    pub fn shape(op: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Shape { op: op.into(), message: message.into() }
+    }
+    pub fn invalid(what: impl Into<String>, value: impl ToString, fix: impl Into<String>) -> Self {
+        Error::Invalid { what: what.into(), value: value.to_string(), fix: fix.into() }
+    }
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::File { path: path.into(), message: message.into() }
+    }
+    pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Checkpoint { path: path.into(), message: message.into() }
+    }
+}

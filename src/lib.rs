@@ -1,0 +1,17 @@
+//! prunebench: structured pruning of VGG-16, compiled with XLA through PJRT and measured.
+//!
+//! Layers, bottom up: [`pjrt`] (plugin loading and the C API), [`hlo`] (a typed StableHLO
+//! emitter), [`lower`] (how each conv becomes HLO, and the autotuner that picks), [`model`]
+//! (VGG-16 as data, weights, checkpoints, programs), [`runtime`] (a compiled model with its
+//! weights on a device), and the CLI on top.
+
+pub mod cli;
+pub mod error;
+pub mod hlo;
+pub mod lower;
+pub mod model;
+pub mod pjrt;
+pub mod runtime;
+pub mod util;
+
+pub use error::{Error, Result};

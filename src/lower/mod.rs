@@ -1,0 +1,126 @@
+//! How one 3x3 pad-1 convolution layer becomes StableHLO.
+//!
+//! XLA lowers a plain `convolution` well on large maps and very badly on tiny ones (on CPU a
+//! 2x2 map runs ~50x slower than the same layer as one matrix product). Every way of lowering
+//! a layer is a variant of [`Lowering`] with its own file; the autotuner in [`tune`] times the
+//! applicable ones per layer shape on the device and picks the fastest.
+
+mod direct;
+mod im2col;
+pub mod tune;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::hlo::{Builder, DType, Value};
+
+/// One way of lowering a conv layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lowering {
+    /// A plain `stablehlo.convolution`: what JAX and every framework hands XLA.
+    Direct,
+    /// Pad, 9 shifted slices, concatenate, one `dot_general` against the kernel as `[9C, O]`.
+    Im2col,
+}
+
+/// Every lowering, in the order the tuner tries them (the first is the reference).
+pub const ALL: [Lowering; 2] = [Lowering::Direct, Lowering::Im2col];
+
+impl Lowering {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lowering::Direct => "direct",
+            Lowering::Im2col => "im2col",
+        }
+    }
+
+    /// Emits `conv3x3(x, kernel)` (NHWC x HWIO, stride 1, pad 1, no bias).
+    pub fn emit(self, b: &mut Builder, x: &Value, kernel: &Value) -> Result<Value> {
+        match self {
+            Lowering::Direct => direct::emit(b, x, kernel),
+            Lowering::Im2col => im2col::emit(b, x, kernel),
+        }
+    }
+}
+
+impl fmt::Display for Lowering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the user asks for: `--lowering xla|tuned|im2col`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Plain convolutions everywhere: the reference a JAX user gets.
+    Xla,
+    /// im2col everywhere.
+    Im2col,
+    /// Per layer shape, the lowering measured fastest on this device (cached on disk).
+    Tuned,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Xla => "xla",
+            Mode::Im2col => "im2col",
+            Mode::Tuned => "tuned",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "xla" | "direct" => Ok(Mode::Xla),
+            "im2col" => Ok(Mode::Im2col),
+            "tuned" => Ok(Mode::Tuned),
+            _ => Err(Error::invalid("lowering", s, "use xla, tuned or im2col")),
+        }
+    }
+}
+
+/// The shape of one conv layer as the tuner keys it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LayerShape {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub dtype: String,
+}
+
+impl LayerShape {
+    pub fn new(batch: usize, h: usize, w: usize, cin: usize, cout: usize, dtype: DType) -> Self {
+        LayerShape { batch, h, w, cin, cout, dtype: dtype.to_string() }
+    }
+}
+
+impl fmt::Display for LayerShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b{} {}x{} {}->{} {}", self.batch, self.h, self.w, self.cin, self.cout, self.dtype)
+    }
+}
+
+/// Fixed per-layer lowering for the non-tuned modes.
+pub fn fixed_plan(mode: Mode, layers: usize) -> Option<Vec<Lowering>> {
+    match mode {
+        Mode::Xla => Some(vec![Lowering::Direct; layers]),
+        Mode::Im2col => Some(vec![Lowering::Im2col; layers]),
+        Mode::Tuned => None,
+    }
+}

@@ -1,0 +1,171 @@
+//! A device session and a compiled model whose weights live on the device.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::hlo::DType;
+use crate::lower::Lowering;
+use crate::model::{program, Arch, Vgg};
+use crate::pjrt::{Buffer, Client, Device, DeviceChoice, Executable, Found, Plugin};
+
+/// An open plugin, its client and the device programs run on.
+#[derive(Clone)]
+pub struct Session {
+    pub found: Found,
+    pub client: Client,
+    pub device: Device,
+}
+
+impl Session {
+    /// Finds and loads the plugin for `choice` (see [`crate::pjrt::discover`]) and opens a
+    /// client on its first device.
+    pub fn open(choice: DeviceChoice, plugin: Option<&Path>) -> Result<Session> {
+        let found = crate::pjrt::find_plugin(choice, plugin)?;
+        let client = Plugin::load(&found.path)?.client()?;
+        let device = client
+            .devices()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::PjrtApi(format!("plugin {} reports no devices", found.path.display())))?;
+        Ok(Session { found, client, device })
+    }
+
+    /// `platform (device kind)`, e.g. `cpu (cpu)`.
+    pub fn describe(&self) -> String {
+        let platform = self.client.platform_name().unwrap_or_else(|_| "?".into());
+        format!("{platform} ({})", self.device.kind())
+    }
+
+    /// Uploads f32 host data as a `dtype` buffer of `dims`.
+    pub fn upload(&self, data: &[f32], dims: &[i64], dtype: DType) -> Result<Buffer> {
+        match dtype {
+            DType::F32 => self.client.upload(data, dims, &self.device),
+            DType::F64 => {
+                let v: Vec<f64> = data.iter().map(|&x| x as f64).collect();
+                self.client.upload(&v, dims, &self.device)
+            }
+            DType::BF16 => {
+                let v: Vec<half::bf16> = data.iter().map(|&x| half::bf16::from_f32(x)).collect();
+                self.client.upload(&v, dims, &self.device)
+            }
+            other => Err(Error::invalid("upload dtype", other, "use f32, f64 or bf16")),
+        }
+    }
+
+    /// Uploads f64 host data as an f64 buffer (for exact reference checks).
+    pub fn upload_f64(&self, data: &[f64], dims: &[i64]) -> Result<Buffer> {
+        self.client.upload(data, dims, &self.device)
+    }
+}
+
+/// The inference program of one architecture, compiled for one batch size and dtype, with
+/// a network's weights uploaded once.
+pub struct CompiledModel {
+    session: Session,
+    exe: Executable,
+    weights: Vec<Buffer>,
+    pub arch: Arch,
+    pub batch: usize,
+    pub dtype: DType,
+    pub plan: Vec<Lowering>,
+    /// Wall seconds `PJRT_Client_Compile` took.
+    pub compile_seconds: f64,
+}
+
+impl CompiledModel {
+    /// Compiles the program for `vgg`'s architecture and uploads its weights.
+    pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
+        let prog = program::inference(&vgg.arch, batch, dtype, plan)?;
+        let t = Instant::now();
+        let exe = session.client.compile(&prog.text)?;
+        let compile_seconds = t.elapsed().as_secs_f64();
+        let mut m = CompiledModel {
+            session: session.clone(),
+            exe,
+            weights: Vec::new(),
+            arch: vgg.arch.clone(),
+            batch,
+            dtype,
+            plan: plan.to_vec(),
+            compile_seconds,
+        };
+        m.set_weights(vgg)?;
+        Ok(m)
+    }
+
+    /// Replaces the weights on the device with `vgg`'s (same architecture).
+    pub fn set_weights(&mut self, vgg: &Vgg) -> Result<()> {
+        if vgg.arch != self.arch {
+            return Err(Error::invalid(
+                "weights",
+                vgg.arch.describe(),
+                format!("this program was compiled for {}", self.arch.describe()),
+            ));
+        }
+        self.weights = vgg
+            .inference_weights()
+            .iter()
+            .map(|(dims, data)| self.session.upload(data, dims, self.dtype))
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    pub fn executable(&self) -> &Executable {
+        &self.exe
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Dims of one input batch `[B, H, W, C]`.
+    pub fn input_dims(&self) -> [i64; 4] {
+        let [h, w, c] = self.arch.input;
+        [self.batch as i64, h as i64, w as i64, c as i64]
+    }
+
+    /// Uploads one input batch (NHWC f32, exactly `batch` images) in the program's dtype.
+    pub fn upload_input(&self, x: &[f32]) -> Result<Buffer> {
+        self.session.upload(x, &self.input_dims(), self.dtype)
+    }
+
+    /// Runs one batch already on the device; returns the logits buffer `[B, classes]` f32.
+    pub fn run(&self, input: &Buffer) -> Result<Buffer> {
+        let mut args: Vec<&Buffer> = Vec::with_capacity(1 + self.weights.len());
+        args.push(input);
+        args.extend(self.weights.iter());
+        let mut out = self.exe.execute(&args)?;
+        out.pop().ok_or_else(|| Error::PjrtApi("the program returned no output".into()))
+    }
+
+    /// Logits `[n, classes]` (row-major) for `n` NHWC images, batched internally; the last
+    /// partial batch is padded with zeros and the padding dropped.
+    pub fn predict(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+        let per: usize = self.arch.input.iter().product();
+        if x.len() != n * per {
+            return Err(Error::shape(
+                "predict",
+                format!("{} values are not {n} images of {:?}", x.len(), self.arch.input),
+            ));
+        }
+        let k = self.arch.classes;
+        let mut out = Vec::with_capacity(n * k);
+        let mut padded = Vec::new();
+        for start in (0..n).step_by(self.batch) {
+            let m = self.batch.min(n - start);
+            let chunk = &x[start * per..(start + m) * per];
+            let buf = if m == self.batch {
+                self.upload_input(chunk)?
+            } else {
+                padded.clear();
+                padded.extend_from_slice(chunk);
+                padded.resize(self.batch * per, 0.0);
+                self.upload_input(&padded)?
+            };
+            let logits: Vec<f32> = self.run(&buf)?.to_host()?;
+            out.extend_from_slice(&logits[..m * k]);
+        }
+        Ok(out)
+    }
+}
