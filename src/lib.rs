@@ -5,12 +5,15 @@
 //! (VGG-16 as data, weights, checkpoints, programs), [`runtime`] (a compiled model with its
 //! weights on a device), and the CLI on top.
 
+pub mod bench;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod hlo;
 pub mod lower;
 pub mod model;
 pub mod pjrt;
+pub mod prune;
 pub mod runtime;
 pub mod util;
 

@@ -1,7 +1,10 @@
 //! The command line: clap definitions here, one file per command family.
 
 mod device;
+mod latency_cmd;
 mod model_cmds;
+mod prune_cmd;
+mod tune_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +32,13 @@ pub enum Command {
     Hlo(model_cmds::HloArgs),
     /// Print a checkpoint's architecture, parameter and MAC counts per layer.
     Info(model_cmds::InfoArgs),
+    /// Remove channels from a checkpoint for real (or its masked control); print the savings.
+    Prune(prune_cmd::PruneArgs),
+    /// Measure forward latency across widths or checkpoints, batch sizes, dtypes and conv
+    /// lowerings, side by side in one run.
+    Latency(latency_cmd::LatencyArgs),
+    /// Tune the conv lowering of every layer of a network on the device and show the choices.
+    Tune(tune_cmd::TuneArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -40,5 +50,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Predict(a) => model_cmds::predict(&a),
         Command::Hlo(a) => model_cmds::hlo(&a),
         Command::Info(a) => model_cmds::info(&a),
+        Command::Prune(a) => prune_cmd::prune(&a),
+        Command::Latency(a) => latency_cmd::latency(&a),
+        Command::Tune(a) => tune_cmd::tune(&a),
     }
 }

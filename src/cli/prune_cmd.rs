@@ -1,0 +1,202 @@
+//! `prune`: score, schedule and cut channels out of a checkpoint; print what it saved.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use ndarray::Array4;
+
+use super::device::DeviceArgs;
+use crate::model::{checkpoint, counts, Arch};
+use crate::prune::{self, Control, Needs, Plan, Schedule, ScoreContext};
+
+/// How the removal ratio is spread over the 13 convs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// The same ratio in every conv (--ratio).
+    Uniform,
+    /// One threshold over all convs' scores, each layer normalised by its maximum (--ratio).
+    Global,
+    /// One ratio per conv (--ratios, 13 values).
+    Layers,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Checkpoint to prune (.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Criterion that scores channels (higher = kept): l1, l2 (filter norms), random
+    /// (seeded), bn-scale (|BN gamma|), fpgm (distance to the layer's geometric median),
+    /// apoz, mean-activation (post-ReLU statistics on --images).
+    #[arg(long, value_name = "NAME")]
+    pub method: String,
+    /// Fraction of channels to REMOVE, in [0, 1), for the uniform and global schedules.
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// uniform, global or layers. Default: layers when --ratios is given, else uniform.
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleKind>,
+    /// Per-conv removal ratios for --schedule layers: 13 comma-separated values in [0, 1).
+    #[arg(long, value_delimiter = ',', value_name = "R0,R1,...")]
+    pub ratios: Vec<f64>,
+    /// Round each conv's KEPT count up to a multiple of N (capped at the original count),
+    /// so pruning never removes more than asked. 1 = no rounding.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub round_to: usize,
+    /// Every pruned conv keeps at least N channels (never fewer than 1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_channels: usize,
+    /// Conv indices (0-12) to leave untouched, comma separated, e.g. 0,12.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    pub skip: Vec<usize>,
+    /// Seed of the random criterion.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the masked control instead: original shapes, pruned channels zeroed so their
+    /// output is exactly 0 (labelled prunebench.control=masked). Not a smaller network.
+    #[arg(long)]
+    pub mask: bool,
+    /// Images for the data criteria (apoz, mean-activation): float32 .npy [N, H, W, C]
+    /// matching the checkpoint's input.
+    #[arg(long, value_name = "FILE.npy")]
+    pub images: Option<PathBuf>,
+    /// Images per compiled batch of the statistics program (whole batches only).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Device that runs the statistics program (data criteria only).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Output checkpoint (.safetensors); written only if everything succeeded.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl PruneArgs {
+    fn schedule(&self) -> anyhow::Result<Schedule> {
+        let kind = self.schedule.unwrap_or(if self.ratios.is_empty() { ScheduleKind::Uniform } else { ScheduleKind::Layers });
+        let single = |name: &str| -> anyhow::Result<f64> {
+            if !self.ratios.is_empty() {
+                bail!("--ratios is for --schedule layers; the {name} schedule takes one --ratio");
+            }
+            self.ratio.with_context(|| format!("the {name} schedule needs --ratio R (fraction of channels removed, in [0, 1))"))
+        };
+        Ok(match kind {
+            ScheduleKind::Uniform => Schedule::Uniform(single("uniform")?),
+            ScheduleKind::Global => Schedule::Global(single("global")?),
+            ScheduleKind::Layers => {
+                if self.ratio.is_some() {
+                    bail!("--schedule layers takes --ratios R0,...,R12, not --ratio");
+                }
+                if self.ratios.is_empty() {
+                    bail!("--schedule layers needs --ratios with 13 comma-separated values in [0, 1)");
+                }
+                Schedule::Layers(self.ratios.clone())
+            }
+        })
+    }
+}
+
+pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
+    if a.out == a.checkpoint {
+        bail!("--out {} is the source checkpoint; write the pruned network elsewhere", a.out.display());
+    }
+    let ck = checkpoint::load(&a.checkpoint)?;
+    let v = &ck.model;
+    let plan = Plan {
+        criterion: a.method.clone(),
+        schedule: a.schedule()?,
+        round_to: a.round_to,
+        min_channels: a.min_channels,
+        skip: a.skip.clone(),
+        seed: a.seed,
+        control: if a.mask { Control::Masked } else { Control::Physical },
+    };
+    plan.validate(v)?;
+    let criterion = prune::find(&plan.criterion)?;
+    let (session, images);
+    let mut ctx = ScoreContext::weights_only();
+    match (criterion.needs(), &a.images) {
+        (Needs::Weights, Some(_)) => eprintln!("note: --images ignored: {} reads the weights only", criterion.name()),
+        (Needs::Data, Some(path)) => {
+            let [h, w, c] = v.arch.input;
+            let want = format!("float32 .npy of shape [N, {h}, {w}, {c}] (NHWC)");
+            let x: Array4<f32> = ndarray_npy::read_npy(path).with_context(|| format!("reading --images {}: expected a {want}", path.display()))?;
+            if x.shape()[1..] != v.arch.input[..] || x.shape()[0] == 0 {
+                bail!("--images {} has shape {:?}; this checkpoint needs a {want} with N >= 1", path.display(), x.shape());
+            }
+            images = x.as_standard_layout().into_owned();
+            session = a.device.open()?;
+            let data = images.as_slice().expect("standard layout");
+            ctx = ScoreContext::with_data(&session, data, images.shape()[0], a.batch);
+        }
+        _ => {}
+    }
+    let pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);
+    let after = prune::surgery(v, &pruned.keep)?.arch;
+    print_table(&v.arch, &after);
+    checkpoint::save(&a.out, &pruned.model, &pruned.meta)?;
+    println!(
+        "wrote {} ({}, {} {}, {}): {}",
+        a.out.display(),
+        plan.control,
+        plan.criterion,
+        plan.schedule,
+        if a.mask { "same shapes, pruned channels zeroed" } else { "channels removed" },
+        pruned.model.arch.describe()
+    );
+    Ok(())
+}
+
+/// `1234`, `12.3K`, `14.73M`, `15.47G`.
+fn human(n: u64) -> String {
+    let x = n as f64;
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}K", x / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2}M", x / 1e6),
+        _ => format!("{:.2}G", x / 1e9),
+    }
+}
+
+fn factor(before: u64, after: u64) -> String {
+    if after == 0 { "-".into() } else { format!("{:.2}x", before as f64 / after as f64) }
+}
+
+fn print_table(before: &Arch, after: &Arch) {
+    let (lb, la) = (counts::layers(before), counts::layers(after));
+    let dims_b = before.dense_dims();
+    let dims_a = after.dense_dims();
+    println!("{:<8} {:>16} {:>22} {:>22}", "layer", "channels", "params", "MACs/image");
+    for (i, (b, a)) in lb.iter().zip(&la).enumerate() {
+        let width = if i < before.channels.len() {
+            format!("{} -> {}", before.channels[i], after.channels[i])
+        } else {
+            let j = i - before.channels.len();
+            format!("in {} -> {}", dims_b[j].0, dims_a[j].0)
+        };
+        let pm = format!("{} -> {}", human(b.params), human(a.params));
+        let mm = format!("{} -> {}", human(b.macs), human(a.macs));
+        println!("{:<8} {:>16} {:>22} {:>22}", b.name, width, pm, mm);
+    }
+    let (cb, ca): (usize, usize) = (before.channels.iter().sum(), after.channels.iter().sum());
+    let (pb, pa) = (counts::params(before), counts::params(after));
+    let (mb, ma) = (counts::macs(before), counts::macs(after));
+    println!(
+        "{:<8} {:>16} {:>22} {:>22}",
+        "total",
+        format!("{cb} -> {ca}"),
+        format!("{} -> {}", human(pb), human(pa)),
+        format!("{} -> {}", human(mb), human(ma))
+    );
+    println!(
+        "reduction: channels {}, params {} ({} -> {}), MACs {} ({} -> {})",
+        factor(cb as u64, ca as u64),
+        factor(pb, pa),
+        pb,
+        pa,
+        factor(mb, ma),
+        mb,
+        ma
+    );
+}

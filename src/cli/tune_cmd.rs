@@ -1,0 +1,63 @@
+//! `tune`: time every conv lowering on each layer shape of a network and show the choices.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::device::DeviceArgs;
+use crate::hlo::DType;
+use crate::lower::tune::{default_cache_path, StderrProgress, Tuner};
+use crate::model::{checkpoint, program, Arch};
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Checkpoint whose layer shapes to tune; without it, the VGG-16 CIFAR form at --width.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Width multiplier of the CIFAR-form network tuned when no checkpoint is given.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Batch sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub batch: Vec<usize>,
+    /// Compute dtype.
+    #[arg(long, default_value = "f32")]
+    pub dtype: DType,
+    /// Measure again even where the cache has a decision (the cache is updated).
+    #[arg(long)]
+    pub force: bool,
+    /// Cache file (default: $PRUNEBENCH_CACHE_DIR/lowering.json, else ~/.cache/prunebench/).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
+    let arch = match &a.checkpoint {
+        Some(p) => checkpoint::load(p)?.model.arch,
+        None => Arch::cifar(a.width, 3, 10, vec![])?,
+    };
+    let session = a.device.open()?;
+    let cache = a.cache.clone().or_else(default_cache_path);
+    if a.force {
+        if let Some(p) = &cache {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    let mut tuner = Tuner::new(&session, cache.clone())?;
+    println!("device: {}  cache: {}", session.describe(), cache.map(|p| p.display().to_string()).unwrap_or("none".into()));
+    for &batch in &a.batch {
+        let shapes = program::layer_shapes(&arch, batch, a.dtype);
+        let plan = tuner.plan(&shapes, &mut StderrProgress)?;
+        println!("batch {batch}:");
+        println!("  {:<6} {:<24} {:>12} {:>12} {:>8}  choice", "layer", "shape", "direct ms", "im2col ms", "ratio");
+        for (i, (s, l)) in shapes.iter().zip(&plan).enumerate() {
+            let d = tuner.cached(s).expect("tuned");
+            let t = |k| d.seconds.get(&k).map(|x| x * 1e3).unwrap_or(f64::NAN);
+            let (dir, im) = (t(crate::lower::Lowering::Direct), t(crate::lower::Lowering::Im2col));
+            println!("  conv{:<2} {:<24} {:>12.3} {:>12.3} {:>7.2}x  {l}", i, s.to_string(), dir, im, dir / im);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The binary end to end: init, predict (against the Rust reference), hlo, info, and the
+//! one-line errors a user gets for bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ndarray::{Array2, Array4};
+use prunebench::model::{checkpoint, reference};
+
+fn pb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(args)
+        .env("PRUNEBENCH_CACHE_DIR", std::env::temp_dir().join("prunebench-cli-test-cache"))
+        .output()
+        .expect("run prunebench")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = pb(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "prunebench {args:?} failed: {err}");
+    String::from_utf8_lossy(&o.stdout).into_owned() + &err
+}
+
+/// Fails with exit code != 0, one `error:` line naming `needle`, and no panic.
+fn fails(args: &[&str], needle: &str) {
+    let o = pb(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "prunebench {args:?} should fail");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "prunebench {args:?}: '{needle}' not in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn init_predict_matches_reference_and_hlo_info_work() {
+    let d = tempfile::tempdir().unwrap();
+    let ck = d.path().join("m.safetensors");
+    ok(&["init", "--width", "0.0625", "--in-channels", "1", "--classes", "7", "--hidden", "16", "--seed", "5", "--out", s(&ck)]);
+    let v = checkpoint::load(&ck).unwrap().model;
+    assert_eq!(v.arch.classes, 7);
+    let x: Array4<f32> = common::images(5, 32, 32, 1, 9);
+    let xin = d.path().join("x.npy");
+    ndarray_npy::write_npy(&xin, &x).unwrap();
+    let out = d.path().join("logits.npy");
+    for lowering in ["xla", "im2col", "tuned"] {
+        ok(&["predict", "--checkpoint", s(&ck), "--input", s(&xin), "--out", s(&out), "--device", "cpu", "--batch", "2", "--lowering", lowering]);
+        let got: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
+        assert_eq!(got.shape(), &[5, 7]);
+        let want = reference::forward(&v, &x.mapv(f64::from));
+        let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
+        let want: Vec<f64> = want.iter().copied().collect();
+        assert!(common::rel_err(&got, &want) < 1e-4, "{lowering}");
+    }
+    let mlir = d.path().join("m.mlir");
+    ok(&["hlo", "--checkpoint", s(&ck), "--batch", "3", "--lowering", "im2col", "--out", s(&mlir)]);
+    let text = std::fs::read_to_string(&mlir).unwrap();
+    assert!(text.contains("func.func public @main(%arg0: tensor<3x32x32x1xf32>"));
+    assert!(text.contains("stablehlo.dot_general") && !text.contains("stablehlo.convolution"));
+    let info = ok(&["info", s(&ck)]);
+    assert!(info.contains("conv12") && info.contains("dense1") && info.contains("total"));
+    let dev = ok(&["devices", "--device", "cpu"]);
+    assert!(dev.contains("PJRT API:") && dev.contains("device 0:"), "{dev}");
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let d = tempfile::tempdir().unwrap();
+    let ck = d.path().join("m.safetensors");
+    ok(&["init", "--width", "0.0625", "--out", s(&ck)]);
+    let x = d.path().join("x.npy");
+    let missing = d.path().join("nope.safetensors");
+    let out = d.path().join("o.npy");
+
+    fails(&["predict", "--checkpoint", s(&missing), "--input", s(&x), "--out", s(&out)], "nope.safetensors");
+    let corrupt = d.path().join("corrupt.safetensors");
+    std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
+    fails(&["info", s(&corrupt)], "not a safetensors file");
+
+    // Wrong spatial size, then wrong dtype.
+    ndarray_npy::write_npy(&x, &Array4::<f32>::zeros((2, 28, 28, 3))).unwrap();
+    fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--device", "cpu"], "[N, 32, 32, 3]");
+    ndarray_npy::write_npy(&x, &Array4::<f64>::zeros((2, 32, 32, 3))).unwrap();
+    fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--device", "cpu"], "float32");
+    assert!(!out.exists(), "nothing written on error");
+
+    fails(&["devices", "--device", "fpga"], "fpga");
+    fails(&["devices", "--plugin", "/no/such/plugin.so"], "/no/such/plugin.so");
+    fails(&["init", "--width", "0", "--out", s(&out)], "width");
+    fails(&["init", "--input-size", "28x28", "--out", s(&out)], "28x28");
+    fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--dtype", "f16"], "f16");
+}

@@ -1,0 +1,104 @@
+//! Every conv lowering against the plain Rust reference on single layers of every map size
+//! VGG-16 uses (32x32 down to 2x2, and 1x1), and the tuner's cache behaviour.
+
+mod common;
+
+use prunebench::hlo::{Builder, DType, Shape};
+use prunebench::lower::tune::{Decision, Progress, Tuner};
+use prunebench::lower::{LayerShape, Lowering, ALL};
+use prunebench::model::reference;
+
+fn layer(lowering: Lowering, n: usize, hw: usize, cin: usize, cout: usize) {
+    let s = common::cpu();
+    let x = common::images(n, hw, hw, cin, 1).mapv(f64::from);
+    let k = common::images(3, 3, cin, cout, 2).mapv(f64::from);
+    let want = reference::conv3x3(&x, &k, &vec![0.0; cout]);
+    let mut b = Builder::new();
+    let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F64));
+    let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F64));
+    let y = lowering.emit(&mut b, &xv, &kv).unwrap();
+    assert_eq!(y.dims(), &[n as i64, hw as i64, hw as i64, cout as i64]);
+    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
+    let xb = s.upload_f64(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64]).unwrap();
+    let kb = s.upload_f64(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64]).unwrap();
+    let got: Vec<f64> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
+    let want: Vec<f64> = want.iter().copied().collect();
+    let err = common::rel_err(&got, &want);
+    assert!(err < 1e-12, "{lowering} n{n} {hw}x{hw} {cin}->{cout}: rel err {err:e}");
+}
+
+#[test]
+fn every_lowering_matches_the_reference_at_every_map_size() {
+    for l in ALL {
+        for hw in [32, 16, 8, 4, 2, 1] {
+            layer(l, 2, hw, 3, 5);
+        }
+        layer(l, 1, 2, 16, 8);
+        layer(l, 3, 4, 8, 16);
+    }
+}
+
+/// A transposed kernel or a shifted tap would still give the right shape: make sure the
+/// check above would catch it, by comparing against a deliberately wrong reference.
+#[test]
+fn a_wrong_kernel_layout_is_caught() {
+    let x = common::images(1, 4, 4, 3, 1).mapv(f64::from);
+    let k = common::images(3, 3, 3, 3, 2).mapv(f64::from);
+    let right = reference::conv3x3(&x, &k, &[0.0; 3]);
+    let mut flipped = k.clone();
+    flipped.invert_axis(ndarray::Axis(0));
+    let wrong = reference::conv3x3(&x, &flipped, &[0.0; 3]);
+    let a: Vec<f64> = right.iter().copied().collect();
+    let b: Vec<f64> = wrong.iter().copied().collect();
+    assert!(common::rel_err(&a, &b) > 1e-2);
+}
+
+#[derive(Default)]
+struct Count(usize, Vec<Lowering>);
+
+impl Progress for Count {
+    fn layer(&mut self, _: usize, _: usize, _: &LayerShape) {
+        self.0 += 1;
+    }
+    fn result(&mut self, _: &LayerShape, timings: &[(Lowering, f64)], choice: Lowering) {
+        assert_eq!(timings.len(), ALL.len());
+        assert!(timings.iter().all(|(_, t)| *t > 0.0));
+        self.1.push(choice);
+    }
+}
+
+#[test]
+fn tuner_measures_each_distinct_shape_once_and_caches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("lowering.json");
+    let s = common::cpu();
+    let shapes = vec![
+        LayerShape::new(1, 8, 8, 4, 4, DType::F32),
+        LayerShape::new(1, 2, 2, 8, 8, DType::F32),
+        LayerShape::new(1, 8, 8, 4, 4, DType::F32),
+    ];
+    let mut t = Tuner::new(s, Some(cache.clone())).unwrap();
+    t.min_iters = 2;
+    t.min_seconds = 0.0;
+    let mut p = Count::default();
+    let plan = t.plan(&shapes, &mut p).unwrap();
+    assert_eq!(p.0, 2, "two distinct shapes");
+    assert_eq!(plan.len(), 3);
+    assert_eq!(plan[0], plan[2]);
+    assert!(cache.exists());
+    // A new tuner on the same cache measures nothing and gives the same plan.
+    let mut t2 = Tuner::new(s, Some(cache.clone())).unwrap();
+    let mut p2 = Count::default();
+    assert_eq!(t2.plan(&shapes, &mut p2).unwrap(), plan);
+    assert_eq!(p2.0, 0);
+    let d: &Decision = t2.cached(&shapes[1]).unwrap();
+    assert_eq!(d.seconds.len(), ALL.len());
+    // A damaged cache costs a re-tune, never an error.
+    std::fs::write(&cache, "{ not json").unwrap();
+    let mut t3 = Tuner::new(s, Some(cache)).unwrap();
+    t3.min_iters = 1;
+    t3.min_seconds = 0.0;
+    let mut p3 = Count::default();
+    t3.plan(&shapes[..1], &mut p3).unwrap();
+    assert_eq!(p3.0, 1);
+}
