@@ -1,5 +1,6 @@
 //! Measurement: the timing loop and the statistics of its samples.
 
+pub mod accuracy;
 pub mod latency;
 pub mod stats;
 

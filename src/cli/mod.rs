@@ -30,6 +30,8 @@ pub enum Command {
     Predict(model_cmds::PredictArgs),
     /// Write the StableHLO (MLIR text) inference program of a checkpoint.
     Hlo(model_cmds::HloArgs),
+    /// Top-1 / top-5 accuracy and loss of a checkpoint on a dataset (Fashion-MNIST by default).
+    Eval(model_cmds::EvalArgs),
     /// Print a checkpoint's architecture, parameter and MAC counts per layer.
     Info(model_cmds::InfoArgs),
     /// Remove channels from a checkpoint for real (or its masked control); print the savings.
@@ -50,6 +52,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Predict(a) => model_cmds::predict(&a),
         Command::Hlo(a) => model_cmds::hlo(&a),
         Command::Info(a) => model_cmds::info(&a),
+        Command::Eval(a) => model_cmds::eval(&a),
         Command::Prune(a) => prune_cmd::prune(&a),
         Command::Latency(a) => latency_cmd::latency(&a),
         Command::Tune(a) => tune_cmd::tune(&a),

@@ -221,3 +221,56 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
     println!("{:<8} {:>12} {:>14}", "total", counts::params(arch), counts::macs(arch));
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Checkpoint to evaluate.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Dataset: fashion-mnist (default), cifar10:DIR, cifar100:DIR, folder:DIR.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: crate::data::Source,
+    /// Split: test or train.
+    #[arg(long, default_value = "test")]
+    pub split: crate::data::Split,
+    /// Evaluate only the first N images (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images per compiled batch (the last partial batch is padded, and counted correctly).
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Compute dtype: f32, bf16 or f64.
+    #[arg(long, default_value = "f32")]
+    pub dtype: DType,
+    #[command(flatten)]
+    pub lowering: LoweringArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
+    let ck = checkpoint::load(&a.checkpoint)?;
+    let arch = &ck.model.arch;
+    if a.batch == 0 {
+        bail!("invalid --batch 0: use at least 1");
+    }
+    let mut data = a.dataset.load_normalized(a.split, arch.input)?;
+    if let Some(k) = a.limit {
+        data = data.take(k);
+    }
+    let session = a.device.open()?;
+    let plan = resolve_plan(&session, arch, a.batch, a.dtype, a.lowering.lowering)?;
+    let m = CompiledModel::new(&session, &ck.model, a.batch, a.dtype, &plan)?;
+    let r = crate::bench::accuracy::evaluate(&m, &data)?;
+    println!(
+        "{} {} {}: {} images  top-1 {:.2}%  top-5 {:.2}%  loss {:.4}",
+        a.checkpoint.display(),
+        a.dataset,
+        a.split,
+        r.images,
+        100.0 * r.top1,
+        100.0 * r.top5,
+        r.loss
+    );
+    Ok(())
+}

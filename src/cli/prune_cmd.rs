@@ -74,12 +74,15 @@ pub struct PruneArgs {
 
 impl PruneArgs {
     fn schedule(&self) -> anyhow::Result<Schedule> {
-        let kind = self.schedule.unwrap_or(if self.ratios.is_empty() { ScheduleKind::Uniform } else { ScheduleKind::Layers });
+        let kind =
+            self.schedule.unwrap_or(if self.ratios.is_empty() { ScheduleKind::Uniform } else { ScheduleKind::Layers });
         let single = |name: &str| -> anyhow::Result<f64> {
             if !self.ratios.is_empty() {
                 bail!("--ratios is for --schedule layers; the {name} schedule takes one --ratio");
             }
-            self.ratio.with_context(|| format!("the {name} schedule needs --ratio R (fraction of channels removed, in [0, 1))"))
+            self.ratio.with_context(|| {
+                format!("the {name} schedule needs --ratio R (fraction of channels removed, in [0, 1))")
+            })
         };
         Ok(match kind {
             ScheduleKind::Uniform => Schedule::Uniform(single("uniform")?),
@@ -121,9 +124,14 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         (Needs::Data, Some(path)) => {
             let [h, w, c] = v.arch.input;
             let want = format!("float32 .npy of shape [N, {h}, {w}, {c}] (NHWC)");
-            let x: Array4<f32> = ndarray_npy::read_npy(path).with_context(|| format!("reading --images {}: expected a {want}", path.display()))?;
+            let x: Array4<f32> = ndarray_npy::read_npy(path)
+                .with_context(|| format!("reading --images {}: expected a {want}", path.display()))?;
             if x.shape()[1..] != v.arch.input[..] || x.shape()[0] == 0 {
-                bail!("--images {} has shape {:?}; this checkpoint needs a {want} with N >= 1", path.display(), x.shape());
+                bail!(
+                    "--images {} has shape {:?}; this checkpoint needs a {want} with N >= 1",
+                    path.display(),
+                    x.shape()
+                );
             }
             images = x.as_standard_layout().into_owned();
             session = a.device.open()?;
@@ -160,7 +168,11 @@ fn human(n: u64) -> String {
 }
 
 fn factor(before: u64, after: u64) -> String {
-    if after == 0 { "-".into() } else { format!("{:.2}x", before as f64 / after as f64) }
+    if after == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", before as f64 / after as f64)
+    }
 }
 
 fn print_table(before: &Arch, after: &Arch) {

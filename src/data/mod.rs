@@ -19,6 +19,7 @@ pub mod dataset;
 pub mod fashion;
 pub mod folder;
 pub mod idx;
+pub mod source;
 pub mod transform;
 
 pub use batch::{epoch_order, Batch, Batches, LastBatch};
@@ -27,4 +28,5 @@ pub use dataset::{Dataset, Split};
 pub use fashion::{fashion_mnist, fashion_mnist_dir, fashion_mnist_from};
 pub use folder::{load_image_folder, FolderConfig, ImageFolder};
 pub use idx::{load_idx_pair, read_idx, IdxArray};
+pub use source::Source;
 pub use transform::{Augment, Normalize};
