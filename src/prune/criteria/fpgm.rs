@@ -1,0 +1,46 @@
+//! `fpgm`: filter pruning via the geometric median (He et al., 2019). The filters nearest
+//! the geometric median of their layer are the most replaceable by the others. A filter's
+//! score is the sum of its Euclidean distances to the other filters of the layer, whose
+//! minimiser is the geometric median; the lowest scores are pruned first.
+
+use ndarray::Array2;
+
+use crate::error::Result;
+use crate::model::Vgg;
+use crate::prune::criterion::{Criterion, Needs, ScoreContext};
+
+pub struct Fpgm;
+
+impl Criterion for Fpgm {
+    fn name(&self) -> &'static str {
+        "fpgm"
+    }
+    fn about(&self) -> &'static str {
+        "sum of distances to the layer's other filters (near the geometric median = redundant)"
+    }
+    fn needs(&self) -> Needs {
+        Needs::Weights
+    }
+    fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
+        Ok(v.convs
+            .iter()
+            .map(|c| {
+                let s = c.kernel.shape();
+                let (per, n) = (s[0] * s[1] * s[2], s[3]);
+                // [per, out] row-major is HWIO flattened; transpose to one row per filter.
+                let k = c.kernel.mapv(f64::from).into_shape_with_order((per, n)).expect("contiguous");
+                let f: Array2<f64> = k.t().to_owned();
+                // Pairwise distances through the Gram matrix: |a-b|^2 = |a|^2 + |b|^2 - 2ab.
+                let g = f.dot(&f.t());
+                (0..n)
+                    .map(|a| {
+                        (0..n)
+                            .filter(|&b| b != a)
+                            .map(|b| (g[[a, a]] + g[[b, b]] - 2.0 * g[[a, b]]).max(0.0).sqrt())
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}

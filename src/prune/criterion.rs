@@ -1,0 +1,78 @@
+//! The one trait every pruning criterion implements, and what a criterion may read.
+//!
+//! A criterion scores every output channel of every conv; a higher score means more
+//! important, i.e. kept longer. Scores of different layers need not be comparable: the
+//! global schedule normalises them per layer.
+
+use crate::error::{Error, Result};
+use crate::model::Vgg;
+use crate::runtime::Session;
+
+/// What a criterion needs besides the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Only the weights.
+    Weights,
+    /// Activations on images: a session and a batch of images in [`ScoreContext`].
+    Data,
+    /// Gradients of a loss on labelled images.
+    Gradients,
+}
+
+/// Everything a criterion may read besides the network.
+#[derive(Clone, Copy, Default)]
+pub struct ScoreContext<'a> {
+    /// Seed of randomised criteria. [`keep_sets`](super::keep_sets) replaces it with the
+    /// plan's seed, so the seed a checkpoint records is the one that was used.
+    pub seed: u64,
+    /// Where statistics programs run (data criteria).
+    pub session: Option<&'a Session>,
+    /// NHWC f32 images, `count` of the network's input shape, row-major.
+    pub images: Option<&'a [f32]>,
+    pub count: usize,
+    /// Images per compiled statistics batch (0 = 32). Only whole batches are used; fewer
+    /// images than one batch run as one smaller batch.
+    pub batch: usize,
+}
+
+impl<'a> ScoreContext<'a> {
+    /// A context with the weights only (enough for `l1`, `l2`, `fpgm`, `bn-scale`, `random`).
+    pub fn weights_only() -> Self {
+        Self::default()
+    }
+
+    /// A context with `count` NHWC images to run on `session`.
+    pub fn with_data(session: &'a Session, images: &'a [f32], count: usize, batch: usize) -> Self {
+        ScoreContext { seed: 0, session: Some(session), images: Some(images), count, batch }
+    }
+
+    /// The session and images, or the error that says `criterion` needs them.
+    pub fn data(&self, criterion: &str) -> Result<(&'a Session, &'a [f32], usize)> {
+        match (self.session, self.images) {
+            (Some(s), Some(x)) if self.count > 0 => Ok((s, x, self.count)),
+            _ => Err(Error::invalid(
+                "criterion",
+                criterion,
+                "it scores channels by their activations and needs images and a device \
+                 (CLI: --images FILE.npy); use a weight criterion (l1, l2, fpgm, bn-scale, random) otherwise",
+            )),
+        }
+    }
+}
+
+/// A pruning criterion: one small unit, registered in [`criteria`](super::criteria).
+pub trait Criterion: Sync {
+    /// The name users type (`--method NAME`).
+    fn name(&self) -> &'static str;
+    /// One line for `--help` and error messages.
+    fn about(&self) -> &'static str;
+    fn needs(&self) -> Needs;
+    /// One score per output channel of each conv: `scores[i].len() == arch.channels[i]`.
+    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>>;
+}
+
+impl std::fmt::Debug for dyn Criterion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Criterion({})", self.name())
+    }
+}

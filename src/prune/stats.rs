@@ -1,0 +1,108 @@
+//! The statistics program behind the data criteria: for a batch of images, per conv and per
+//! output channel, the sum of the post-ReLU activations and the number of exact zeros.
+//! Built with the same emitter as the inference program (plain convolutions, BN folded) and
+//! run batch by batch; the host accumulates in f64.
+
+use crate::error::{Error, Result};
+use crate::hlo::{Builder, Compare, DType, ReduceOp, Shape};
+use crate::lower::Lowering;
+use crate::model::{Arch, Vgg};
+use crate::prune::criterion::ScoreContext;
+use crate::runtime::Session;
+
+/// Activation statistics of one conv's output channels over the images seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelStats {
+    /// Sum of post-ReLU activations, per channel.
+    pub sum: Vec<f64>,
+    /// Count of post-ReLU zeros, per channel.
+    pub zeros: Vec<f64>,
+    /// Spatial positions summed over, per channel: images x H x W.
+    pub positions: f64,
+}
+
+/// The statistics program for `arch` at `batch`: arguments are the input `[B, H, W, C]`
+/// then per conv its BN-folded kernel and bias (f32); outputs are, per conv in order,
+/// `sum [C]` and `zeros [C]` (f32).
+pub fn program(arch: &Arch, batch: usize) -> Result<String> {
+    let dt = DType::F32;
+    let mut b = Builder::new();
+    let [h, w, c] = arch.input;
+    let mut x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dt));
+    let mut outs = Vec::new();
+    for i in 0..arch.channels.len() {
+        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
+        let k = b.arg(Shape::new([3, 3, cin, cout], dt));
+        let bias = b.arg(Shape::new([cout], dt));
+        let y = Lowering::Direct.emit(&mut b, &x, &k)?;
+        let bias = b.broadcast_along(&bias, y.shape(), 3)?;
+        let y = b.add(&y, &bias)?;
+        let y = b.relu(&y)?;
+        let sum = b.reduce(&y, &[0, 1, 2], ReduceOp::Sum)?;
+        let zero = b.constant(0.0, y.shape().clone());
+        let one = b.constant(1.0, y.shape().clone());
+        let is_zero = b.compare(&y, &zero, Compare::Eq)?;
+        let z = b.select(&is_zero, &one, &zero)?;
+        let zeros = b.reduce(&z, &[0, 1, 2], ReduceOp::Sum)?;
+        outs.push(sum);
+        outs.push(zeros);
+        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
+    }
+    let refs: Vec<_> = outs.iter().collect();
+    Ok(b.finish(&refs))
+}
+
+/// Runs the statistics program over the images of `ctx` (whole batches only; fewer images
+/// than one batch run as one batch of that size). `criterion` names the caller in errors.
+pub fn collect(v: &Vgg, ctx: &ScoreContext, criterion: &str) -> Result<Vec<ChannelStats>> {
+    let (session, images, count) = ctx.data(criterion)?;
+    let per: usize = v.arch.input.iter().product();
+    if images.len() != count * per {
+        return Err(Error::invalid(
+            "images",
+            format!("{} values", images.len()),
+            format!("give {count} NHWC images of {:?} ({} values)", v.arch.input, count * per),
+        ));
+    }
+    let batch = if ctx.batch == 0 { 32 } else { ctx.batch }.min(count);
+    run(v, session, &images[..count / batch * batch * per], batch)
+}
+
+fn run(v: &Vgg, session: &Session, images: &[f32], batch: usize) -> Result<Vec<ChannelStats>> {
+    let arch = &v.arch;
+    let exe = session.client.compile(&program(arch, batch)?)?;
+    let n = arch.channels.len();
+    let weights = v.inference_weights()[..2 * n]
+        .iter()
+        .map(|(dims, data)| session.upload(data, dims, DType::F32))
+        .collect::<Result<Vec<_>>>()?;
+    let [h, w, c] = arch.input;
+    let per = h * w * c;
+    let mut stats: Vec<ChannelStats> = arch
+        .channels
+        .iter()
+        .map(|&ch| ChannelStats { sum: vec![0.0; ch], zeros: vec![0.0; ch], positions: 0.0 })
+        .collect();
+    for chunk in images.chunks_exact(batch * per) {
+        let input = session.upload(chunk, &[batch as i64, h as i64, w as i64, c as i64], DType::F32)?;
+        let mut args = vec![&input];
+        args.extend(weights.iter());
+        let out = exe.execute(&args)?;
+        if out.len() != 2 * n {
+            return Err(Error::PjrtApi(format!(
+                "statistics program returned {} outputs, expected {}",
+                out.len(),
+                2 * n
+            )));
+        }
+        for (i, s) in stats.iter_mut().enumerate() {
+            let sum: Vec<f32> = out[2 * i].to_host()?;
+            let zeros: Vec<f32> = out[2 * i + 1].to_host()?;
+            s.sum.iter_mut().zip(&sum).for_each(|(a, &b)| *a += b as f64);
+            s.zeros.iter_mut().zip(&zeros).for_each(|(a, &b)| *a += b as f64);
+            let (hh, ww) = arch.conv_hw(i);
+            s.positions += (batch * hh * ww) as f64;
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,274 @@
+//! Pruning end to end: the physically pruned network computes exactly what the original
+//! computes with the removed channels' outputs zeroed (plain Rust reference and compiled on
+//! the CPU plugin, against the masked control), counts follow the channel list, options are
+//! honoured, bad input is a clear error, the data criteria's statistics program agrees with
+//! the reference, and the CLI writes nothing when it fails.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use ndarray::{s, Array4};
+use prunebench::hlo::DType;
+use prunebench::lower::Lowering;
+use prunebench::model::{checkpoint, counts, reference, Arch, Vgg};
+use prunebench::prune::{self, stats, Control, Plan, Schedule, ScoreContext};
+use prunebench::runtime::CompiledModel;
+
+fn net(arch: Arch, seed: u64) -> Vgg {
+    let mut v = Vgg::init(&arch, seed);
+    v.randomize_bn(seed + 1);
+    v
+}
+
+fn cifar() -> Arch {
+    Arch::cifar(0.0625, 3, 10, vec![]).unwrap()
+}
+
+/// The three heads: CIFAR 512->classes, CIFAR with a hidden layer, and a 2x2 flatten.
+fn archs() -> Vec<Arch> {
+    vec![
+        cifar(),
+        Arch::cifar(0.0625, 3, 10, vec![16]).unwrap(),
+        Arch::imagenet(1.0 / 16.0, 3, 5, true).unwrap().with_input(64, 64).unwrap(),
+    ]
+}
+
+/// Reference logits of `v` with every channel not in `keep` zeroed after its ReLU.
+fn zeroed_reference(v: &Vgg, x: &Array4<f64>, keep: &[Vec<usize>]) -> Vec<f64> {
+    let out = reference::forward_with(v, x, |i, act| {
+        for j in (0..act.shape()[3]).filter(|j| !keep[i].contains(j)) {
+            act.slice_mut(s![.., .., .., j]).fill(0.0);
+        }
+    });
+    out.iter().copied().collect()
+}
+
+fn flat(a: ndarray::Array2<f64>) -> Vec<f64> {
+    a.iter().copied().collect()
+}
+
+#[test]
+fn pruned_equals_original_with_channels_zeroed() {
+    let l1 = Plan::new("l1", Schedule::Uniform(0.5));
+    let random = Plan { seed: 3, ..Plan::new("random", Schedule::Global(0.6)) };
+    // (The plain reference takes seconds per image in a debug build: few images, few plans.)
+    let cases = [(0, vec![l1.clone(), random.clone()]), (1, vec![l1]), (2, vec![random])];
+    let archs = archs();
+    for (t, plans) in cases {
+        let v = net(archs[t].clone(), 20 + t as u64);
+        let [h, w, c] = v.arch.input;
+        let n = if h == 32 { 2 } else { 1 };
+        let x32 = common::images(n, h, w, c, 7);
+        let x = x32.mapv(f64::from);
+        let lowering = vec![Lowering::Direct; 13];
+        let logits = |m: &Vgg| -> Vec<f64> {
+            let cm = CompiledModel::new(common::cpu(), m, n, DType::F32, &lowering).unwrap();
+            cm.predict(x32.as_slice().unwrap(), n).unwrap().iter().map(|&a| a as f64).collect()
+        };
+        let full = logits(&v);
+        for plan in plans {
+            let keep = prune::keep_sets(&v, &plan, &ScoreContext::weights_only()).unwrap();
+            let pruned = prune::surgery(&v, &keep).unwrap();
+            let masked = prune::mask(&v, &keep).unwrap();
+            let (a, b) = (&pruned.arch.channels, &v.arch.channels);
+            assert!(a.iter().zip(b).all(|(a, b)| a <= b) && a.iter().sum::<usize>() < b.iter().sum(), "{a:?}");
+            let what = format!("{} {} {}", v.arch.describe(), plan.criterion, plan.schedule);
+
+            let want = zeroed_reference(&v, &x, &keep);
+            let err = common::rel_err(&flat(reference::forward(&pruned, &x)), &want);
+            assert!(err < 1e-9, "{what}: pruned vs zeroed reference {err:e}");
+            let err = common::rel_err(&flat(reference::forward(&masked, &x)), &want);
+            assert!(err < 1e-9, "{what}: masked vs zeroed reference {err:e}");
+
+            let (lp, lm) = (logits(&pruned), logits(&masked));
+            let err = common::rel_err(&lp, &lm);
+            assert!(err < 1e-4, "{what}: compiled pruned vs compiled masked {err:e}");
+            let err = common::rel_err(&lp, &want);
+            assert!(err < 1e-4, "{what}: compiled pruned vs reference {err:e}");
+            // The check has teeth: the unpruned network gives other logits.
+            assert!(common::rel_err(&full, &lp) > 1e-3, "{what}: pruning changed nothing");
+        }
+    }
+}
+
+#[test]
+fn ratio_zero_is_the_identity_and_counts_follow_channels() {
+    let v = net(Arch::cifar(0.0625, 3, 10, vec![16]).unwrap(), 1);
+    for s in [Schedule::Uniform(0.0), Schedule::Global(0.0), Schedule::Layers(vec![0.0; 13])] {
+        let p = prune::prune(&v, &Plan::new("l2", s), &ScoreContext::weights_only()).unwrap();
+        assert_eq!(p.model, v);
+    }
+    let p = prune::prune(&v, &Plan::new("l1", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap();
+    assert_eq!(p.model.arch.channels, v.arch.channels.iter().map(|&n| n - n / 2).collect::<Vec<_>>());
+    // Params counted from the tensors themselves (running statistics are not parameters).
+    let tensors: u64 = checkpoint::named_tensors(&p.model)
+        .iter()
+        .filter(|(n, _, _)| !n.contains("running_"))
+        .map(|(_, s, _)| s.iter().product::<usize>() as u64)
+        .sum();
+    assert_eq!(counts::params(&p.model.arch), tensors);
+    assert!(counts::macs(&p.model.arch) * 3 < counts::macs(&v.arch));
+    let (cin, cout) = (p.model.arch.conv_in(5) as u64, p.model.arch.channels[5] as u64);
+    let (h, w) = p.model.arch.conv_hw(5);
+    assert_eq!(counts::layers(&p.model.arch)[5].macs, (h * w) as u64 * 9 * cin * cout);
+}
+
+#[test]
+fn round_to_floors_and_skip_are_honoured() {
+    let v = net(Arch::cifar(0.125, 3, 10, vec![]).unwrap(), 2); // 8, 8, 16, ..., 64
+    let plan = Plan { round_to: 4, min_channels: 3, skip: vec![0, 12], ..Plan::new("l1", Schedule::Uniform(0.9)) };
+    let keep = prune::keep_sets(&v, &plan, &ScoreContext::weights_only()).unwrap();
+    let k: Vec<usize> = keep.iter().map(|k| k.len()).collect();
+    assert_eq!(k[0], 8);
+    assert_eq!(k[12], 64);
+    // 8 -> keep 1 -> floor 3 -> 4; 16 -> 2 -> 3 -> 4; 32 -> 4; 64 -> 7 -> 8
+    assert_eq!(k[1..12], [4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8]);
+    // Global with one layer whose BN scales are all 0 (they normalise to 0) never empties it.
+    let mut v = v;
+    v.convs[6].bn.as_mut().unwrap().gamma.fill(0.0);
+    let keep =
+        prune::keep_sets(&v, &Plan::new("bn-scale", Schedule::Global(0.95)), &ScoreContext::weights_only()).unwrap();
+    assert!(keep.iter().all(|k| !k.is_empty()));
+    assert_eq!(keep[6].len(), 1);
+    let plan = Plan { min_channels: 5, ..Plan::new("bn-scale", Schedule::Global(0.95)) };
+    let keep = prune::keep_sets(&v, &plan, &ScoreContext::weights_only()).unwrap();
+    assert!(keep.iter().all(|k| k.len() >= 5), "{:?}", keep.iter().map(|k| k.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let v = net(cifar(), 3);
+    let ctx = ScoreContext::weights_only();
+    let err = |p: Plan| prune::prune(&v, &p, &ctx).unwrap_err().to_string();
+    let e = err(Plan::new("l1", Schedule::Uniform(1.0)));
+    assert!(e.contains("'1'") && e.contains("[0, 1)"), "{e}");
+    let e = err(Plan::new("l1", Schedule::Global(-0.25)));
+    assert!(e.contains("-0.25"), "{e}");
+    let e = err(Plan::new("l1", Schedule::Layers(vec![0.5; 3])));
+    assert!(e.contains("3 entries") && e.contains("13"), "{e}");
+    let e = err(Plan::new("taylorish", Schedule::Uniform(0.5)));
+    assert!(e.contains("taylorish") && e.contains("fpgm") && e.contains("bn-scale"), "{e}");
+    let e = err(Plan::new("apoz", Schedule::Uniform(0.5)));
+    assert!(e.contains("apoz") && e.contains("needs images"), "{e}");
+    let e = err(Plan { round_to: 0, ..Plan::new("l1", Schedule::Uniform(0.5)) });
+    assert!(e.contains("round_to"), "{e}");
+    let e = err(Plan { skip: vec![13], ..Plan::new("l1", Schedule::Uniform(0.5)) });
+    assert!(e.contains("13") && e.contains("0 to 12"), "{e}");
+    let no_bn = net(Arch::imagenet(1.0 / 32.0, 3, 5, false).unwrap(), 1);
+    let e = prune::prune(&no_bn, &Plan::new("bn-scale", Schedule::Uniform(0.5)), &ctx).unwrap_err().to_string();
+    assert!(e.contains("no batch norm"), "{e}");
+}
+
+#[test]
+fn statistics_program_matches_reference_and_data_criteria_find_dead_channels() {
+    let mut v = net(cifar(), 4);
+    // Conv 0 channel 2 is dead: BN maps it to -1 whatever the input, ReLU to 0.
+    let bn = v.convs[0].bn.as_mut().unwrap();
+    bn.gamma[2] = 0.0;
+    bn.beta[2] = -1.0;
+    let x = common::images(5, 32, 32, 3, 9);
+    let ctx = ScoreContext::with_data(common::cpu(), x.as_slice().unwrap(), 5, 2);
+    let st = stats::collect(&v, &ctx, "test").unwrap();
+    // Whole batches only: 2 batches of 2 images.
+    let mut sums: Vec<Vec<f64>> = vec![];
+    let mut zeros: Vec<Vec<f64>> = vec![];
+    reference::forward_with(&v, &x.slice(s![..4, .., .., ..]).mapv(f64::from), |_, act| {
+        let c = act.shape()[3];
+        sums.push((0..c).map(|j| act.slice(s![.., .., .., j]).sum()).collect());
+        zeros.push((0..c).map(|j| act.slice(s![.., .., .., j]).iter().filter(|&&a| a == 0.0).count() as f64).collect());
+    });
+    for i in 0..13 {
+        let (h, w) = v.arch.conv_hw(i);
+        assert_eq!(st[i].positions, (4 * h * w) as f64);
+        let err = common::rel_err(&st[i].sum, &sums[i]);
+        assert!(err < 1e-4, "conv {i} sums: {err:e}");
+        let diff: f64 = st[i].zeros.iter().zip(&zeros[i]).map(|(a, b)| (a - b).abs()).sum();
+        assert!(diff <= 0.001 * st[i].positions, "conv {i} zero counts differ by {diff}");
+    }
+    assert_eq!(st[0].zeros[2], st[0].positions);
+    for name in ["apoz", "mean-activation"] {
+        let mut r = vec![0.0; 13];
+        r[0] = 0.25;
+        let keep = prune::keep_sets(&v, &Plan::new(name, Schedule::Layers(r)), &ctx).unwrap();
+        assert_eq!(keep[0], vec![0, 1, 3], "{name}");
+    }
+}
+
+#[test]
+fn metadata_records_how_it_was_made() {
+    let v = net(cifar(), 5);
+    let plan = Plan {
+        round_to: 2,
+        skip: vec![0],
+        seed: 9,
+        control: Control::Masked,
+        ..Plan::new("fpgm", Schedule::Uniform(0.5))
+    };
+    let p = prune::prune(&v, &plan, &ScoreContext::weights_only()).unwrap().with_source("abc123");
+    assert_eq!(p.model.arch, v.arch, "masked keeps shapes");
+    let m = &p.meta;
+    assert_eq!(m["prunebench.control"], "masked");
+    assert_eq!(m["prunebench.prune.criterion"], "fpgm");
+    assert_eq!(m["prunebench.prune.schedule"], "uniform");
+    assert_eq!(m["prunebench.prune.ratio"], "0.5");
+    assert_eq!(m["prunebench.prune.source_sha256"], "abc123");
+    assert_eq!(m["prunebench.prune.skip"], "0");
+    assert_eq!(m["prunebench.prune.seed"], "9");
+    let want: Vec<String> = p.keep.iter().map(|k| k.len().to_string()).collect();
+    assert_eq!(m["prunebench.prune.channels"], want.join(","));
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_prunebench")).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn cli_prunes_and_writes_nothing_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.safetensors");
+    let v = net(cifar(), 6);
+    let sha = checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let (s, o) = (src.to_str().unwrap(), out.to_str().unwrap());
+    let bad: &[&[&str]] = &[
+        &["--method", "l1", "--ratio", "1.5"],
+        &["--method", "nope", "--ratio", "0.5"],
+        &["--method", "l1", "--schedule", "layers", "--ratios", "0.5,0.5"],
+        &["--method", "apoz", "--ratio", "0.5"],
+        &["--method", "l1"],
+    ];
+    for extra in bad {
+        let mut args = vec!["prune", "--checkpoint", s, "--out", o];
+        args.extend_from_slice(extra);
+        let (ok, text) = cli(&args);
+        assert!(!ok, "{extra:?} succeeded: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "{extra:?}: {text}");
+        assert!(text.starts_with("error: "), "{text}");
+        assert!(!out.exists(), "{extra:?} wrote {o}");
+    }
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--skip", "0"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("conv1") && text.contains("4 -> 2") && text.contains("reduction"), "{text}");
+    let ck = checkpoint::load(&out).unwrap();
+    assert_eq!(ck.model.arch.channels[..3], [4, 2, 4]);
+    assert_eq!(ck.meta["prunebench.control"], "physical");
+    assert_eq!(ck.meta["prunebench.prune.source_sha256"], sha);
+    let keep = prune::keep_sets(
+        &v,
+        &Plan { skip: vec![0], ..Plan::new("l1", Schedule::Uniform(0.5)) },
+        &ScoreContext::weights_only(),
+    )
+    .unwrap();
+    assert_eq!(ck.model, prune::surgery(&v, &keep).unwrap());
+
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--mask"]);
+    assert!(ok, "{text}");
+    let ck = checkpoint::load(&out).unwrap();
+    assert_eq!(ck.model.arch, v.arch);
+    assert_eq!(ck.meta["prunebench.control"], "masked");
+    let zeroed: BTreeSet<usize> = (0..4).filter(|&j| ck.model.convs[1].bias[j] == 0.0).collect();
+    assert_eq!(zeroed.len(), 2);
+}
