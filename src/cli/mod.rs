@@ -4,6 +4,7 @@ mod device;
 mod latency_cmd;
 mod model_cmds;
 mod prune_cmd;
+mod train_cmd;
 mod tune_cmd;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,10 @@ pub enum Command {
     Predict(model_cmds::PredictArgs),
     /// Write the StableHLO (MLIR text) inference program of a checkpoint.
     Hlo(model_cmds::HloArgs),
+    /// Train a new network from scratch on the device (Fashion-MNIST by default).
+    Train(train_cmd::TrainArgs),
+    /// Fine-tune a checkpoint (e.g. a pruned one) on the device.
+    Finetune(train_cmd::FinetuneArgs),
     /// Top-1 / top-5 accuracy and loss of a checkpoint on a dataset (Fashion-MNIST by default).
     Eval(model_cmds::EvalArgs),
     /// Print a checkpoint's architecture, parameter and MAC counts per layer.
@@ -53,6 +58,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Hlo(a) => model_cmds::hlo(&a),
         Command::Info(a) => model_cmds::info(&a),
         Command::Eval(a) => model_cmds::eval(&a),
+        Command::Train(a) => train_cmd::train(&a),
+        Command::Finetune(a) => train_cmd::finetune(&a),
         Command::Prune(a) => prune_cmd::prune(&a),
         Command::Latency(a) => latency_cmd::latency(&a),
         Command::Tune(a) => tune_cmd::tune(&a),

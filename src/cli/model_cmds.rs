@@ -13,8 +13,9 @@ use crate::lower::{self, Mode};
 use crate::model::{checkpoint, counts, program, Arch, Form, Vgg};
 use crate::runtime::{CompiledModel, Session};
 
+/// The architecture of a new network.
 #[derive(Args, Debug)]
-pub struct InitArgs {
+pub struct ModelArgs {
     /// Model form: vgg16-cifar (32x32 input, BN) or vgg16-imagenet (224x224, 4096-4096 head).
     #[arg(long, default_value = "vgg16-cifar")]
     pub model: String,
@@ -37,6 +38,12 @@ pub struct InitArgs {
     /// Input height and width as HxW (multiples of 32); default 32x32 or 224x224 by form.
     #[arg(long, value_name = "HxW")]
     pub input_size: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Seed of the initialisation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -111,7 +118,8 @@ pub fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {
     parse().with_context(|| format!("invalid --input-size '{s}': write it as HxW, e.g. 32x32"))
 }
 
-pub fn init(a: &InitArgs) -> anyhow::Result<()> {
+/// The architecture `a` describes.
+pub fn build_arch(a: &ModelArgs) -> anyhow::Result<Arch> {
     let form: Form = a.model.parse()?;
     let hidden = a
         .hidden
@@ -137,6 +145,11 @@ pub fn init(a: &InitArgs) -> anyhow::Result<()> {
         let (h, w) = parse_hw(s)?;
         arch = arch.with_input(h, w)?;
     }
+    Ok(arch)
+}
+
+pub fn init(a: &InitArgs) -> anyhow::Result<()> {
+    let arch = build_arch(&a.model)?;
     let v = Vgg::init(&arch, a.seed);
     let mut meta = BTreeMap::new();
     meta.insert("prunebench.origin".to_string(), format!("init seed={}", a.seed));
