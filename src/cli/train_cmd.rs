@@ -141,35 +141,60 @@ impl FitArgs {
     }
 }
 
-/// A progress bar with loss, accuracy, images/s and ETA; one line per epoch.
-struct Bar(Option<ProgressBar>);
+/// A progress bar with loss, accuracy, images/s and ETA; one line per epoch. When stderr
+/// is not a terminal (a log file), a plain line every 5% of the run instead.
+struct Bar {
+    pb: Option<ProgressBar>,
+    total: usize,
+    tty: bool,
+}
+
+impl Bar {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Bar { pb: None, total: 0, tty: std::io::stderr().is_terminal() }
+    }
+}
 
 impl FitProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
+        self.total = total;
+        if !self.tty {
+            return;
+        }
         let pb = ProgressBar::new(total as u64);
         pb.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  eta {eta}")
                 .expect("valid template"),
         );
         pb.set_position(done as u64);
-        self.0 = Some(pb);
+        self.pb = Some(pb);
     }
     fn step(&mut self, pos: Position, loss: f32, acc: f32, rate: f64) {
-        if let Some(pb) = &self.0 {
-            pb.set_position(pos.step as u64);
-            pb.set_message(format!("epoch {} loss {loss:.4} acc {:.1}% {rate:.0} img/s", pos.epoch + 1, 100.0 * acc));
+        let msg = format!("epoch {} loss {loss:.4} acc {:.1}% {rate:.0} img/s", pos.epoch + 1, 100.0 * acc);
+        match &self.pb {
+            Some(pb) => {
+                pb.set_position(pos.step as u64);
+                pb.set_message(msg);
+            }
+            None => {
+                let every = (self.total / 20).max(1);
+                if pos.step % every == 0 {
+                    eprintln!("step {}/{}: {msg}", pos.step, self.total);
+                }
+            }
         }
     }
     fn epoch(&mut self, epoch: usize, loss: f64, acc: f64, test: Option<&Accuracy>) {
         let t = test.map(|t| format!("  test top-1 {:.2}% top-5 {:.2}% loss {:.4}", 100.0 * t.top1, 100.0 * t.top5, t.loss));
         let line = format!("epoch {}: train loss {loss:.4} acc {:.2}%{}", epoch + 1, 100.0 * acc, t.unwrap_or_default());
-        match &self.0 {
+        match &self.pb {
             Some(pb) => pb.println(line),
             None => eprintln!("{line}"),
         }
     }
     fn finish(&mut self) {
-        if let Some(pb) = self.0.take() {
+        if let Some(pb) = self.pb.take() {
             pb.finish_and_clear();
         }
     }
@@ -237,7 +262,7 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         test.as_ref().map(|t| format!(", evaluating on {}", t.n)).unwrap_or_default(),
         session.describe()
     );
-    let (_, r) = fit(&model, &job, start, &mut Bar(None))?;
+    let (_, r) = fit(&model, &job, start, &mut Bar::new())?;
     let t = r.test.map(|t| format!(", test top-1 {:.2}%", 100.0 * t.top1)).unwrap_or_default();
     println!(
         "{} after {} steps ({} epochs, {:.0} s, {:.1} img/s){t}: {}",
