@@ -15,6 +15,7 @@ pub mod model;
 pub mod pjrt;
 pub mod prune;
 pub mod runtime;
+pub mod suite;
 pub mod train;
 pub mod util;
 

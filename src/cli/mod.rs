@@ -4,6 +4,7 @@ mod device;
 mod latency_cmd;
 mod model_cmds;
 mod prune_cmd;
+mod run_cmd;
 mod train_cmd;
 mod tune_cmd;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Latency(latency_cmd::LatencyArgs),
     /// Tune the conv lowering of every layer of a network on the device and show the choices.
     Tune(tune_cmd::TuneArgs),
+    /// Run a benchmark suite (YAML): build every variant it describes, measure it on the
+    /// device and append one CSV row per variant; resumable.
+    Run(run_cmd::RunArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -63,5 +67,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Prune(a) => prune_cmd::prune(&a),
         Command::Latency(a) => latency_cmd::latency(&a),
         Command::Tune(a) => tune_cmd::tune(&a),
+        Command::Run(a) => run_cmd::run(&a),
     }
 }

@@ -1,0 +1,71 @@
+//! What the suite runner measures, and what measuring costs, on the CPU plugin:
+//! - `suite_forward`: batch-1 forward latency (tuned lowering, weights and input on the
+//!   device) of the unpruned VGG-16 CIFAR form and of its 0.5 L1-pruned version, through
+//!   the same compile-and-set-weights path the runner uses;
+//! - `runner_overhead`: the cost per timed iteration of the runner's timing loop
+//!   ([`prunebench::bench::sample`]) around nothing, and around execute-and-await of a
+//!   1-element add (the fixed cost of one PJRT call). The target: well under 1% of the
+//!   unpruned batch-1 latency.
+//!
+//! `cargo bench --bench runner` (needs `bash scripts/setup.sh`).
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use prunebench::bench::{sample, Budget};
+use prunebench::hlo::{Builder, DType, Shape};
+use prunebench::lower::tune::{Quiet, Tuner};
+use prunebench::model::{program, Arch, Vgg};
+use prunebench::pjrt::DeviceChoice;
+use prunebench::prune::{self, Plan, Schedule, ScoreContext};
+use prunebench::runtime::{CompiledModel, Session};
+
+fn session() -> Session {
+    Session::open(DeviceChoice::Cpu, None).expect("CPU plugin: run `bash scripts/setup.sh`")
+}
+
+fn forward(c: &mut Criterion) {
+    let s = session();
+    let mut tuner = Tuner::open_default(&s).expect("tuner");
+    let base = Vgg::init(&Arch::cifar(1.0, 3, 10, vec![]).unwrap(), 0);
+    let pruned = prune::prune(&base, &Plan::new("l1", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap().model;
+    let mut g = c.benchmark_group("suite_forward");
+    g.sample_size(20);
+    for (name, v) in [("unpruned", &base), ("l1-0.5", &pruned)] {
+        let plan = tuner.plan(&program::layer_shapes(&v.arch, 1, DType::F32), &mut Quiet).unwrap();
+        let m = CompiledModel::new(&s, v, 1, DType::F32, &plan).unwrap();
+        let per: usize = v.arch.input.iter().product();
+        let input = m.upload_input(&vec![0.5; per]).unwrap();
+        g.bench_function(format!("{name}/tuned/batch1"), |b| b.iter(|| m.run(&input).unwrap()));
+    }
+    g.finish();
+}
+
+/// Seconds of `iters` timed iterations of `f` inside the runner's timing loop.
+fn timed_loop(iters: u64, f: &mut dyn FnMut() -> prunebench::Result<()>) -> Duration {
+    let n = iters as usize;
+    let budget = Budget { warmup: 0, min_iters: n, min_seconds: 0.0, max_iters: n };
+    let t = Instant::now();
+    let samples = sample(&budget, f).unwrap();
+    let d = t.elapsed();
+    assert_eq!(samples.len(), n);
+    d
+}
+
+fn overhead(c: &mut Criterion) {
+    let s = session();
+    let mut b = Builder::new();
+    let x = b.arg(Shape::new([1], DType::F32));
+    let y = b.add(&x, &x).unwrap();
+    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
+    let input = s.upload(&[1.0], &[1], DType::F32).unwrap();
+    let mut g = c.benchmark_group("runner_overhead");
+    g.bench_function("timing_loop_per_iteration", |bch| bch.iter_custom(|n| timed_loop(n, &mut || Ok(()))));
+    g.bench_function("add1_execute_per_iteration", |bch| {
+        bch.iter_custom(|n| timed_loop(n, &mut || exe.execute(&[&input]).map(drop)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, overhead, forward);
+criterion_main!(benches);

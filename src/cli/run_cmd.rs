@@ -1,0 +1,82 @@
+//! `run`: measure every variant of a suite file, one CSV row each.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::suite::{self, Display, RunOptions, Suite};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Suite file (YAML), e.g. suites/smoke.yaml. See docs/csv-schema.md for the output.
+    pub suite: PathBuf,
+    /// Write the CSV here instead of the suite's `output`.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Re-measure every variant, even those already in the CSV (the old file is kept as
+    /// PATH.old).
+    #[arg(long)]
+    pub force: bool,
+    /// Re-measure variants whose earlier row is an error.
+    #[arg(long)]
+    pub retry_errors: bool,
+    /// Validate the suite and list its variants without measuring anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar or per-row lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(a: &RunArgs) -> anyhow::Result<()> {
+    let s = Suite::load(&a.suite)?;
+    if a.dry_run {
+        let variants = suite::expand(&s);
+        for v in &variants {
+            println!("{}", v.id);
+        }
+        eprintln!(
+            "{}: {} variants ({} pruning configurations) -> {}",
+            s.name,
+            variants.len(),
+            s.pruning.len(),
+            a.out.as_ref().unwrap_or(&s.output).display()
+        );
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted twice: exiting now (the row in progress is lost)");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the current row (Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let opts = RunOptions {
+        out: a.out.clone(),
+        force: a.force,
+        retry_errors: a.retry_errors,
+        display: if a.quiet { Display::Quiet } else { Display::auto() },
+    };
+    let r = suite::run(&s, &opts, &stop)?;
+    eprintln!(
+        "{}: {} measured, {} failed, {} already done, of {} variants in {:.1}s -> {}{}",
+        s.name,
+        r.outcome.ok,
+        r.outcome.failed,
+        r.skipped,
+        r.planned,
+        r.seconds,
+        r.output.display(),
+        if r.outcome.interrupted { " (interrupted; run again to continue)" } else { "" }
+    );
+    if r.outcome.interrupted {
+        std::process::exit(130);
+    }
+    Ok(())
+}

@@ -1,0 +1,537 @@
+//! A suite, validated: every value parsed and checked before any work starts, each error
+//! naming the key, its line in the file and the fix.
+
+use std::path::{Path, PathBuf};
+
+use super::plan::PruneConfig;
+use super::schema::{self, key_line, SuiteFile, TrainSpec};
+use crate::bench::Budget;
+use crate::data::Source;
+use crate::error::{Error, Result};
+use crate::hlo::DType;
+use crate::lower::Mode;
+use crate::model::{checkpoint, Arch, Form, Vgg};
+use crate::pjrt::DeviceChoice;
+use crate::prune::{self, Control, Needs, Schedule};
+use crate::train::{Decay, LrSchedule, OptConfig};
+
+/// Where the network's weights come from.
+#[derive(Clone, Debug)]
+pub enum WeightsSource {
+    /// Seeded He initialisation.
+    Init { seed: u64 },
+    /// A checkpoint, loaded during validation.
+    Checkpoint { path: PathBuf, model: Box<Vgg>, sha256: String },
+    /// Trained from scratch, saved at `save` and reused while its settings match.
+    Train { settings: TrainSettings, save: PathBuf },
+}
+
+/// Validated training or fine-tuning settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSettings {
+    pub steps: Option<usize>,
+    pub epochs: Option<f64>,
+    pub batch: usize,
+    pub lr: LrSchedule,
+    pub opt: OptConfig,
+    pub augment: bool,
+    pub seed: u64,
+}
+
+impl TrainSettings {
+    /// Steps for a training set of `n` images.
+    pub fn total_steps(&self, n: usize) -> usize {
+        match (self.steps, self.epochs) {
+            (Some(s), _) => s,
+            (None, Some(e)) => ((e * n as f64) / self.batch as f64).ceil().max(1.0) as usize,
+            (None, None) => n.div_ceil(self.batch).max(1),
+        }
+    }
+
+    /// One line recorded with a trained checkpoint: equal lines mean equal settings.
+    pub fn fingerprint(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Pruning options shared by every configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PruneOptions {
+    pub min_channels: usize,
+    pub skip: Vec<usize>,
+    pub seed: u64,
+    pub calibration_images: usize,
+}
+
+/// A checked suite.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    pub name: String,
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    pub output: PathBuf,
+    pub arch: Arch,
+    pub weights: WeightsSource,
+    pub dataset: Source,
+    /// `Some(0)`: no accuracy; `None`: the whole test split.
+    pub eval_limit: Option<usize>,
+    pub train_limit: Option<usize>,
+    pub eval_batch: usize,
+    /// Distinct pruning configurations, the unpruned network first.
+    pub pruning: Vec<PruneConfig>,
+    pub prune_options: PruneOptions,
+    pub finetune: Option<TrainSettings>,
+    pub devices: Vec<DeviceChoice>,
+    pub plugin: Option<PathBuf>,
+    pub dtypes: Vec<DType>,
+    pub batches: Vec<usize>,
+    pub lowerings: Vec<Mode>,
+    pub baseline_lowerings: Vec<Mode>,
+    pub budget: Budget,
+    pub program_cache: usize,
+    /// Seconds the autotuner times each candidate lowering per layer shape.
+    pub tune_min_seconds: f64,
+    pub inject_failure: Option<String>,
+}
+
+impl Suite {
+    /// Reads, parses and validates the suite at `path`.
+    pub fn load(path: &Path) -> Result<Suite> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| Error::file(path, "not UTF-8 text"))?;
+        let file = schema::parse(&text).map_err(|m| Error::file(path, m))?;
+        let sha256 = checkpoint::hex_sha256(&bytes);
+        Checker { path, text: &text }.suite(file, sha256)
+    }
+
+    /// Parses and validates suite text (errors name `path`; relative paths in the text are
+    /// taken from the current folder).
+    pub fn from_text(path: &Path, text: &str) -> Result<Suite> {
+        let file = schema::parse(text).map_err(|m| Error::file(path, m))?;
+        Checker { path, text }.suite(file, checkpoint::hex_sha256(text.as_bytes()))
+    }
+
+    /// Whether accuracy is measured.
+    pub fn evaluates(&self) -> bool {
+        self.eval_limit != Some(0)
+    }
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+/// Every ratio in `[0, 1)`.
+fn ratio_ok(r: f64) -> bool {
+    (0.0..1.0).contains(&r)
+}
+
+const RATIO_FIX: &str = "a ratio is the fraction of channels removed, in [0, 1), e.g. 0.5";
+
+impl Checker<'_> {
+    /// `path: line N: key.path: message`.
+    fn err(&self, key: &[&str], msg: impl std::fmt::Display) -> Error {
+        let line = key_line(self.text, key).map(|l| format!("line {l}: ")).unwrap_or_default();
+        Error::file(self.path, format!("{line}{}: {msg}", key.join(".")))
+    }
+
+    /// The list, or `default` when absent; an empty list is an error.
+    fn axis<T: Clone>(&self, key: &[&str], v: Option<Vec<T>>, default: Vec<T>) -> Result<Vec<T>> {
+        match v {
+            None => Ok(default),
+            Some(v) if v.is_empty() => {
+                Err(self.err(key, "empty list; give at least one value or leave the key out for the default"))
+            }
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn parse_each<T: std::str::FromStr<Err = Error>>(&self, key: &[&str], v: &[String]) -> Result<Vec<T>> {
+        v.iter()
+            .map(|s| {
+                s.parse::<T>().map_err(|e| match e {
+                    Error::Invalid { value, fix, .. } => self.err(key, format!("'{value}': {fix}")),
+                    other => self.err(key, other),
+                })
+            })
+            .collect()
+    }
+
+    fn suite(&self, f: SuiteFile, sha256: String) -> Result<Suite> {
+        let name = match &f.name {
+            Some(n) if n.trim().is_empty() => return Err(self.err(&["name"], "empty; give the suite a name")),
+            Some(n) => n.clone(),
+            None => self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "suite".into()),
+        };
+        let output = f.output.clone().unwrap_or_else(|| PathBuf::from("results").join(format!("{name}.csv")));
+
+        // Weights and architecture.
+        let given: Vec<&str> = [("init", f.init.is_some()), ("checkpoint", f.checkpoint.is_some()), ("train", f.train.is_some())]
+            .iter()
+            .filter(|(_, g)| *g)
+            .map(|(k, _)| *k)
+            .collect();
+        if given.len() != 1 {
+            let what = if given.is_empty() { "none is given".to_string() } else { format!("{} are given", given.join(" and ")) };
+            let key = given.get(1).copied().unwrap_or("model");
+            return Err(self.err(
+                &[key],
+                format!("give exactly one weight source: `init: {{seed: 0}}`, `checkpoint: PATH` or `train: {{...}}`; {what}"),
+            ));
+        }
+        let model_arch = f.model.as_ref().map(|m| self.arch(m)).transpose()?;
+        let (arch, weights) = if let Some(p) = &f.checkpoint {
+            if !p.is_file() {
+                return Err(self.err(&["checkpoint"], format!("{} does not exist", p.display())));
+            }
+            let ck = checkpoint::load(p).map_err(|e| self.err(&["checkpoint"], e))?;
+            if let Some(a) = &model_arch {
+                if *a != ck.model.arch {
+                    return Err(self.err(
+                        &["model"],
+                        format!(
+                            "the checkpoint is {}, the model section says {}; remove the model section or make them agree",
+                            ck.model.arch.describe(),
+                            a.describe()
+                        ),
+                    ));
+                }
+            }
+            let arch = ck.model.arch.clone();
+            (arch, WeightsSource::Checkpoint { path: p.clone(), model: Box::new(ck.model), sha256: ck.sha256 })
+        } else {
+            let arch = model_arch.ok_or_else(|| {
+                self.err(&["model"], "missing; describe the network (form, width, in_channels, classes) or give a checkpoint")
+            })?;
+            match (&f.init, &f.train) {
+                (Some(i), _) => (arch, WeightsSource::Init { seed: i.seed }),
+                (_, Some(t)) => {
+                    let settings = self.train_settings("train", t)?;
+                    let save = t.save.clone().unwrap_or_else(|| output.with_extension("base.safetensors"));
+                    (arch, WeightsSource::Train { settings, save })
+                }
+                _ => unreachable!("exactly one weight source"),
+            }
+        };
+
+        // Dataset.
+        let d = &f.dataset;
+        let dataset: Source = d.source.parse().map_err(|e: Error| self.err(&["dataset", "source"], e))?;
+        if d.eval_batch == 0 {
+            return Err(self.err(&["dataset", "eval_batch"], "0; use at least 1"));
+        }
+
+        // Pruning.
+        let (pruning, prune_options, needs_data) = match &f.pruning {
+            None => (vec![PruneConfig::baseline()], self.prune_options(None)?, false),
+            Some(p) => self.pruning(p, &arch)?,
+        };
+        let finetune = match &f.finetune {
+            None => None,
+            Some(t) => {
+                if t.save.is_some() {
+                    return Err(self.err(&["finetune", "save"], "only `train` saves its network; remove this key"));
+                }
+                if f.pruning.is_none() {
+                    return Err(self.err(&["finetune"], "there is nothing to fine-tune without a pruning section"));
+                }
+                Some(self.train_settings("finetune", t)?)
+            }
+        };
+        let uses_data = self_uses_data(d.eval_limit, &weights, &finetune, needs_data);
+        if uses_data {
+            self.check_dataset(&dataset, &arch)?;
+        }
+
+        // Measurement.
+        let m = &f.measure;
+        let devices = self.axis(&["measure", "devices"], m.devices.clone(), vec!["auto".into()])?;
+        let devices: Vec<DeviceChoice> = self.parse_each(&["measure", "devices"], &devices)?;
+        if let Some(p) = &m.plugin {
+            if !p.is_file() {
+                return Err(self.err(&["measure", "plugin"], format!("{} does not exist", p.display())));
+            }
+        }
+        let dtypes = self.axis(&["measure", "dtypes"], m.dtypes.clone(), vec!["f32".into()])?;
+        let dtypes: Vec<DType> = self.parse_each(&["measure", "dtypes"], &dtypes)?;
+        let batches = self.axis(&["measure", "batches"], m.batches.clone(), vec![1])?;
+        if batches.contains(&0) {
+            return Err(self.err(&["measure", "batches"], "0 is not a batch size; use 1 or more"));
+        }
+        let lowerings = self.axis(&["measure", "lowerings"], m.lowerings.clone(), vec!["tuned".into()])?;
+        let lowerings: Vec<Mode> = self.parse_each(&["measure", "lowerings"], &lowerings)?;
+        let baseline_lowerings: Vec<Mode> =
+            self.parse_each(&["measure", "baseline_lowerings"], m.baseline_lowerings.as_deref().unwrap_or(&[]))?;
+        let def = Budget::default();
+        let budget = Budget {
+            warmup: m.warmup.unwrap_or(def.warmup),
+            min_iters: m.min_iters.unwrap_or(def.min_iters),
+            min_seconds: m.min_seconds.unwrap_or(def.min_seconds),
+            max_iters: m.max_iters.unwrap_or(def.max_iters),
+        };
+        if budget.min_iters == 0 {
+            return Err(self.err(&["measure", "min_iters"], "0; use at least 1 timed call"));
+        }
+        if !(budget.min_seconds >= 0.0 && budget.min_seconds.is_finite()) {
+            return Err(self.err(&["measure", "min_seconds"], format!("{}; use a finite value >= 0", budget.min_seconds)));
+        }
+        if budget.max_iters < budget.min_iters {
+            return Err(self.err(
+                &["measure", "max_iters"],
+                format!("{} is below min_iters {}", budget.max_iters, budget.min_iters),
+            ));
+        }
+        let program_cache = m.program_cache.unwrap_or(16);
+        if program_cache == 0 {
+            return Err(self.err(&["measure", "program_cache"], "0; keep at least 1 compiled program"));
+        }
+        let tune_min_seconds = m.tune_min_seconds.unwrap_or(0.2);
+        if !(tune_min_seconds >= 0.0 && tune_min_seconds.is_finite()) {
+            return Err(self.err(&["measure", "tune_min_seconds"], format!("{tune_min_seconds}; use a finite value >= 0")));
+        }
+        if let Some(s) = &f.inject_failure {
+            if s.is_empty() {
+                return Err(self.err(&["inject_failure"], "empty (it would fail every variant); remove the key"));
+            }
+        }
+
+        Ok(Suite {
+            name,
+            path: self.path.to_path_buf(),
+            sha256,
+            output,
+            arch,
+            weights,
+            dataset,
+            eval_limit: d.eval_limit,
+            train_limit: d.train_limit,
+            eval_batch: d.eval_batch,
+            pruning,
+            prune_options,
+            finetune,
+            devices: dedup(devices),
+            plugin: m.plugin.clone(),
+            dtypes: dedup(dtypes),
+            batches: dedup(batches),
+            lowerings: dedup(lowerings),
+            baseline_lowerings: dedup(baseline_lowerings),
+            budget,
+            program_cache,
+            tune_min_seconds,
+            inject_failure: f.inject_failure.clone(),
+        })
+    }
+
+    fn arch(&self, m: &schema::ModelSpec) -> Result<Arch> {
+        let form: Form = m.form.parse().map_err(|e: Error| self.err(&["model", "form"], e))?;
+        let bad = |key: &str, e: Error| self.err(&["model", key], e);
+        let arch = match form {
+            Form::Cifar => {
+                if m.batch_norm == Some(false) {
+                    return Err(self.err(&["model", "batch_norm"], "the CIFAR form always has batch norm; remove the key"));
+                }
+                Arch::cifar(m.width, m.in_channels, m.classes, m.hidden.clone()).map_err(|e| bad("width", e))?
+            }
+            Form::Imagenet => {
+                if !m.hidden.is_empty() {
+                    return Err(self.err(&["model", "hidden"], "the ImageNet head is 4096-4096 scaled by width; remove the key"));
+                }
+                Arch::imagenet(m.width, m.in_channels, m.classes, m.batch_norm.unwrap_or(false)).map_err(|e| bad("width", e))?
+            }
+        };
+        match m.input_size {
+            Some([h, w]) => arch.with_input(h, w).map_err(|e| bad("input_size", e)),
+            None => Ok(arch),
+        }
+    }
+
+    fn train_settings(&self, section: &str, t: &TrainSpec) -> Result<TrainSettings> {
+        let k = |key: &'static str| [section, key];
+        if t.batch == 0 {
+            return Err(self.err(&k("batch"), "0; use at least 1"));
+        }
+        if let Some(e) = t.epochs {
+            if !(e > 0.0 && e.is_finite()) {
+                return Err(self.err(&k("epochs"), format!("{e}; use a positive number of passes, e.g. 1 or 0.5")));
+            }
+        }
+        if t.steps == Some(0) {
+            return Err(self.err(&k("steps"), "0; use at least 1 step (or leave it out and give epochs)"));
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(self.err(&k("lr"), format!("{}; use a positive learning rate, e.g. 0.05", t.lr)));
+        }
+        let decay = match t.lr_schedule.as_str() {
+            "cosine" => Decay::Cosine { final_lr: 0.0 },
+            "constant" => Decay::Constant,
+            other => return Err(self.err(&k("lr_schedule"), format!("'{other}'; use cosine or constant"))),
+        };
+        let opt = OptConfig { momentum: t.momentum, weight_decay: t.weight_decay, ..OptConfig::default() };
+        opt.validate().map_err(|e| self.err(&[section], e))?;
+        Ok(TrainSettings {
+            steps: t.steps,
+            epochs: t.epochs,
+            batch: t.batch,
+            lr: LrSchedule { base: t.lr, warmup_steps: t.warmup_steps, decay },
+            opt,
+            augment: t.augment,
+            seed: t.seed,
+        })
+    }
+
+    fn prune_options(&self, p: Option<&schema::PruningSpec>) -> Result<PruneOptions> {
+        let Some(p) = p else {
+            return Ok(PruneOptions { min_channels: 1, skip: vec![], seed: 0, calibration_images: 256 });
+        };
+        if let Some(&i) = p.skip.iter().find(|&&i| i >= crate::model::arch::NUM_CONVS) {
+            return Err(self.err(&["pruning", "skip"], format!("{i}: conv indices run from 0 to 12")));
+        }
+        Ok(PruneOptions {
+            min_channels: p.min_channels,
+            skip: p.skip.clone(),
+            seed: p.seed,
+            calibration_images: p.calibration_images,
+        })
+    }
+
+    /// The distinct configurations (unpruned first), the options, and whether a criterion
+    /// needs images.
+    fn pruning(&self, p: &schema::PruningSpec, arch: &Arch) -> Result<(Vec<PruneConfig>, PruneOptions, bool)> {
+        let opts = self.prune_options(Some(p))?;
+        let methods = p.methods.clone().ok_or_else(|| self.err(&["pruning"], "`methods` is missing; e.g. methods: [l1]"))?;
+        let methods = self.axis(&["pruning", "methods"], Some(methods), vec![])?;
+        let mut needs_data = false;
+        for m in &methods {
+            let c = prune::find(m).map_err(|_| {
+                let names: Vec<&str> = prune::criteria().iter().map(|c| c.name()).collect();
+                let hint = schema::closest(m, &names).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+                self.err(&["pruning", "methods"], format!("unknown method '{m}'; {hint}valid: {}", names.join(", ")))
+            })?;
+            match c.needs() {
+                Needs::Gradients => {
+                    return Err(self.err(&["pruning", "methods"], format!("'{m}' needs gradients, which pruning does not support yet")))
+                }
+                Needs::Data => needs_data = true,
+                Needs::Weights => {}
+            }
+            if m == "bn-scale" && !arch.batch_norm {
+                return Err(self.err(&["pruning", "methods"], "bn-scale ranks by BN gamma and this model has no batch norm"));
+            }
+        }
+        if needs_data && opts.calibration_images == 0 {
+            return Err(self.err(&["pruning", "calibration_images"], "0, but apoz / mean-activation score channels on images"));
+        }
+        if p.ratios.is_none() && p.layer_ratios.is_none() {
+            return Err(self.err(&["pruning"], "give `ratios: [0.5, ...]` and/or `layer_ratios: [[13 ratios], ...]`"));
+        }
+        let ratios = match &p.ratios {
+            None => vec![],
+            Some(r) => self.axis(&["pruning", "ratios"], Some(r.clone()), vec![])?,
+        };
+        for (i, &r) in ratios.iter().enumerate() {
+            if !ratio_ok(r) {
+                return Err(self.err(&["pruning", "ratios"], format!("entry {i} is {r}, out of range: {RATIO_FIX}")));
+            }
+        }
+        let layer_ratios = match &p.layer_ratios {
+            None => vec![],
+            Some(l) => self.axis(&["pruning", "layer_ratios"], Some(l.clone()), vec![])?,
+        };
+        for (i, l) in layer_ratios.iter().enumerate() {
+            if l.len() != crate::model::arch::NUM_CONVS {
+                return Err(self.err(
+                    &["pruning", "layer_ratios"],
+                    format!("list {i} has {} entries; give one ratio per conv (13)", l.len()),
+                ));
+            }
+            if let Some((j, r)) = l.iter().enumerate().find(|(_, &r)| !ratio_ok(r)) {
+                return Err(self.err(&["pruning", "layer_ratios"], format!("list {i}, conv {j}: {r} is out of range: {RATIO_FIX}")));
+            }
+        }
+        let schedules = self.axis(&["pruning", "schedules"], p.schedules.clone(), vec!["uniform".into()])?;
+        for s in &schedules {
+            match s.as_str() {
+                "uniform" | "global" => {}
+                "layers" => return Err(self.err(&["pruning", "schedules"], "per-layer ratios go in `layer_ratios`, not here")),
+                other => return Err(self.err(&["pruning", "schedules"], format!("'{other}'; use uniform or global"))),
+            }
+        }
+        let round_to = self.axis(&["pruning", "round_to"], p.round_to.clone(), vec![1])?;
+        if round_to.contains(&0) {
+            return Err(self.err(&["pruning", "round_to"], "0; use 1 (no rounding) or a multiple such as 8"));
+        }
+        let controls = self.axis(&["pruning", "controls"], p.controls.clone(), vec!["physical".into()])?;
+        let controls: Vec<Control> = controls
+            .iter()
+            .map(|c| match c.as_str() {
+                "physical" => Ok(Control::Physical),
+                "masked" => Ok(Control::Masked),
+                other => Err(self.err(&["pruning", "controls"], format!("'{other}'; use physical or masked"))),
+            })
+            .collect::<Result<_>>()?;
+
+        let mut schedules_all: Vec<Schedule> = Vec::new();
+        for s in &schedules {
+            for &r in &ratios {
+                schedules_all.push(if s == "global" { Schedule::Global(r) } else { Schedule::Uniform(r) });
+            }
+        }
+        schedules_all.extend(layer_ratios.into_iter().map(Schedule::Layers));
+        let mut configs = vec![PruneConfig::baseline()];
+        for m in &methods {
+            for s in &schedules_all {
+                for &r in &round_to {
+                    for &c in &controls {
+                        let cfg = PruneConfig::new(m, s.clone(), r, c);
+                        if !configs.contains(&cfg) {
+                            configs.push(cfg);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((configs, opts, needs_data))
+    }
+
+    /// Checks the dataset can be found and fits the network (before any work starts).
+    fn check_dataset(&self, source: &Source, arch: &Arch) -> Result<()> {
+        let key = ["dataset", "source"];
+        let channels = match source {
+            Source::FashionMnist => {
+                crate::data::fashion_mnist_dir().map_err(|e| self.err(&key, e))?;
+                Some(1)
+            }
+            Source::Cifar10(d) | Source::Cifar100(d) | Source::Folder(d) => {
+                if !d.is_dir() {
+                    return Err(self.err(&key, format!("folder {} does not exist", d.display())));
+                }
+                (!matches!(source, Source::Folder(_))).then_some(3)
+            }
+        };
+        if let Some(c) = channels {
+            if arch.input[2] != c {
+                return Err(self.err(
+                    &["model", "in_channels"],
+                    format!("{} but {source} images have {c} channel(s); set in_channels: {c}", arch.input[2]),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn self_uses_data(eval_limit: Option<usize>, w: &WeightsSource, ft: &Option<TrainSettings>, needs_data: bool) -> bool {
+    eval_limit != Some(0) || matches!(w, WeightsSource::Train { .. }) || ft.is_some() || needs_data
+}
+
+fn dedup<T: PartialEq + Clone>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}

@@ -1,0 +1,507 @@
+//! Runs a suite: builds every variant, measures it on its device and hands one record per
+//! variant to the exporter as soon as it exists.
+//!
+//! Work is shared where results allow: the network is made once; each pruning configuration
+//! is pruned (and fine-tuned) once, its masked twin reuses the physical one's channels and
+//! fine-tuning; accuracy is evaluated once per configuration and dtype; a compiled program is
+//! reused by every variant with the same shapes (channel list, batch, dtype, lowering plan,
+//! device), its weights replaced with `set_weights`. A failing variant becomes an error row
+//! and the run goes on. A set stop flag (Ctrl-C) ends the run after the current row.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::config::{Suite, WeightsSource};
+use super::control::masked_like;
+use super::export::Exporter;
+use super::host;
+use super::plan::{PruneConfig, Variant};
+use super::progress::{Progress, TuneProgress};
+use super::record::{ms, Record, Status};
+use super::train::train;
+use crate::bench::accuracy::{evaluate, Accuracy};
+use crate::bench::latency;
+use crate::data::{Dataset, Split};
+use crate::error::Result;
+use crate::hlo::DType;
+use crate::lower::{self, tune::Tuner, Lowering, Mode};
+use crate::model::{checkpoint, counts, program, Vgg};
+use crate::pjrt::DeviceChoice;
+use crate::prune::{self, Control, ScoreContext};
+use crate::runtime::{CompiledModel, Session};
+
+/// Metadata key of a suite-trained checkpoint: the training settings it was made with.
+const META_TRAIN: &str = "prunebench.suite.train";
+
+/// How a run ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// Rows written.
+    pub ok: usize,
+    pub failed: usize,
+    /// The stop flag ended the run before every variant was done.
+    pub interrupted: bool,
+}
+
+/// A pruning configuration made ready: the network before and after fine-tuning.
+struct Prepared {
+    before: Vgg,
+    after: Option<Vgg>,
+    keep: Option<Vec<Vec<usize>>>,
+    ft_steps: Option<usize>,
+    ft_seconds: Option<f64>,
+}
+
+/// Accuracy before and after fine-tuning.
+#[derive(Clone)]
+struct Scores {
+    before: Accuracy,
+    after: Option<Accuracy>,
+}
+
+/// Compiled programs by shape set, least recently used dropped first.
+struct Programs {
+    cap: usize,
+    entries: Vec<(String, CompiledModel)>,
+}
+
+impl Programs {
+    /// The program for `model`'s shapes with `model`'s weights on the device, and whether it
+    /// was compiled for an earlier variant.
+    fn get(
+        &mut self,
+        session: &Session,
+        model: &Vgg,
+        batch: usize,
+        dtype: DType,
+        plan: &[Lowering],
+    ) -> Result<(&CompiledModel, bool)> {
+        let names: String = plan.iter().map(|l| l.name()).collect::<Vec<_>>().join(",");
+        let key = format!("{}|b{batch}|{dtype}|{names}", model.arch.describe());
+        let reused = match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                let mut e = self.entries.remove(i);
+                e.1.set_weights(model)?;
+                self.entries.push(e);
+                true
+            }
+            None => {
+                let m = CompiledModel::new(session, model, batch, dtype, plan)?;
+                if self.entries.len() >= self.cap {
+                    self.entries.remove(0);
+                }
+                self.entries.push((key, m));
+                false
+            }
+        };
+        Ok((&self.entries.last().expect("just pushed").1, reused))
+    }
+}
+
+/// Per-device state.
+struct DeviceState {
+    choice: DeviceChoice,
+    session: std::result::Result<Session, String>,
+    programs: Programs,
+}
+
+pub struct Runner<'a> {
+    suite: &'a Suite,
+    stop: &'a AtomicBool,
+    progress: &'a Progress,
+    host_cpu: String,
+    base: Option<std::result::Result<Rc<Vgg>, String>>,
+    test: Option<std::result::Result<Rc<Dataset>, String>>,
+    train: Option<std::result::Result<Rc<Dataset>, String>>,
+    device: Option<DeviceState>,
+    /// Prepared configurations of the current physical configuration (by config key).
+    prepared: HashMap<String, std::result::Result<Rc<Prepared>, String>>,
+    scores: HashMap<(String, DType), std::result::Result<Scores, String>>,
+    current_physical: String,
+}
+
+/// Runs `variants` of `suite`, writing each record to `out`. Stops between rows once `stop`
+/// is set.
+pub fn run(
+    suite: &Suite,
+    variants: &[&Variant],
+    out: &mut dyn Exporter,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> Result<Outcome> {
+    let mut r = Runner {
+        suite,
+        stop,
+        progress,
+        host_cpu: host::cpu_model(),
+        base: None,
+        test: None,
+        train: None,
+        device: None,
+        prepared: HashMap::new(),
+        scores: HashMap::new(),
+        current_physical: String::new(),
+    };
+    let mut outcome = Outcome::default();
+    for v in variants {
+        if stop.load(Ordering::Relaxed) {
+            outcome.interrupted = true;
+            break;
+        }
+        let rec = r.variant(v);
+        if stop.load(Ordering::Relaxed) && rec.status == Status::Error {
+            // Interrupted inside a long step (training): the row is not finished.
+            outcome.interrupted = true;
+            break;
+        }
+        out.write(&rec)?;
+        progress.row(&rec);
+        match rec.status {
+            Status::Ok => outcome.ok += 1,
+            Status::Error => outcome.failed += 1,
+        }
+    }
+    out.finish()?;
+    progress.finish();
+    Ok(outcome)
+}
+
+impl Runner<'_> {
+    /// The record of one variant: measured, or an error row.
+    fn variant(&mut self, v: &Variant) -> Record {
+        let cfg = self.suite.pruning[v.prune].clone();
+        let mut rec = self.identity(v, &cfg);
+        if let Err(e) = self.measure(v, &cfg, &mut rec) {
+            let identity = self.identity(v, &cfg);
+            rec = Record {
+                status: Status::Error,
+                error: Some(e),
+                platform: rec.platform,
+                device_kind: rec.device_kind,
+                plugin: rec.plugin,
+                pjrt_api: rec.pjrt_api,
+                ..identity
+            };
+        }
+        rec.timestamp = host::timestamp();
+        rec
+    }
+
+    fn identity(&self, v: &Variant, cfg: &PruneConfig) -> Record {
+        Record {
+            suite: self.suite.name.clone(),
+            variant: v.id.clone(),
+            method: cfg.method_name().into(),
+            schedule: cfg.schedule_name().into(),
+            ratio: cfg.ratio_text(),
+            round_to: cfg.round_to,
+            control: cfg.control.to_string(),
+            lowering: v.lowering.name().into(),
+            dtype: v.dtype.to_string(),
+            batch: v.batch,
+            device: v.device.to_string(),
+            prunebench_commit: host::COMMIT.into(),
+            host_cpu: self.host_cpu.clone(),
+            suite_sha256: self.suite.sha256.clone(),
+            status: Status::Ok,
+            ..Record::default()
+        }
+    }
+
+    /// Opens the variant's device if it is not the current one.
+    fn session(&mut self, choice: DeviceChoice) -> std::result::Result<Session, String> {
+        if self.device.as_ref().map(|d| d.choice) != Some(choice) {
+            self.device = None; // drop the old programs first
+            self.progress.note(&format!("opening device {choice}"));
+            let session = Session::open(choice, self.suite.plugin.as_deref()).map_err(|e| e.to_string());
+            self.device = Some(DeviceState {
+                choice,
+                session,
+                programs: Programs { cap: self.suite.program_cache, entries: Vec::new() },
+            });
+        }
+        self.device.as_ref().expect("opened above").session.clone()
+    }
+
+    fn measure(&mut self, v: &Variant, cfg: &PruneConfig, rec: &mut Record) -> std::result::Result<(), String> {
+        let session = self.session(v.device)?;
+        rec.platform = session.client.platform_name().ok();
+        rec.device_kind = Some(session.device.kind().to_string());
+        rec.plugin = Some(session.found.path.display().to_string());
+        let (major, minor) = session.client.plugin().api_version();
+        rec.pjrt_api = Some(format!("{major}.{minor}"));
+
+        let prepared = self.prepared(&session, cfg, &v.id)?;
+        let model = prepared.after.as_ref().unwrap_or(&prepared.before);
+        rec.channels = Some(model.arch.channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "));
+        rec.params = Some(counts::params(&model.arch));
+        rec.macs = Some(counts::macs(&model.arch));
+        rec.finetune_steps = prepared.ft_steps;
+        rec.finetune_s = prepared.ft_seconds;
+
+        if let Some(s) = self.scores(&session, cfg, &prepared, v)? {
+            rec.eval_images = Some(s.before.images);
+            rec.top1_before_ft = Some(s.before.top1);
+            rec.top5_before_ft = Some(s.before.top5);
+            rec.loss_before_ft = Some(s.before.loss);
+            if let Some(a) = s.after {
+                rec.top1_after_ft = Some(a.top1);
+                rec.top5_after_ft = Some(a.top5);
+                rec.loss_after_ft = Some(a.loss);
+            }
+        }
+
+        if let Some(s) = &self.suite.inject_failure {
+            if v.id.contains(s.as_str()) {
+                return Err(format!("injected failure for testing (suite key inject_failure: {s})"));
+            }
+        }
+        let plan = self.lowering_plan(&session, &model.arch, v.batch, v.dtype, v.lowering, &v.id)?;
+        rec.lowering_plan = Some(plan.iter().map(|l| &l.name()[..1]).collect());
+        self.progress.step(&v.id, "compile");
+        let budget = self.suite.budget;
+        let dev = self.device.as_mut().expect("session opened");
+        let (m, reused) = dev.programs.get(&session, model, v.batch, v.dtype, &plan).map_err(|e| e.to_string())?;
+        rec.compile_s = Some(m.compile_seconds);
+        rec.program_reused = Some(reused);
+        self.progress.step(&v.id, "measure");
+        let lat = latency::measure(m, &budget).map_err(|e| e.to_string())?;
+        let r = &lat.run;
+        rec.latency_min_ms = Some(ms(r.min));
+        rec.latency_mean_ms = Some(ms(r.mean));
+        rec.latency_p50_ms = Some(ms(r.p50));
+        rec.latency_p90_ms = Some(ms(r.p90));
+        rec.latency_p95_ms = Some(ms(r.p95));
+        rec.latency_p99_ms = Some(ms(r.p99));
+        rec.latency_p999_ms = Some(ms(r.p999));
+        rec.latency_max_ms = Some(ms(r.max));
+        rec.latency_std_ms = Some(ms(r.std));
+        rec.samples = Some(r.samples);
+        rec.throughput_ips = Some((lat.throughput * 1e3).round() / 1e3);
+        rec.latency_with_copy_p50_ms = Some(ms(lat.with_upload.p50));
+        rec.latency_with_copy_mean_ms = Some(ms(lat.with_upload.mean));
+        if let Some(mem) = lat.memory {
+            rec.argument_bytes = Some(mem.argument_bytes);
+            rec.output_bytes = Some(mem.output_bytes);
+            rec.temp_bytes = Some(mem.temp_bytes);
+            rec.code_bytes = Some(mem.generated_code_bytes);
+            rec.program_peak_bytes = (mem.peak_bytes > 0).then_some(mem.peak_bytes);
+        }
+        rec.device_peak_bytes = session.device.memory_stats().ok().flatten().and_then(|s| s.peak_bytes_in_use);
+        rec.host_peak_rss_bytes = host::peak_rss_bytes();
+        rec.flops = lat.flops;
+        Ok(())
+    }
+
+    fn lowering_plan(
+        &self,
+        session: &Session,
+        arch: &crate::model::Arch,
+        batch: usize,
+        dtype: DType,
+        mode: Mode,
+        id: &str,
+    ) -> std::result::Result<Vec<Lowering>, String> {
+        if let Some(p) = lower::fixed_plan(mode, arch.channels.len()) {
+            return Ok(p);
+        }
+        self.progress.step(id, "tune");
+        let shapes = program::layer_shapes(arch, batch, dtype);
+        let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
+        tuner.min_seconds = self.suite.tune_min_seconds;
+        tuner.plan(&shapes, &mut TuneProgress { progress: self.progress, variant: id }).map_err(|e| e.to_string())
+    }
+
+    /// The suite's network: initialised, loaded, or trained (once per run).
+    fn base(&mut self, session: &Session, id: &str) -> std::result::Result<Rc<Vgg>, String> {
+        if let Some(b) = &self.base {
+            return b.clone();
+        }
+        let made = match &self.suite.weights {
+            WeightsSource::Init { seed } => Ok(Vgg::init(&self.suite.arch, *seed)),
+            WeightsSource::Checkpoint { model, .. } => Ok((**model).clone()),
+            WeightsSource::Train { settings, save } => self.trained_base(session, settings, save, id),
+        };
+        if made.is_err() && self.stop.load(Ordering::Relaxed) {
+            return made.map(Rc::new); // interrupted: try again on the next run
+        }
+        let b = made.map(Rc::new);
+        self.base = Some(b.clone());
+        b
+    }
+
+    fn trained_base(
+        &mut self,
+        session: &Session,
+        settings: &super::config::TrainSettings,
+        save: &std::path::Path,
+        id: &str,
+    ) -> std::result::Result<Vgg, String> {
+        let fingerprint = format!("{} | {} | limit {:?}", settings.fingerprint(), self.suite.dataset, self.suite.train_limit);
+        if save.is_file() {
+            if let Ok(ck) = checkpoint::load(save) {
+                if ck.model.arch == self.suite.arch && ck.meta.get(META_TRAIN) == Some(&fingerprint) {
+                    self.progress.note(&format!("reusing the trained network {}", save.display()));
+                    return Ok(ck.model);
+                }
+            }
+        }
+        let data = self.train_set()?;
+        let init = Vgg::init(&self.suite.arch, settings.seed);
+        let total = settings.total_steps(data.n);
+        self.progress.note(&format!("training from scratch: {total} steps of {} images", settings.batch));
+        let norm = self.suite.dataset.normalize();
+        let progress = self.progress;
+        let every = (total / 10).max(1);
+        let t = train(session, &init, &data, &norm, settings, self.stop, &mut |s, n, loss| {
+            progress.step(id, &format!("train {s}/{n} loss {loss:.3}"));
+            if s % every == 0 && s < n {
+                progress.note(&format!("training: step {s}/{n}, loss {loss:.3}"));
+            }
+        })
+        .map_err(|e| format!("training the base network: {e}"))?;
+        self.progress.note(&format!("trained {} steps in {:.0}s, final loss {:.3}", t.steps, t.seconds, t.final_loss));
+        let mut meta = std::collections::BTreeMap::new();
+        meta.insert(META_TRAIN.to_string(), fingerprint);
+        meta.insert("prunebench.origin".to_string(), format!("suite {} train", self.suite.name));
+        checkpoint::save(save, &t.model, &meta).map_err(|e| format!("saving the trained network: {e}"))?;
+        Ok(t.model)
+    }
+
+    fn train_set(&mut self) -> std::result::Result<Rc<Dataset>, String> {
+        if self.train.is_none() {
+            let s = self.suite;
+            let d = s
+                .dataset
+                .load(Split::Train, s.arch.input)
+                .map(|d| match s.train_limit {
+                    Some(k) => d.take(k),
+                    None => d,
+                })
+                .map(Rc::new)
+                .map_err(|e| e.to_string());
+            self.train = Some(d);
+        }
+        self.train.clone().expect("loaded above")
+    }
+
+    fn test_set(&mut self) -> std::result::Result<Rc<Dataset>, String> {
+        if self.test.is_none() {
+            let s = self.suite;
+            let d = s
+                .dataset
+                .load_normalized(Split::Test, s.arch.input)
+                .map(|d| match s.eval_limit {
+                    Some(k) => d.take(k),
+                    None => d,
+                })
+                .map(Rc::new)
+                .map_err(|e| e.to_string());
+            self.test = Some(d);
+        }
+        self.test.clone().expect("loaded above")
+    }
+
+    /// The configuration pruned (and fine-tuned), from the cache when possible.
+    fn prepared(&mut self, session: &Session, cfg: &PruneConfig, id: &str) -> std::result::Result<Rc<Prepared>, String> {
+        let phys = cfg.physical_key();
+        if phys != self.current_physical {
+            self.prepared.clear();
+            self.scores.clear();
+            self.current_physical = phys;
+        }
+        if let Some(p) = self.prepared.get(&cfg.key()) {
+            return p.clone();
+        }
+        let p = self.prepare(session, cfg, id).map(Rc::new);
+        if p.is_ok() || !self.stop.load(Ordering::Relaxed) {
+            self.prepared.insert(cfg.key(), p.clone());
+        }
+        p
+    }
+
+    fn prepare(&mut self, session: &Session, cfg: &PruneConfig, id: &str) -> std::result::Result<Prepared, String> {
+        let base = self.base(session, id)?;
+        let Some(mut plan) = cfg.plan(&self.suite.prune_options) else {
+            return Ok(Prepared { before: (*base).clone(), after: None, keep: None, ft_steps: None, ft_seconds: None });
+        };
+        if cfg.control == Control::Masked {
+            let phys = PruneConfig { control: Control::Physical, ..cfg.clone() };
+            let p = self.prepared(session, &phys, id)?;
+            let keep = p.keep.clone().expect("a pruned configuration has keep sets");
+            let before = prune::mask(&base, &keep).map_err(|e| e.to_string())?;
+            let after = match &p.after {
+                Some(a) => Some(masked_like(&base, &keep, a).map_err(|e| e.to_string())?),
+                None => None,
+            };
+            return Ok(Prepared { before, after, keep: Some(keep), ft_steps: p.ft_steps, ft_seconds: p.ft_seconds });
+        }
+        plan.control = Control::Physical;
+        self.progress.step(id, "prune");
+        let criterion = prune::find(&plan.criterion).map_err(|e| e.to_string())?;
+        let pruned = if criterion.needs() == prune::Needs::Data {
+            let data = self.train_set()?;
+            let k = self.suite.prune_options.calibration_images.min(data.n);
+            let mut images = data.take(k);
+            self.suite.dataset.normalize().apply_dataset(&mut images).map_err(|e| e.to_string())?;
+            let ctx = ScoreContext::with_data(session, &images.images, k, 32);
+            prune::prune(&base, &plan, &ctx)
+        } else {
+            prune::prune(&base, &plan, &ScoreContext::weights_only())
+        }
+        .map_err(|e| format!("pruning: {e}"))?;
+        let (after, ft_steps, ft_seconds) = match &self.suite.finetune {
+            None => (None, None, None),
+            Some(ft) => {
+                let data = self.train_set()?;
+                let norm = self.suite.dataset.normalize();
+                let progress = self.progress;
+                let t = train(session, &pruned.model, &data, &norm, ft, self.stop, &mut |s, n, loss| {
+                    progress.step(id, &format!("fine-tune {s}/{n} loss {loss:.3}"));
+                })
+                .map_err(|e| format!("fine-tuning: {e}"))?;
+                (Some(t.model), Some(t.steps), Some((t.seconds * 1e3).round() / 1e3))
+            }
+        };
+        Ok(Prepared { before: pruned.model, after, keep: Some(pruned.keep), ft_steps, ft_seconds })
+    }
+
+    /// Accuracy of the configuration in `v.dtype` (once per configuration and dtype).
+    fn scores(
+        &mut self,
+        session: &Session,
+        cfg: &PruneConfig,
+        prepared: &Prepared,
+        v: &Variant,
+    ) -> std::result::Result<Option<Scores>, String> {
+        if !self.suite.evaluates() {
+            return Ok(None);
+        }
+        let key = (cfg.key(), v.dtype);
+        if let Some(s) = self.scores.get(&key) {
+            return s.clone().map(Some);
+        }
+        self.progress.step(&v.id, "eval");
+        let s = self.evaluate_both(session, prepared, v);
+        self.scores.insert(key, s.clone());
+        s.map(Some)
+    }
+
+    fn evaluate_both(&mut self, session: &Session, p: &Prepared, v: &Variant) -> std::result::Result<Scores, String> {
+        let test = self.test_set()?;
+        let batch = self.suite.eval_batch.min(test.n.max(1));
+        let eval = |this: &mut Self, model: &Vgg| -> std::result::Result<Accuracy, String> {
+            let plan = this.lowering_plan(session, &model.arch, batch, v.dtype, v.lowering, &v.id)?;
+            let dev = this.device.as_mut().expect("session opened");
+            let (m, _) = dev.programs.get(session, model, batch, v.dtype, &plan).map_err(|e| e.to_string())?;
+            evaluate(m, &test).map_err(|e| format!("evaluating: {e}"))
+        };
+        let before = eval(self, &p.before)?;
+        let after = match &p.after {
+            Some(a) => Some(eval(self, a)?),
+            None => None,
+        };
+        Ok(Scores { before, after })
+    }
+}

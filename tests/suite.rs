@@ -1,0 +1,243 @@
+//! Benchmark suites: schema errors, the smoke suite end to end on the CPU plugin, resuming,
+//! injected failures, and the training stages.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+
+use prunebench::suite::record::ALWAYS_FILLED_WHEN_OK;
+use prunebench::suite::{self, RunOptions, Suite};
+
+/// The tuner's cache in a temp folder shared by this binary's tests.
+fn init() {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        std::env::set_var("PRUNEBENCH_CACHE_DIR", d.path());
+        let _ = common::cpu();
+        d
+    });
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn err_of(text: &str) -> String {
+    match Suite::from_text(Path::new("t.yaml"), text) {
+        Ok(_) => panic!("the suite should be rejected:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const TINY: &str = "model: {width: 0.0625, in_channels: 1}\ninit: {seed: 0}\n";
+
+#[test]
+fn unknown_key_names_the_key_line_and_suggestion() {
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  ratio: [0.5]\n"));
+    assert!(e.contains("t.yaml") && e.contains("`ratio`") && e.contains("line 5"), "{e}");
+    assert!(e.contains("did you mean `ratios`?"), "{e}");
+    let e = err_of(&format!("{TINY}measure:\n  batch: [1]\n"));
+    assert!(e.contains("`batch`") && e.contains("did you mean `batches`?"), "{e}");
+    let e = err_of(&format!("{TINY}mesure:\n  batches: [1]\n"));
+    assert!(e.contains("did you mean `measure`?") && e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let e = err_of(&format!("{TINY}measure:\n  batches: [1, four]\n"));
+    assert!(e.contains("measure.batches") && e.contains("invalid") && e.contains("line 4"), "{e}");
+    let e = err_of("model: {width: wide}\ninit: {seed: 0}\n");
+    assert!(e.contains("model.width") && e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn values_out_of_range_say_the_fix() {
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  ratios: [0.5, 1.5]\n"));
+    assert!(e.contains("line 5") && e.contains("pruning.ratios") && e.contains("1.5") && e.contains("[0, 1)"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  layer_ratios: [[0.5, 0.5]]\n"));
+    assert!(e.contains("2 entries") && e.contains("13"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l11]\n  ratios: [0.5]\n"));
+    assert!(e.contains("unknown method 'l11'") && e.contains("did you mean `l1`?"), "{e}");
+    let e = err_of(&format!("{TINY}measure:\n  lowerings: [fast]\n"));
+    assert!(e.contains("measure.lowerings") && e.contains("'fast'") && e.contains("xla, tuned or im2col"), "{e}");
+    let e = err_of(&format!("{TINY}measure:\n  batches: [0]\n"));
+    assert!(e.contains("measure.batches"), "{e}");
+}
+
+#[test]
+fn empty_axes_and_missing_sources_are_errors() {
+    let e = err_of(&format!("{TINY}pruning:\n  methods: []\n  ratios: [0.5]\n"));
+    assert!(e.contains("pruning.methods") && e.contains("empty list") && e.contains("line 4"), "{e}");
+    let e = err_of(&format!("{TINY}measure:\n  dtypes: []\n"));
+    assert!(e.contains("measure.dtypes") && e.contains("empty"), "{e}");
+    let e = err_of("model: {width: 0.0625}\n");
+    assert!(e.contains("exactly one weight source") && e.contains("none is given"), "{e}");
+    let e = err_of("model: {width: 0.0625}\ninit: {seed: 1}\ntrain: {steps: 1}\n");
+    assert!(e.contains("init and train are given"), "{e}");
+    let e = err_of("model: {width: 0.0625, in_channels: 3}\ninit: {seed: 0}\n");
+    assert!(e.contains("in_channels: 1"), "{e}");
+}
+
+#[test]
+fn shipped_suites_parse() {
+    for name in ["smoke", "quickstart", "cifar10", "imagenet"] {
+        let p = root().join("suites").join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&p).unwrap();
+        prunebench::suite::schema::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match Suite::from_text(&p, &text) {
+            Ok(s) => assert!(suite::expand(&s).len() > 1),
+            // The GPU/TPU suites name data and checkpoints the user supplies.
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    ["cifar10", "imagenet"].contains(&name)
+                        && (e.contains("does not exist") || e.contains("checkpoint")),
+                    "{name}: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// Rows of a CSV as maps.
+fn read_csv(p: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(p).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(h, prunebench::suite::record::header());
+    r.records().map(|row| h.iter().cloned().zip(row.unwrap().iter().map(str::to_string)).collect()).collect()
+}
+
+#[test]
+fn smoke_suite_end_to_end_and_resume() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Suite::load(&root().join("suites/smoke.yaml")).unwrap();
+    let out = dir.path().join("smoke.csv");
+    let opts = RunOptions { out: Some(out.clone()), ..RunOptions::default() };
+    let t = std::time::Instant::now();
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    eprintln!("smoke suite: {} rows in {:.1}s", r.outcome.ok, t.elapsed().as_secs_f64());
+    // 1 unpruned x 2 batches x 2 lowerings + 2 methods x 2 ratios x 2 controls x 2 batches.
+    assert_eq!(r.planned, 4 + 16);
+    assert_eq!((r.outcome.ok, r.outcome.failed, r.skipped), (20, 0, 0));
+    let rows = read_csv(&out);
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        for c in ALWAYS_FILLED_WHEN_OK {
+            assert!(!row[*c].is_empty(), "{}: column {c} is empty", row["variant"]);
+        }
+        assert_eq!(row["status"], "ok");
+        assert_eq!(row["eval_images"], "200");
+        assert!(!row["top1_before_ft"].is_empty() && row["top1_after_ft"].is_empty());
+        let p50: f64 = row["latency_p50_ms"].parse().unwrap();
+        let (lo, hi): (f64, f64) = (row["latency_min_ms"].parse().unwrap(), row["latency_max_ms"].parse().unwrap());
+        assert!(lo <= p50 && p50 <= hi, "{row:?}");
+        assert!(row["timestamp"].ends_with('Z') && row["suite_sha256"].len() == 64);
+    }
+    let by_id: HashMap<&str, &HashMap<String, String>> = rows.iter().map(|r| (r["variant"].as_str(), r)).collect();
+    let base = by_id["unpruned/f32/b1/xla/cpu"];
+    assert!(by_id.contains_key("unpruned/f32/b4/im2col/cpu"));
+    let phys = by_id["l1-uniform-0.5-r1/f32/b1/xla/cpu"];
+    let masked = by_id["l1-uniform-0.5-r1-masked/f32/b1/xla/cpu"];
+    // The masked control keeps the shapes (and reuses the unpruned program) and computes the
+    // same function as the physically pruned network.
+    assert_eq!(masked["channels"], base["channels"]);
+    assert_eq!(masked["program_reused"], "true");
+    assert_ne!(phys["channels"], base["channels"]);
+    assert!(phys["params"].parse::<u64>().unwrap() < base["params"].parse::<u64>().unwrap());
+    assert_eq!(masked["top1_before_ft"], phys["top1_before_ft"]);
+    // fpgm and l1 at the same uniform ratio share shapes, so fpgm reuses l1's program.
+    assert_eq!(by_id["fpgm-uniform-0.5-r1/f32/b1/xla/cpu"]["program_reused"], "true");
+
+    // Resume: everything is there, nothing is measured.
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed, r.skipped), (0, 0, 20));
+    assert_eq!(read_csv(&out).len(), 20);
+}
+
+#[test]
+fn a_failing_variant_writes_an_error_row_and_the_rest_run() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{TINY}dataset: {{eval_limit: 0}}\npruning: {{methods: [l1], ratios: [0.5, 0.75]}}\n\
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], baseline_lowerings: [tuned], warmup: 0,\
+         min_iters: 2, min_seconds: 0, tune_min_seconds: 0.01}}\n\
+         inject_failure: l1-uniform-0.5-\n"
+    );
+    let s = Suite::from_text(Path::new("inject.yaml"), &text).unwrap();
+    let out = dir.path().join("r.csv");
+    let opts = RunOptions { out: Some(out.clone()), ..RunOptions::default() };
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed), (3, 1));
+    let rows = read_csv(&out);
+    let tuned = rows.iter().find(|r| r["variant"] == "unpruned/f32/b1/tuned/cpu").unwrap();
+    assert!(tuned["lowering_plan"].len() == 13 && tuned["lowering_plan"].chars().all(|c| c == 'd' || c == 'i'));
+    let bad = rows.iter().find(|r| r["status"] == "error").unwrap();
+    assert_eq!(bad["variant"], "l1-uniform-0.5-r1/f32/b1/xla/cpu");
+    assert!(bad["error"].contains("injected failure"), "{bad:?}");
+    assert!(bad["latency_p50_ms"].is_empty() && !bad["timestamp"].is_empty() && bad["method"] == "l1");
+    assert!(rows.iter().filter(|r| r["status"] == "ok").all(|r| r["top1_before_ft"].is_empty()));
+    // Error rows count as done unless retried.
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok + r.outcome.failed, r.skipped), (0, 4));
+    let retry = RunOptions { retry_errors: true, ..opts.clone() };
+    let r = suite::run(&s, &retry, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.failed, r.skipped), (1, 3));
+    // A set stop flag measures nothing and says so.
+    let r = suite::run(&s, &RunOptions { force: true, ..opts }, &AtomicBool::new(true)).unwrap();
+    assert!(r.outcome.interrupted && r.outcome.ok == 0);
+}
+
+#[test]
+fn train_prune_finetune() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().join("base.safetensors");
+    let text = format!(
+        "model: {{width: 0.0625, in_channels: 1}}\n\
+         train: {{steps: 4, batch: 8, lr: 0.01, save: {}}}\n\
+         dataset: {{eval_limit: 16, train_limit: 64, eval_batch: 16}}\n\
+         pruning: {{methods: [l1], ratios: [0.5], controls: [physical, masked]}}\n\
+         finetune: {{steps: 3, batch: 8, lr: 0.01}}\n\
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0}}\n",
+        save.display()
+    );
+    let s = Suite::from_text(Path::new("train.yaml"), &text).unwrap();
+    let out = dir.path().join("r.csv");
+    let opts = RunOptions { out: Some(out.clone()), ..RunOptions::default() };
+    let t = std::time::Instant::now();
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    eprintln!("train/prune/fine-tune suite: {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!((r.outcome.ok, r.outcome.failed), (3, 0));
+    assert!(save.is_file());
+    let rows = read_csv(&out);
+    let get = |id: &str| rows.iter().find(|r| r["variant"] == id).unwrap();
+    let base = get("unpruned/f32/b1/xla/cpu");
+    assert!(base["finetune_steps"].is_empty() && base["top1_after_ft"].is_empty());
+    let phys = get("l1-uniform-0.5-r1/f32/b1/xla/cpu");
+    let masked = get("l1-uniform-0.5-r1-masked/f32/b1/xla/cpu");
+    assert_eq!(phys["finetune_steps"], "3");
+    assert!(!phys["top1_after_ft"].is_empty() && !phys["loss_after_ft"].is_empty());
+    // The masked control of the fine-tuned network computes the same function.
+    let (a, b): (f64, f64) = (phys["loss_after_ft"].parse().unwrap(), masked["loss_after_ft"].parse().unwrap());
+    assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    assert_eq!(phys["lowering_plan"], "d".repeat(13));
+    // The trained network is reused by a run with the same training settings.
+    let mtime = std::fs::metadata(&save).unwrap().modified().unwrap();
+    let text = format!(
+        "model: {{width: 0.0625, in_channels: 1}}\n\
+         train: {{steps: 4, batch: 8, lr: 0.01, save: {}}}\n\
+         dataset: {{eval_limit: 0, train_limit: 64}}\n\
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0}}\n",
+        save.display()
+    );
+    let s = Suite::from_text(Path::new("again.yaml"), &text).unwrap();
+    let r = suite::run(&s, &RunOptions { out: Some(dir.path().join("again.csv")), ..opts }, &AtomicBool::new(false)).unwrap();
+    assert_eq!(r.outcome.ok, 1);
+    assert_eq!(std::fs::metadata(&save).unwrap().modified().unwrap(), mtime);
+}
