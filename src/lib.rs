@@ -13,6 +13,7 @@ pub mod hlo;
 pub mod lower;
 pub mod model;
 pub mod pjrt;
+pub mod rank;
 pub mod prune;
 pub mod runtime;
 pub mod suite;

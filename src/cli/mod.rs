@@ -4,6 +4,7 @@ mod device;
 mod latency_cmd;
 mod model_cmds;
 mod prune_cmd;
+mod rank_cmd;
 mod run_cmd;
 mod train_cmd;
 mod tune_cmd;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Run a benchmark suite (YAML): build every variant it describes, measure it on the
     /// device and append one CSV row per variant; resumable.
     Run(run_cmd::RunArgs),
+    /// Rank pruned candidates by transferability measures (NLEEP, LogME, ...) instead of
+    /// fine-tuning them all; with the fine-tuned truth, rate how well each measure predicted it.
+    Rank(rank_cmd::RankArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -68,5 +72,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Latency(a) => latency_cmd::latency(&a),
         Command::Tune(a) => tune_cmd::tune(&a),
         Command::Run(a) => run_cmd::run(&a),
+        Command::Rank(a) => rank_cmd::rank(&a),
     }
 }

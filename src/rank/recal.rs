@@ -1,0 +1,175 @@
+//! BN recalibration: re-estimate every batch norm's running mean and variance on training
+//! batches, because pruning shifts the statistics the saved ones were measured on.
+//!
+//! Semantics are PyTorch's train mode with `momentum=None` (a cumulative average), i.e.
+//! `model.train(); with torch.no_grad(): for x in batches: model(x)` after resetting the
+//! running statistics: in every forward pass each BN normalises with the **current batch's**
+//! statistics (not the running ones), and the running statistics become the plain average
+//! over the batches of the batch means and of the **unbiased** batch variances
+//! (`var * m / (m - 1)`, `m = B * H * W`). Gamma, beta and all weights are unchanged.
+//!
+//! The statistics program takes the images and per conv its kernel, bias, gamma and beta,
+//! runs the convolutional part in training mode (the forward of
+//! [`grad::batch_norm_train`](crate::train::grad::batch_norm_train)) and returns, per conv,
+//! the batch mean and the biased batch variance of the pre-BN conv output (bias included).
+
+use std::time::Instant;
+
+use crate::data::{Batches, Dataset, LastBatch};
+use crate::error::{Error, Result};
+use crate::hlo::{Builder, DType, Shape, Value};
+use crate::lower::Lowering;
+use crate::model::weights::BN_EPS;
+use crate::model::{Arch, Vgg};
+use crate::pjrt::{Buffer, Executable};
+use crate::runtime::Session;
+use crate::train::grad;
+
+/// Seed of the order the recalibration batches are drawn in.
+pub const RECAL_SEED: u64 = 0x5245_4341_4c31; // "RECAL1"
+
+/// The statistics program's text: arguments images `[B, H, W, C]` then per conv kernel,
+/// bias, gamma, beta; outputs per conv mean `[c]` and biased variance `[c]` (f64 for an f64
+/// program, else f32).
+pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<String> {
+    arch.validate()?;
+    if !arch.batch_norm {
+        return Err(Error::invalid("architecture", arch.describe(), "it has no batch norm to recalibrate"));
+    }
+    if batch < 2 {
+        return Err(Error::invalid("recalibration batch", batch, "batch statistics need a batch of at least 2"));
+    }
+    if plan.len() != arch.channels.len() {
+        return Err(Error::invalid("lowering plan", format!("{} entries", plan.len()), "give one lowering per conv"));
+    }
+    let out_dt = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let mut b = Builder::new();
+    let [h, w, c] = arch.input;
+    let mut x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dtype));
+    let mut outs: Vec<Value> = Vec::new();
+    for (i, lowering) in plan.iter().enumerate() {
+        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
+        let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
+        let bias = b.arg(Shape::new([cout], dtype));
+        let gamma = b.arg(Shape::new([cout], dtype));
+        let beta = b.arg(Shape::new([cout], dtype));
+        let z = lowering.emit(&mut b, &x, &k)?;
+        let z = grad::bias_add(&mut b, &z, &bias, 3)?;
+        let (y, cache) = grad::batch_norm_train(&mut b, &z, &gamma, &beta, BN_EPS as f64)?;
+        outs.push(b.convert(&cache.mean, out_dt));
+        outs.push(b.convert(&cache.var, out_dt));
+        let y = b.relu(&y)?;
+        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
+    }
+    let refs: Vec<&Value> = outs.iter().collect();
+    Ok(b.finish(&refs))
+}
+
+/// Per conv, the batch mean and biased batch variance of each channel.
+pub type BatchStats = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// The statistics program compiled for one network, its parameters on the device.
+pub struct BnStats {
+    session: Session,
+    exe: Executable,
+    params: Vec<Buffer>,
+    arch: Arch,
+    pub batch: usize,
+    dtype: DType,
+}
+
+impl BnStats {
+    pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
+        let text = bn_stats_program(&vgg.arch, batch, dtype, plan)?;
+        let exe = session.client.compile(&text)?;
+        let mut params = Vec::with_capacity(4 * vgg.convs.len());
+        for c in &vgg.convs {
+            let bn = c.bn.as_ref().ok_or_else(|| Error::invalid("checkpoint", "conv without BN", "every conv needs its BN"))?;
+            let dims = |a: &[usize]| a.iter().map(|&d| d as i64).collect::<Vec<i64>>();
+            params.push(session.upload(&c.kernel.iter().copied().collect::<Vec<f32>>(), &dims(c.kernel.shape()), dtype)?);
+            for a in [&c.bias, &bn.gamma, &bn.beta] {
+                params.push(session.upload(&a.to_vec(), &[a.len() as i64], dtype)?);
+            }
+        }
+        Ok(BnStats { session: session.clone(), exe, params, arch: vgg.arch.clone(), batch, dtype })
+    }
+
+    /// The batch statistics of one batch of exactly `batch` NHWC images.
+    pub fn run(&self, images: &[f32]) -> Result<BatchStats> {
+        let [h, w, c] = self.arch.input;
+        let input = self.session.upload(images, &[self.batch as i64, h as i64, w as i64, c as i64], self.dtype)?;
+        let mut args: Vec<&Buffer> = vec![&input];
+        args.extend(self.params.iter());
+        let out = self.exe.execute(&args)?;
+        let host = |b: &Buffer| -> Result<Vec<f64>> {
+            if self.dtype == DType::F64 {
+                b.to_host::<f64>()
+            } else {
+                Ok(b.to_host::<f32>()?.into_iter().map(f64::from).collect())
+            }
+        };
+        out.chunks_exact(2).map(|p| Ok((host(&p[0])?, host(&p[1])?))).collect()
+    }
+}
+
+/// What a recalibration did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recalibration {
+    pub batches: usize,
+    pub batch: usize,
+    pub seconds: f64,
+}
+
+/// A copy of `vgg` whose BN running statistics are re-estimated on `batches` batches of
+/// `batch` images of `data` (normalised, drawn in a seeded shuffled order, cycling through
+/// epochs when `data` is short), with the semantics in the module docs. A network without
+/// BN is returned unchanged (0 batches).
+pub fn recalibrate(
+    session: &Session,
+    vgg: &Vgg,
+    data: &Dataset,
+    batches: usize,
+    batch: usize,
+    dtype: DType,
+    plan: &[Lowering],
+) -> Result<(Vgg, Recalibration)> {
+    let t = Instant::now();
+    if !vgg.arch.batch_norm || batches == 0 {
+        return Ok((vgg.clone(), Recalibration { batches: 0, batch: 0, seconds: 0.0 }));
+    }
+    if data.n < 2 {
+        return Err(Error::invalid(
+            "recalibration data",
+            format!("{} ({} images)", data.name, data.n),
+            "BN recalibration needs at least 2 training images",
+        ));
+    }
+    let bs = batch.min(data.n).max(2);
+    let stats = BnStats::new(session, vgg, bs, dtype, plan)?;
+    let mut sums: Vec<(Vec<f64>, Vec<f64>)> = vgg.arch.channels.iter().map(|&c| (vec![0.0; c], vec![0.0; c])).collect();
+    let mut done = 0;
+    let mut epoch = 0;
+    while done < batches {
+        for b in Batches::new(data, bs, LastBatch::Drop)?.shuffled(RECAL_SEED, epoch) {
+            for (i, (m, v)) in stats.run(&b.images)?.into_iter().enumerate() {
+                let (hh, ww) = vgg.arch.conv_hw(i);
+                let count = (bs * hh * ww) as f64;
+                let unbias = count / (count - 1.0).max(1.0);
+                sums[i].0.iter_mut().zip(&m).for_each(|(s, x)| *s += x);
+                sums[i].1.iter_mut().zip(&v).for_each(|(s, x)| *s += x * unbias);
+            }
+            done += 1;
+            if done == batches {
+                break;
+            }
+        }
+        epoch += 1;
+    }
+    let mut out = vgg.clone();
+    for (conv, (m, v)) in out.convs.iter_mut().zip(sums) {
+        let bn = conv.bn.as_mut().expect("checked: the network has BN");
+        bn.mean = m.iter().map(|x| (x / done as f64) as f32).collect();
+        bn.var = v.iter().map(|x| (x / done as f64) as f32).collect();
+    }
+    Ok((out, Recalibration { batches: done, batch: bs, seconds: t.elapsed().as_secs_f64() }))
+}
