@@ -15,6 +15,7 @@ pub mod model;
 pub mod pjrt;
 pub mod rank;
 pub mod prune;
+pub mod report;
 pub mod runtime;
 pub mod suite;
 pub mod train;

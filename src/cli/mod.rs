@@ -2,9 +2,11 @@
 
 mod device;
 mod latency_cmd;
+mod merge_cmd;
 mod model_cmds;
 mod prune_cmd;
 mod rank_cmd;
+mod report_cmd;
 mod run_cmd;
 mod train_cmd;
 mod tune_cmd;
@@ -54,6 +56,10 @@ pub enum Command {
     /// Rank pruned candidates by transferability measures (NLEEP, LogME, ...) instead of
     /// fine-tuning them all; with the fine-tuned truth, rate how well each measure predicted it.
     Rank(rank_cmd::RankArgs),
+    /// Tables (summary.md) and plots (SVG and PNG) from result CSVs.
+    Report(report_cmd::ReportArgs),
+    /// Join result CSVs (e.g. one per shard) into one, dropping duplicate variants.
+    Merge(merge_cmd::MergeArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -73,5 +79,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Tune(a) => tune_cmd::tune(&a),
         Command::Run(a) => run_cmd::run(&a),
         Command::Rank(a) => rank_cmd::rank(&a),
+        Command::Report(a) => report_cmd::report(&a),
+        Command::Merge(a) => merge_cmd::merge(&a),
     }
 }

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::suite::{self, Display, RunOptions, Suite};
+use crate::suite::{self, Display, RunOptions, Shard, Suite};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -29,12 +29,39 @@ pub struct RunArgs {
     /// No progress bar or per-row lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run only shard K of N (0-based K, e.g. 0/4 ... 3/4): N hosts share one sweep with no
+    /// coordination; each configuration lands in exactly one shard. Merge the CSVs with
+    /// `prunebench merge`.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// Run as one of N shards, taking K from the batch system: a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX) or a Slurm array (SLURM_ARRAY_TASK_ID; N may then also come from
+    /// SLURM_ARRAY_TASK_COUNT).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+}
+
+fn shard(a: &RunArgs) -> anyhow::Result<Shard> {
+    if let Some(s) = a.shard {
+        return Ok(s);
+    }
+    match Shard::from_env(a.shards)? {
+        Some(s) => Ok(s),
+        None if a.shards.is_some() => {
+            bail!("--shards needs JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm) set; or give --shard K/N")
+        }
+        None => Ok(Shard::all()),
+    }
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let s = Suite::load(&a.suite)?;
+    let shard = shard(a)?;
+    if shard.count > 1 {
+        eprintln!("{}: shard {shard}", s.name);
+    }
     if a.dry_run {
-        let variants = suite::expand(&s);
+        let variants = suite::in_shard(&s, suite::expand(&s), shard);
         for v in &variants {
             println!("{}", v.id);
         }
@@ -62,6 +89,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         force: a.force,
         retry_errors: a.retry_errors,
         display: if a.quiet { Display::Quiet } else { Display::auto() },
+        shard,
     };
     let r = suite::run(&s, &opts, &stop)?;
     eprintln!(

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod record;
 pub mod runner;
 pub mod schema;
+pub mod shard;
 pub mod train;
 
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use plan::{expand, Variant};
 pub use progress::{Display, Progress};
 pub use record::{Record, Status};
 pub use runner::Outcome;
+pub use shard::Shard;
 
 use crate::error::Result;
 
@@ -51,11 +53,13 @@ pub struct RunOptions {
     /// Re-measure variants whose earlier row is an error (a new row is appended).
     pub retry_errors: bool,
     pub display: Display,
+    /// Which share of the plan this process runs (see [`shard`]).
+    pub shard: Shard,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { out: None, force: false, retry_errors: false, display: Display::Quiet }
+        RunOptions { out: None, force: false, retry_errors: false, display: Display::Quiet, shard: Shard::all() }
     }
 }
 
@@ -71,12 +75,19 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// The variants of `shard`. A pruning configuration's variants (dtypes, batches,
+/// lowerings, its masked twin) all go to the same shard, chosen by a stable hash of the
+/// configuration, so each configuration is pruned and fine-tuned once across all shards.
+pub fn in_shard(suite: &Suite, variants: Vec<Variant>, shard: Shard) -> Vec<Variant> {
+    variants.into_iter().filter(|v| shard.contains(&suite.pruning[v.prune].physical_key())).collect()
+}
+
 /// Runs `suite`, appending to its CSV and skipping variants already there.
 pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summary> {
     let start = Instant::now();
     let output = opts.out.clone().unwrap_or_else(|| suite.output.clone());
     let (mut csv, existing) = CsvExporter::open(&output, opts.force)?;
-    let variants = expand(suite);
+    let variants = in_shard(suite, expand(suite), opts.shard);
     let todo: Vec<&Variant> = variants
         .iter()
         .filter(|v| {

@@ -1,0 +1,175 @@
+//! Reading result CSVs for the report: by header name, into [`Row`], which mirrors only the
+//! columns the report uses; other columns are ignored, so CSVs with extra columns (a newer
+//! prunebench) still read. A bad row is an error naming the file and its line.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The columns of a result row that the report reads (see `src/suite/record.rs`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Row {
+    pub suite: String,
+    pub variant: String,
+    pub method: String,
+    pub schedule: String,
+    pub ratio: String,
+    pub round_to: Option<usize>,
+    pub control: String,
+    pub lowering: String,
+    pub dtype: String,
+    pub batch: Option<usize>,
+    pub device: String,
+    pub platform: Option<String>,
+    pub device_kind: Option<String>,
+    pub channels: Option<String>,
+    pub params: Option<u64>,
+    pub macs: Option<u64>,
+    pub latency_p50_ms: Option<f64>,
+    pub argument_bytes: Option<i64>,
+    pub output_bytes: Option<i64>,
+    pub temp_bytes: Option<i64>,
+    pub code_bytes: Option<i64>,
+    pub program_peak_bytes: Option<i64>,
+    pub device_peak_bytes: Option<i64>,
+    pub top1_before_ft: Option<f64>,
+    pub top1_after_ft: Option<f64>,
+    pub status: String,
+    pub error: Option<String>,
+    /// Line of the row in its file (1 is the header).
+    #[serde(skip)]
+    pub line: u64,
+}
+
+/// Columns a file must have for the report to make sense of it.
+const REQUIRED: &[&str] = &["variant", "method", "ratio", "status", "latency_p50_ms"];
+
+impl Row {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+
+    /// The unpruned network (method `none`, or every ratio 0).
+    pub fn is_baseline(&self) -> bool {
+        self.method == "none" || self.ratio.split_whitespace().all(|r| r.parse::<f64>() == Ok(0.0))
+    }
+
+    pub fn is_masked(&self) -> bool {
+        self.control == "masked"
+    }
+
+    /// The fraction removed, where it is one number (not for per-layer `layers` schedules).
+    pub fn ratio_value(&self) -> Option<f64> {
+        if self.is_baseline() {
+            return Some(0.0);
+        }
+        let mut it = self.ratio.split_whitespace();
+        let r = it.next()?.parse().ok()?;
+        it.next().is_none().then_some(r)
+    }
+
+    /// Top-1 after fine-tuning where measured, else before.
+    pub fn top1(&self) -> Option<f64> {
+        self.top1_after_ft.or(self.top1_before_ft)
+    }
+
+    /// What the compiler plans for one run: arguments + outputs + temporaries + code.
+    pub fn compiled_bytes(&self) -> Option<i64> {
+        let parts = [self.argument_bytes, self.output_bytes, self.temp_bytes, self.code_bytes];
+        parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
+    }
+
+    /// The device's peak in use where the plugin reports it, else the program's peak.
+    pub fn peak_bytes(&self) -> Option<i64> {
+        self.device_peak_bytes.or(self.program_peak_bytes)
+    }
+}
+
+/// One input CSV.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: PathBuf,
+    /// How series from this file are labelled (the file name without `.csv`).
+    pub label: String,
+    pub rows: Vec<Row>,
+}
+
+impl Source {
+    pub fn ok(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.is_ok())
+    }
+}
+
+/// Reads one result CSV.
+pub fn load(path: &Path) -> Result<Source> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut source = parse(path, &text)?;
+    source.label = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    Ok(source)
+}
+
+/// Reads several; labels that would collide get their folder added.
+pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Source>> {
+    let mut out: Vec<Source> = paths.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    let labels: Vec<String> = out.iter().map(|s| s.label.clone()).collect();
+    let mut seen = HashSet::new();
+    let dup: HashSet<&String> = labels.iter().filter(|l| !seen.insert(*l)).collect();
+    for s in out.iter_mut() {
+        if dup.contains(&s.label) {
+            s.label = s.path.with_extension("").display().to_string();
+        }
+    }
+    Ok(out)
+}
+
+/// Parses CSV text read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Source> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().map_err(|e| csv_error(path, &e))?.clone();
+    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|c| !header.iter().any(|h| h == *c)).collect();
+    if !missing.is_empty() {
+        return Err(Error::file(
+            path,
+            format!(
+                "line 1: not a prunebench result CSV: column(s) {} missing (the header starts '{}')",
+                missing.join(", "),
+                header.iter().take(4).collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| csv_error(path, &e))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let mut row: Row = rec.deserialize(Some(&header)).map_err(|e| {
+            let msg = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => {
+                    let col = err.field().and_then(|i| header.get(i as usize)).map(|c| format!(" (column {c})")).unwrap_or_default();
+                    format!("{}{col}", err.kind())
+                }
+                _ => e.to_string(),
+            };
+            Error::file(path, format!("line {line}: {msg}"))
+        })?;
+        row.line = line;
+        rows.push(row);
+    }
+    Ok(Source { path: path.to_path_buf(), label: String::new(), rows })
+}
+
+fn csv_error(path: &Path, e: &csv::Error) -> Error {
+    let msg = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("{len} fields where the header has {expected_len} (a cut or malformed row?)")
+        }
+        _ => e.to_string(),
+    };
+    match e.position() {
+        Some(p) => Error::file(path, format!("line {}: {msg}", p.line())),
+        None => Error::file(path, msg),
+    }
+}

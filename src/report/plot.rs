@@ -1,0 +1,414 @@
+//! The report's plots. Each is first built as a [`Chart`] (plain data: title, axes, labelled
+//! series), then drawn by one function into SVG and PNG with plotters. Text is drawn with an
+//! embedded DejaVu Sans, so no system fonts are needed.
+//!
+//! | file | what |
+//! |---|---|
+//! | `latency_vs_ratio` | p50 against the fraction removed, per method (physical), with the MAC-ideal curve dashed |
+//! | `accuracy_vs_latency` | top-1 (after fine-tuning where measured) against p50, the Pareto front per setting |
+//! | `memory_vs_ratio` | compiled memory (arguments + outputs + temporaries + code) against the fraction removed; peak dashed where reported |
+//! | `masked_vs_physical` | p50 of the masked control next to physical pruning |
+//! | `round_to` | p50 against the fraction removed, one line per `round_to` |
+//!
+//! Only `ok` rows with a p50 are plotted; per-layer (`layers`) ratios have no place on a
+//! ratio axis and are left out of the ratio plots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::analysis::{join, pareto_front, Point, Setting, Varying};
+use super::input::Source;
+use crate::error::{Error, Result};
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Line with markers (a measured curve).
+    Line,
+    /// Dashed line, no markers (a model: the MAC-ideal curve, peak memory).
+    Dashed,
+    /// Markers only.
+    Points,
+    /// A thick line through hollow markers (a Pareto front).
+    Front,
+}
+
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub kind: Kind,
+    /// Palette index (a measured series and its model share one).
+    pub color: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Chart {
+    /// File name without extension.
+    pub name: &'static str,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// Start the y axis at 0.
+    pub y_from_zero: bool,
+    pub series: Vec<Series>,
+    /// Shown under the title (e.g. why a plot is empty).
+    pub note: Option<String>,
+}
+
+impl Chart {
+    fn new(name: &'static str, title: &str, x: &str, y: &str) -> Chart {
+        Chart {
+            name,
+            title: title.into(),
+            x_label: x.into(),
+            y_label: y.into(),
+            y_from_zero: true,
+            series: Vec::new(),
+            note: None,
+        }
+    }
+}
+
+/// Series key: everything but the ratio, so one line holds one configuration.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct LineKey {
+    setting: Setting,
+    method: String,
+    masked: bool,
+    round_to: usize,
+}
+
+fn line_key(p: &Point<'_>) -> LineKey {
+    LineKey {
+        setting: p.setting.clone(),
+        method: p.row.method.clone(),
+        masked: p.row.is_masked(),
+        round_to: p.row.round_to.unwrap_or(1),
+    }
+}
+
+/// Measured lines against the ratio: pruned points grouped by [`LineKey`], each with its
+/// setting's unpruned point at ratio 0.
+fn ratio_lines<'a>(points: &'a [Point<'a>], keep: impl Fn(&Point<'_>) -> bool) -> BTreeMap<LineKey, Vec<&'a Point<'a>>> {
+    let mut lines: BTreeMap<LineKey, Vec<&Point>> = BTreeMap::new();
+    for p in points.iter().filter(|p| !p.row.is_baseline() && p.row.ratio_value().is_some() && keep(p)) {
+        lines.entry(line_key(p)).or_default().push(p);
+    }
+    for (k, v) in lines.iter_mut() {
+        if let Some(b) = points.iter().rev().find(|p| p.setting == k.setting && p.row.is_baseline() && !p.row.is_masked()) {
+            v.push(b);
+        }
+        v.sort_by(|a, b| a.row.ratio_value().unwrap().total_cmp(&b.row.ratio_value().unwrap()));
+    }
+    lines
+}
+
+fn line_label(sources: &[Source], vary: &Varying, k: &LineKey, control: bool, round_to: bool) -> String {
+    let mut parts = vec![k.method.clone()];
+    if control {
+        parts.push(if k.masked { "masked".into() } else { "physical".into() });
+    }
+    if round_to {
+        parts.push(format!("r{}", k.round_to));
+    }
+    parts.extend(vary.setting_label(sources, &k.setting));
+    join(&parts)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Builds the five charts.
+pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
+    let ratio_x = "fraction of channels removed";
+    let mut out = Vec::new();
+
+    // Latency against ratio, with the MAC-ideal curve.
+    let mut c = Chart::new("latency_vs_ratio", "Latency vs pruning ratio (physical pruning)", ratio_x, "p50 latency (ms)");
+    let lines = ratio_lines(points, |p| !p.row.is_masked());
+    let vary = Varying::of(lines.values().flatten().copied());
+    for (i, (k, line)) in lines.iter().enumerate() {
+        let label = line_label(sources, &vary, k, false, vary.round_to);
+        c.series.push(Series {
+            label: label.clone(),
+            points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
+            kind: Kind::Line,
+            color: i,
+        });
+        let ideal: Vec<(f64, f64)> = line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.ideal_p50()?))).collect();
+        if ideal.len() > 1 {
+            c.series.push(Series { label: format!("{label} MAC-ideal"), points: ideal, kind: Kind::Dashed, color: i });
+        }
+    }
+    out.push(c);
+
+    // Accuracy against latency, with the Pareto front per setting (lowering not counted).
+    let mut c = Chart::new("accuracy_vs_latency", "Top-1 vs p50 latency", "p50 latency (ms)", "top-1 (after fine-tuning where measured)");
+    c.y_from_zero = false;
+    let vary = Varying::of(points.iter().filter(|p| p.row.top1().is_some()));
+    let with_acc: Vec<&Point> = points.iter().filter(|p| p.row.top1().is_some()).collect();
+    let mut groups: BTreeMap<(Setting, String, bool), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut fronts: BTreeMap<Setting, Vec<(f64, f64)>> = BTreeMap::new();
+    for p in &with_acc {
+        let xy = (p.row.latency_p50_ms.unwrap(), p.row.top1().unwrap());
+        let method = if p.row.is_baseline() { "unpruned".to_string() } else { p.row.method.clone() };
+        groups.entry((p.setting.clone(), method, p.row.is_masked())).or_default().push(xy);
+        fronts.entry(p.setting.without_lowering()).or_default().push(xy);
+    }
+    for (i, ((s, method, masked), pts)) in groups.into_iter().enumerate() {
+        let mut parts = vec![method];
+        if masked {
+            parts.push("masked".into());
+        }
+        parts.extend(vary.setting_label(sources, &s));
+        c.series.push(Series { label: join(&parts), points: pts, kind: Kind::Points, color: i });
+    }
+    let n = c.series.len();
+    for (j, (s, pts)) in fronts.into_iter().enumerate() {
+        let front: Vec<(f64, f64)> = pareto_front(&pts).into_iter().map(|i| pts[i]).collect();
+        let mut parts = vec!["Pareto front".to_string()];
+        parts.extend(vary.setting_label(sources, &s));
+        c.series.push(Series { label: join(&parts), points: front, kind: Kind::Front, color: n + j });
+    }
+    if with_acc.is_empty() {
+        c.note = Some("no accuracy in the data (eval_limit: 0?)".into());
+    }
+    out.push(c);
+
+    // Memory against ratio.
+    let mut c = Chart::new("memory_vs_ratio", "Memory vs pruning ratio (physical pruning)", ratio_x, "MiB");
+    let vary = Varying::of(lines.values().flatten().copied());
+    for (i, (k, line)) in lines.iter().enumerate() {
+        let label = line_label(sources, &vary, k, false, vary.round_to);
+        let compiled: Vec<(f64, f64)> =
+            line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.row.compiled_bytes()? as f64 / MIB))).collect();
+        if !compiled.is_empty() {
+            c.series.push(Series { label: format!("{label} compiled"), points: compiled, kind: Kind::Line, color: i });
+        }
+        let peak: Vec<(f64, f64)> =
+            line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.row.peak_bytes()? as f64 / MIB))).collect();
+        if !peak.is_empty() {
+            c.series.push(Series { label: format!("{label} peak"), points: peak, kind: Kind::Dashed, color: i });
+        }
+    }
+    out.push(c);
+
+    // Masked control against physical pruning, for the methods that have a masked run.
+    let mut c = Chart::new("masked_vs_physical", "Masked control vs physical pruning", ratio_x, "p50 latency (ms)");
+    let masked_methods: Vec<(usize, String)> =
+        points.iter().filter(|p| p.row.is_masked()).map(|p| (p.source, p.row.method.clone())).collect();
+    let masked_lines = ratio_lines(points, |p| masked_methods.contains(&(p.source, p.row.method.clone())));
+    let vary = Varying::of(masked_lines.values().flatten().copied());
+    for (i, (k, line)) in masked_lines.iter().enumerate() {
+        c.series.push(Series {
+            label: line_label(sources, &vary, k, true, vary.round_to),
+            points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
+            kind: Kind::Line,
+            color: i,
+        });
+    }
+    if masked_lines.is_empty() {
+        c.note = Some("no masked rows (add controls: [physical, masked] to the suite)".into());
+    }
+    out.push(c);
+
+    // The effect of round_to.
+    let mut c = Chart::new("round_to", "Effect of round_to (channels kept rounded to a multiple)", ratio_x, "p50 latency (ms)");
+    let vary = Varying::of(lines.values().flatten().copied());
+    for (i, (k, line)) in lines.iter().enumerate() {
+        c.series.push(Series {
+            label: line_label(sources, &vary, k, false, true),
+            points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
+            kind: Kind::Line,
+            color: i,
+        });
+    }
+    if !vary.round_to {
+        c.note = Some("one round_to value in the data: nothing to compare".into());
+    }
+    out.push(c);
+    out
+}
+
+/// Pixel size of every plot: the plot, and the legend panel at its right.
+pub const SIZE: (u32, u32) = (1200, 640);
+const LEGEND_W: u32 = 360;
+
+/// Tableau 10.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// Writes `DIR/NAME.svg` and `DIR/NAME.png`; returns both paths.
+pub fn write(chart: &Chart, dir: &Path) -> Result<Vec<PathBuf>> {
+    register_font();
+    let (w, h) = SIZE;
+    let svg_path = dir.join(format!("{}.svg", chart.name));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw(root, chart).map_err(|e| Error::file(&svg_path, format!("drawing the plot: {e}")))?;
+    }
+    std::fs::write(&svg_path, svg).map_err(|e| Error::io(&svg_path, e))?;
+
+    let png_path = dir.join(format!("{}.png", chart.name));
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
+        draw(root, chart).map_err(|e| Error::file(&png_path, format!("drawing the plot: {e}")))?;
+    }
+    image::save_buffer(&png_path, &buf, w, h, image::ExtendedColorType::Rgb8)
+        .map_err(|e| Error::file(&png_path, format!("writing PNG: {e}")))?;
+    Ok(vec![svg_path, png_path])
+}
+
+type DrawResult<T> = std::result::Result<T, String>;
+
+fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if from_zero && lo >= 0.0 {
+        lo = 0.0;
+    }
+    let pad = if hi > lo { (hi - lo) * 0.06 } else { hi.abs().max(1.0) * 0.1 };
+    (if from_zero && lo == 0.0 { 0.0 } else { lo - pad }, hi + pad)
+}
+
+/// Draws `chart` on any plotters backend.
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<()> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_W);
+    let all = || chart.series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = range(all().map(|p| p.0), false);
+    let (y0, y1) = range(all().map(|p| p.1), chart.y_from_zero);
+    let caption = match &chart.note {
+        Some(n) => format!("{} ({n})", chart.title),
+        None => chart.title.clone(),
+    };
+    let mut c = ChartBuilder::on(&plot_area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e)?;
+    c.configure_mesh()
+        .x_desc(chart.x_label.as_str())
+        .y_desc(chart.y_label.as_str())
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    for s in &chart.series {
+        let col = color(s.color);
+        let shape = (s.color / PALETTE.len()) % 3;
+        let pts = s.points.clone();
+        match s.kind {
+            Kind::Line | Kind::Front => {
+                let width = if s.kind == Kind::Front { 3 } else { 2 };
+                c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(width))).map_err(e)?;
+            }
+            Kind::Dashed => {
+                c.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, col.stroke_width(2))).map_err(e)?;
+            }
+            Kind::Points => {}
+        }
+        match s.kind {
+            Kind::Dashed => {}
+            Kind::Front => {
+                c.draw_series(pts.iter().map(|&p| Circle::new(p, 7, col.stroke_width(2)))).map_err(e)?;
+            }
+            Kind::Line | Kind::Points => {
+                let size = if s.kind == Kind::Points { 5 } else { 4 };
+                for &p in &pts {
+                    match shape {
+                        0 => c.draw_series(std::iter::once(Circle::new(p, size, col.filled()))).map_err(e)?,
+                        1 => c.draw_series(std::iter::once(TriangleMarker::new(p, size + 1, col.filled()))).map_err(e)?,
+                        _ => c.draw_series(std::iter::once(Cross::new(p, size, col.stroke_width(2)))).map_err(e)?,
+                    };
+                }
+            }
+        }
+    }
+    draw_legend(&legend_area, chart).map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// The legend in its own panel, so it never hides data.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let font = ("sans-serif", 13).into_font();
+    let step = 20;
+    let top = 40;
+    let fit = ((SIZE.1 as i32 - top - 20) / step).max(1) as usize;
+    if chart.series.is_empty() {
+        area.draw(&Text::new("no rows for this plot", (10, top), font.clone()))?;
+        return Ok(());
+    }
+    for (i, s) in chart.series.iter().enumerate() {
+        let y = top + i as i32 * step;
+        if i + 1 == fit && chart.series.len() > fit {
+            area.draw(&Text::new(format!("… {} more series", chart.series.len() - i), (10, y - 6), font.clone()))?;
+            break;
+        }
+        let col = color(s.color);
+        match s.kind {
+            Kind::Line | Kind::Front => {
+                let w = if s.kind == Kind::Front { 3 } else { 2 };
+                area.draw(&PathElement::new(vec![(8, y), (36, y)], col.stroke_width(w)))?;
+            }
+            Kind::Dashed => {
+                for x in [8, 20, 32] {
+                    area.draw(&PathElement::new(vec![(x, y), (x + 6, y)], col.stroke_width(2)))?;
+                }
+            }
+            Kind::Points => {}
+        }
+        match s.kind {
+            Kind::Front => area.draw(&Circle::new((22, y), 6, col.stroke_width(2)))?,
+            Kind::Line | Kind::Points => match (s.color / PALETTE.len()) % 3 {
+                0 => area.draw(&Circle::new((22, y), 4, col.filled()))?,
+                1 => area.draw(&TriangleMarker::new((22, y), 5, col.filled()))?,
+                _ => area.draw(&Cross::new((22, y), 4, col.stroke_width(2)))?,
+            },
+            Kind::Dashed => {}
+        }
+        area.draw(&Text::new(s.label.clone(), (44, y - 7), font.clone()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! `summary.md`: the inputs, a table per method, the best variant per latency budget, the
+//! plots, and every error row.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::analysis::{budgets, Point};
+use super::input::Source;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "—".into())
+}
+
+fn pct(v: Option<f64>) -> String {
+    opt(v, |v| format!("{:.1}%", v * 100.0))
+}
+
+fn times(v: Option<f64>) -> String {
+    opt(v, |v| format!("{v:.2}×"))
+}
+
+/// Thousands separated by a thin space: `14 728 266`.
+fn count(v: Option<u64>) -> String {
+    opt(v, |v| {
+        let s = v.to_string();
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i) % 3 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    })
+}
+
+fn mib(v: Option<i64>) -> String {
+    opt(v, |v| format!("{:.2}", v as f64 / MIB))
+}
+
+/// Markdown table cell: no pipes or line breaks.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The whole `summary.md`. `plots` are the file names written next to it.
+pub fn markdown(sources: &[Source], points: &[Point<'_>], plots: &[String]) -> String {
+    let mut md = String::new();
+    let many = sources.len() > 1;
+    md.push_str("# prunebench report\n\n");
+
+    md.push_str("## Inputs\n\n| file | suite | rows | ok | error | device | platform | device kind |\n|---|---|---|---|---|---|---|---|\n");
+    for s in sources {
+        let set = |f: &dyn Fn(&super::input::Row) -> Option<String>| {
+            let mut v: Vec<String> = s.rows.iter().filter_map(f).filter(|x| !x.is_empty()).collect();
+            v.sort();
+            v.dedup();
+            if v.is_empty() { "—".into() } else { v.join(", ") }
+        };
+        let ok = s.rows.iter().filter(|r| r.is_ok()).count();
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+            s.path.display(),
+            cell(&set(&|r| Some(r.suite.clone()))),
+            s.rows.len(),
+            ok,
+            s.rows.len() - ok,
+            cell(&set(&|r| Some(r.device.clone()))),
+            cell(&set(&|r| r.platform.clone())),
+            cell(&set(&|r| r.device_kind.clone())),
+        );
+    }
+    md.push('\n');
+
+    // One table per method; the unpruned rows first.
+    let mut by_method: BTreeMap<(bool, String), Vec<&Point>> = BTreeMap::new();
+    for p in points {
+        let m = if p.row.is_baseline() { "none".to_string() } else { p.row.method.clone() };
+        by_method.entry((!p.row.is_baseline(), m)).or_default().push(p);
+    }
+    for ((pruned, method), mut rows) in by_method {
+        rows.sort_by(|a, b| {
+            (&a.setting, a.row.is_masked(), a.row.round_to, a.row.ratio_value().unwrap_or(f64::NAN).to_bits())
+                .cmp(&(&b.setting, b.row.is_masked(), b.row.round_to, b.row.ratio_value().unwrap_or(f64::NAN).to_bits()))
+        });
+        if pruned {
+            let _ = writeln!(md, "## Method `{method}`\n");
+        } else {
+            md.push_str("## Unpruned (method `none`, ratio 0)\n\n");
+        }
+        if many {
+            md.push_str("| file ");
+        }
+        md.push_str(
+            "| setting | control | ratio | round_to | channels | params | MACs | p50 ms | speed-up | MAC-ideal | efficiency | compiled MiB | peak MiB | top-1 before FT | top-1 after FT |\n",
+        );
+        if many {
+            md.push_str("|---");
+        }
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for p in rows {
+            let r = p.row;
+            if many {
+                let _ = write!(md, "| {} ", cell(&sources[p.source].label));
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&p.setting.text()),
+                cell(&r.control),
+                cell(&r.ratio),
+                opt(r.round_to, |v| v.to_string()),
+                cell(r.channels.as_deref().unwrap_or("—")),
+                count(r.params),
+                count(r.macs),
+                opt(r.latency_p50_ms, |v| format!("{v:.3}")),
+                times(p.speedup),
+                times(p.ideal),
+                opt(p.efficiency(), |v| format!("{:.0}%", v * 100.0)),
+                mib(r.compiled_bytes()),
+                mib(r.peak_bytes()),
+                pct(r.top1_before_ft),
+                pct(r.top1_after_ft),
+            );
+        }
+        md.push('\n');
+    }
+    if points.is_empty() {
+        md.push_str("No `ok` rows with a latency: nothing to tabulate or plot.\n\n");
+    }
+
+    md.push_str("## Best variant per latency budget\n\n");
+    md.push_str(
+        "For each setting (file, device, dtype, batch; any lowering), the most accurate variant (top-1 after \
+         fine-tuning where measured, else before) whose p50 fits the budget; budgets are fractions of the \
+         fastest unpruned p50 of the setting.\n\n",
+    );
+    let groups = budgets(points);
+    if groups.is_empty() {
+        md.push_str("No setting has both an unpruned row and accuracy.\n\n");
+    }
+    for (s, base, picks) in groups {
+        let file = if many { format!("{} ", sources[s.source].label) } else { String::new() };
+        let _ = writeln!(md, "**{file}{}** (unpruned p50 {base:.3} ms):\n", s.text());
+        for pick in picks {
+            let what = match pick.best {
+                Some(p) => format!(
+                    "`{}`: top-1 {}, p50 {:.3} ms ({})",
+                    p.row.variant,
+                    pct(p.row.top1()),
+                    p.row.latency_p50_ms.unwrap_or(f64::NAN),
+                    times(p.speedup)
+                ),
+                None => "nothing fits".into(),
+            };
+            let _ = writeln!(md, "- ≤ {:.3} ms ({:.0}% of unpruned): {what}", pick.budget_ms, pick.fraction * 100.0);
+        }
+        md.push('\n');
+    }
+
+    if !plots.is_empty() {
+        md.push_str("## Plots\n\n");
+        for p in plots.iter().filter(|p| p.ends_with(".svg")) {
+            let png = p.trim_end_matches(".svg").to_string() + ".png";
+            let _ = writeln!(md, "- [{p}]({p}) ([png]({png}))");
+        }
+        md.push('\n');
+    }
+
+    let errors: Vec<(&Source, &super::input::Row)> =
+        sources.iter().flat_map(|s| s.rows.iter().filter(|r| !r.is_ok()).map(move |r| (s, r))).collect();
+    md.push_str("## Errors\n\n");
+    if errors.is_empty() {
+        md.push_str("No error rows.\n\n");
+    } else {
+        md.push_str("Not plotted or tabulated above.\n\n| file | line | variant | status | error |\n|---|---|---|---|---|\n");
+        for (s, r) in errors {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | `{}` | {} | {} |",
+                s.path.display(),
+                r.line,
+                cell(&r.variant),
+                cell(&r.status),
+                cell(r.error.as_deref().unwrap_or(""))
+            );
+        }
+        md.push('\n');
+    }
+
+    md.push_str(
+        "## Columns\n\n\
+         - *setting*: dtype, batch, conv lowering, device. Rows are only compared within one setting (and one file).\n\
+         - *speed-up*: p50 of the unpruned row of the same setting / this p50. *MAC-ideal*: unpruned MACs / these \
+         MACs, what the arithmetic alone promises. *efficiency*: speed-up / MAC-ideal.\n\
+         - *compiled MiB*: arguments + outputs + temporaries + generated code of the compiled program (PJRT). \
+         *peak MiB*: the device's peak in use where the plugin reports it, else the program's peak; — where neither is given.\n\
+         - *top-1*: on the suite's evaluation images, before and after fine-tuning; — where not measured.\n",
+    );
+    md
+}
