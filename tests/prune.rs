@@ -272,3 +272,67 @@ fn cli_prunes_and_writes_nothing_on_error() {
     let zeroed: BTreeSet<usize> = (0..4).filter(|&j| ck.model.convs[1].bias[j] == 0.0).collect();
     assert_eq!(zeroed.len(), 2);
 }
+
+/// `taylor` on a tiny single-channel VGG: finite, non-negative, deterministic scores; a
+/// channel whose whole filter group (kernel slice, bias, BN gamma and beta) is zero scores
+/// exactly 0 and goes first; without labels (or on the CLI without --dataset) it is a clear
+/// error.
+#[test]
+fn taylor_scores_filter_groups_from_gradients() {
+    use rand::{Rng, SeedableRng};
+    let mut v = net(Arch::cifar(0.0625, 1, 10, vec![]).unwrap(), 40);
+    let c0 = &mut v.convs[0];
+    c0.kernel.slice_mut(s![.., .., .., 1]).fill(0.0);
+    c0.bias[1] = 0.0;
+    let bn = c0.bn.as_mut().unwrap();
+    bn.gamma[1] = 0.0;
+    bn.beta[1] = 0.0;
+    let n = 6;
+    let x = common::images(n, 32, 32, 1, 41);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+    let labels: Vec<i32> = (0..n).map(|_| rng.random_range(0..10)).collect();
+    let taylor = prune::find("taylor").unwrap();
+    assert_eq!(taylor.needs(), prune::Needs::Gradients);
+    // Two batches of 3.
+    let ctx = ScoreContext::with_labelled_data(common::cpu(), x.as_slice().unwrap(), &labels, n, 3);
+    let scores = taylor.scores(&v, &ctx).unwrap();
+    assert_eq!(scores.len(), 13);
+    for (i, s) in scores.iter().enumerate() {
+        assert_eq!(s.len(), v.arch.channels[i]);
+        assert!(s.iter().all(|t| t.is_finite() && *t >= 0.0), "conv {i}: {s:?}");
+        assert!(s.iter().any(|&t| t > 0.0), "conv {i}: all zero {s:?}");
+    }
+    assert_eq!(scores[0][1], 0.0, "{:?}", scores[0]);
+    assert!(scores[0].iter().enumerate().all(|(j, &t)| j == 1 || t > 0.0), "{:?}", scores[0]);
+    assert_eq!(taylor.scores(&v, &ctx).unwrap(), scores, "not deterministic");
+    let mut r = vec![0.0; 13];
+    r[0] = 0.25;
+    let keep = prune::keep_sets(&v, &Plan::new("taylor", Schedule::Layers(r)), &ctx).unwrap();
+    assert_eq!(keep[0], vec![0, 2, 3]);
+    // Fewer images than a batch: one batch of all 6.
+    let one = ScoreContext::with_labelled_data(common::cpu(), x.as_slice().unwrap(), &labels, n, 32);
+    let s1 = taylor.scores(&v, &one).unwrap();
+    assert_eq!(s1[0][1], 0.0);
+    assert!(s1.iter().flatten().all(|t| t.is_finite() && *t >= 0.0));
+
+    // Without labels: the clear error, from the criterion and from pruning.
+    let unlabelled = ScoreContext::with_data(common::cpu(), x.as_slice().unwrap(), n, 3);
+    for ctx in [unlabelled, ScoreContext::weights_only()] {
+        let e = prune::prune(&v, &Plan::new("taylor", Schedule::Uniform(0.5)), &ctx).unwrap_err().to_string();
+        assert!(e.contains("taylor") && e.contains("needs labelled images") && e.contains("--dataset"), "{e}");
+    }
+    let bad = [0, 10, 1, 2, 3, 4];
+    let ctx = ScoreContext::with_labelled_data(common::cpu(), x.as_slice().unwrap(), &bad, n, 3);
+    let e = taylor.scores(&v, &ctx).unwrap_err().to_string();
+    assert!(e.contains("label") && e.contains("10"), "{e}");
+
+    // CLI: taylor without --dataset fails in one line and writes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.safetensors");
+    checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let (s, o) = (src.to_str().unwrap(), out.to_str().unwrap());
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "taylor", "--ratio", "0.5"]);
+    assert!(!ok && text.trim().lines().count() == 1 && text.contains("--dataset"), "{text}");
+    assert!(!out.exists());
+}

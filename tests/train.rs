@@ -608,3 +608,62 @@ fn tiny_vgg_learns_bright_squares() {
     assert!(train_acc > 0.9, "training accuracy {train_acc}");
     assert!(test_acc > 0.9, "held-out accuracy with running stats {test_acc}");
 }
+
+/// The gradient program (forward and backward without the update) returns the loss and
+/// exactly the gradients the step program applies, in parameter order; a few coordinates
+/// are also checked against central differences of its own loss.
+#[test]
+fn grad_program_matches_the_step_program() {
+    let v = tiny_vgg();
+    let (sp, sexe) = plain_step();
+    let gp = train::grad_program(&tiny(), 4, DType::F64, &train::default_plan(&tiny())).unwrap();
+    let np = gp.params.len();
+    assert_eq!(gp.params, sp.params);
+    assert_eq!(gp.args.len(), 2 + np);
+    assert_eq!(gp.outputs.len(), 1 + np);
+    assert_eq!(gp.outputs[0], Shape::scalar(DType::F64));
+    for (k, s) in gp.params.iter().enumerate() {
+        assert_eq!(gp.args[2 + k], s.shape, "{}", s.name);
+        assert_eq!(gp.outputs[1 + k], s.shape, "{}", s.name);
+    }
+    let gexe = common::cpu().client.compile(&gp.text).unwrap();
+    let (x, labels) = batch_data(4, 41);
+    let sargs = step_args(&v, &x, &labels, 1.0, None, sp);
+    let sout = run(sexe, &sargs);
+    // Grad-program arguments: images, labels, then the parameters (skip lr, momentum, stats).
+    let mut gargs = vec![sargs[0].clone(), sargs[1].clone()];
+    gargs.extend(sargs[3..3 + np].iter().cloned());
+    let gout = run(&gexe, &gargs);
+    assert_eq!(gout.len(), 1 + np);
+    let (loss, want_loss) = (f64s(&gout[0])[0], f64s(&sout[0])[0]);
+    assert!((loss - want_loss).abs() <= 1e-12 * want_loss.abs(), "loss {loss} vs step {want_loss}");
+    for (k, s) in gp.params.iter().enumerate() {
+        // Zero momentum in, lr 1: the step's new momentum buffer is the gradient.
+        let (g, want) = (f64s(&gout[1 + k]), f64s(&sout[2 + np + k]));
+        let e = common::rel_err(&g, &want);
+        assert!(e < 1e-12, "{}: rel err {e:e} against the step program", s.name);
+    }
+    // Central differences of the gradient program's own loss.
+    for name in ["conv2.kernel", "conv7.gamma", "conv12.beta", "dense0.bias"] {
+        let k = gp.param_index(name).unwrap();
+        let g = f64s(&gout[1 + k]);
+        let mut by_size: Vec<usize> = (0..g.len()).collect();
+        by_size.sort_by(|&i, &j| g[j].abs().total_cmp(&g[i].abs()));
+        let (mut a, mut f) = (Vec::new(), Vec::new());
+        for &c in by_size.iter().take(2) {
+            let mut plus = gargs.clone();
+            let mut minus = gargs.clone();
+            if let (Arg::F64(_, pp), Arg::F64(_, mm)) = (&mut plus[2 + k], &mut minus[2 + k]) {
+                pp[c] += H_NET;
+                mm[c] -= H_NET;
+            }
+            let lp = f64s(&run(&gexe, &plus)[0])[0];
+            let lm = f64s(&run(&gexe, &minus)[0])[0];
+            f.push((lp - lm) / (2.0 * H_NET));
+            a.push(g[c]);
+        }
+        let e = rel(&a, &f);
+        assert!(f.iter().any(|t| t.abs() > 1e-7), "{name}: degenerate gradient {f:?}");
+        assert!(e < 1e-5, "{name}: rel err {e:e}\n  analytic {a:?}\n  numeric  {f:?}");
+    }
+}

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use ndarray::Array4;
 
 use super::device::DeviceArgs;
+use crate::data::{Dataset, Source, Split};
 use crate::model::{checkpoint, counts, Arch};
 use crate::prune::{self, Control, Needs, Plan, Schedule, ScoreContext};
 
@@ -28,7 +29,8 @@ pub struct PruneArgs {
     pub checkpoint: PathBuf,
     /// Criterion that scores channels (higher = kept): l1, l2 (filter norms), random
     /// (seeded), bn-scale (|BN gamma|), fpgm (distance to the layer's geometric median),
-    /// apoz, mean-activation (post-ReLU statistics on --images).
+    /// apoz, mean-activation (post-ReLU statistics on --images or --dataset), taylor
+    /// (first-order Taylor importance from gradients on labelled --dataset images).
     #[arg(long, value_name = "NAME")]
     pub method: String,
     /// Fraction of channels to REMOVE, in [0, 1), for the uniform and global schedules.
@@ -61,10 +63,18 @@ pub struct PruneArgs {
     /// matching the checkpoint's input.
     #[arg(long, value_name = "FILE.npy")]
     pub images: Option<PathBuf>,
-    /// Images per compiled batch of the statistics program (whole batches only).
+    /// Labelled calibration images for taylor (also usable for apoz / mean-activation
+    /// instead of --images): fashion-mnist, cifar10:DIR, cifar100:DIR or folder:DIR. The
+    /// first --calibration-images training images are used, normalised like training.
+    #[arg(long, value_name = "SOURCE")]
+    pub dataset: Option<Source>,
+    /// How many training images of --dataset score the channels.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub calibration_images: usize,
+    /// Images per compiled batch of the statistics or gradient program (whole batches only).
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Device that runs the statistics program (data criteria only).
+    /// Device that runs the statistics or gradient program (data and gradient criteria only).
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Output checkpoint (.safetensors); written only if everything succeeded.
@@ -117,11 +127,22 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     };
     plan.validate(v)?;
     let criterion = prune::find(&plan.criterion)?;
-    let (session, images);
+    let needs = criterion.needs();
+    if needs != Needs::Weights && a.images.is_some() && a.dataset.is_some() {
+        bail!("give --images or --dataset, not both: {} scores channels on one set of images", criterion.name());
+    }
+    if needs == Needs::Gradients && a.images.is_some() {
+        bail!(
+            "{} needs labelled images: use --dataset SOURCE (e.g. --dataset fashion-mnist); --images has no labels",
+            criterion.name()
+        );
+    }
+    let (session, images, labels, calib): (_, Array4<f32>, Vec<i32>, Dataset);
     let mut ctx = ScoreContext::weights_only();
-    match (criterion.needs(), &a.images) {
-        (Needs::Weights, Some(_)) => eprintln!("note: --images ignored: {} reads the weights only", criterion.name()),
-        (Needs::Data, Some(path)) => {
+    match (needs, &a.images, &a.dataset) {
+        (Needs::Weights, Some(_), _) => eprintln!("note: --images ignored: {} reads the weights only", criterion.name()),
+        (Needs::Weights, _, Some(_)) => eprintln!("note: --dataset ignored: {} reads the weights only", criterion.name()),
+        (Needs::Data, Some(path), None) => {
             let [h, w, c] = v.arch.input;
             let want = format!("float32 .npy of shape [N, {h}, {w}, {c}] (NHWC)");
             let x: Array4<f32> = ndarray_npy::read_npy(path)
@@ -137,6 +158,25 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
             session = a.device.open()?;
             let data = images.as_slice().expect("standard layout");
             ctx = ScoreContext::with_data(&session, data, images.shape()[0], a.batch);
+        }
+        (Needs::Data | Needs::Gradients, None, Some(source)) => {
+            if a.calibration_images == 0 {
+                bail!("--calibration-images 0: {} needs at least one image", criterion.name());
+            }
+            let d = source
+                .load_normalized(Split::Train, v.arch.input)
+                .with_context(|| format!("loading --dataset {source} for {}", criterion.name()))?;
+            if d.classes > v.arch.classes {
+                bail!(
+                    "--dataset {source} has {} classes but the checkpoint has {} outputs; use the dataset it was trained on",
+                    d.classes,
+                    v.arch.classes
+                );
+            }
+            calib = d.take(a.calibration_images.min(d.n));
+            labels = calib.labels.iter().map(|&l| l as i32).collect();
+            session = a.device.open()?;
+            ctx = ScoreContext::with_labelled_data(&session, &calib.images, &labels, calib.n, a.batch);
         }
         _ => {}
     }

@@ -29,9 +29,11 @@ pub struct ScoreContext<'a> {
     pub session: Option<&'a Session>,
     /// NHWC f32 images, `count` of the network's input shape, row-major.
     pub images: Option<&'a [f32]>,
+    /// One class label per image (gradient criteria), `count` of them.
+    pub labels: Option<&'a [i32]>,
     pub count: usize,
-    /// Images per compiled statistics batch (0 = 32). Only whole batches are used; fewer
-    /// images than one batch run as one smaller batch.
+    /// Images per compiled statistics (or gradient) batch (0 = 32). Only whole batches are
+    /// used; fewer images than one batch run as one smaller batch.
     pub batch: usize,
 }
 
@@ -43,7 +45,19 @@ impl<'a> ScoreContext<'a> {
 
     /// A context with `count` NHWC images to run on `session`.
     pub fn with_data(session: &'a Session, images: &'a [f32], count: usize, batch: usize) -> Self {
-        ScoreContext { seed: 0, session: Some(session), images: Some(images), count, batch }
+        ScoreContext { seed: 0, session: Some(session), images: Some(images), labels: None, count, batch }
+    }
+
+    /// A context with `count` NHWC images and their class labels to run on `session`
+    /// (enough for every criterion, gradient criteria included).
+    pub fn with_labelled_data(
+        session: &'a Session,
+        images: &'a [f32],
+        labels: &'a [i32],
+        count: usize,
+        batch: usize,
+    ) -> Self {
+        ScoreContext { labels: Some(labels), ..Self::with_data(session, images, count, batch) }
     }
 
     /// The session and images, or the error that says `criterion` needs them.
@@ -54,7 +68,30 @@ impl<'a> ScoreContext<'a> {
                 "criterion",
                 criterion,
                 "it scores channels by their activations and needs images and a device \
-                 (CLI: --images FILE.npy); use a weight criterion (l1, l2, fpgm, bn-scale, random) otherwise",
+                 (CLI: --images FILE.npy or --dataset SOURCE); use a weight criterion (l1, l2, fpgm, bn-scale, random) otherwise",
+            )),
+        }
+    }
+
+    /// The session, images and one label per image, or the error that says `criterion`
+    /// (a gradient criterion) needs them.
+    pub fn labelled_data(&self, criterion: &str) -> Result<(&'a Session, &'a [f32], &'a [i32], usize)> {
+        match (self.session, self.images, self.labels) {
+            (Some(s), Some(x), Some(y)) if self.count > 0 => {
+                if y.len() != self.count {
+                    return Err(Error::invalid(
+                        "labels",
+                        format!("{} labels", y.len()),
+                        format!("give one label per image ({})", self.count),
+                    ));
+                }
+                Ok((s, x, y, self.count))
+            }
+            _ => Err(Error::invalid(
+                "criterion",
+                criterion,
+                "it scores channels by gradients of the loss and needs labelled images and a device \
+                 (CLI: --dataset SOURCE, e.g. --dataset fashion-mnist); use a weight criterion (l1, l2, fpgm, bn-scale, random) otherwise",
             )),
         }
     }

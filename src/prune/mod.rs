@@ -112,9 +112,6 @@ pub struct Pruned {
 pub fn keep_sets(v: &Vgg, plan: &Plan, ctx: &ScoreContext) -> Result<Vec<Vec<usize>>> {
     plan.validate(v)?;
     let criterion = find(&plan.criterion)?;
-    if criterion.needs() == Needs::Gradients {
-        return Err(Error::invalid("criterion", criterion.name(), "gradient criteria are not supported yet"));
-    }
     let ctx = ScoreContext { seed: plan.seed, ..*ctx };
     let scores = criterion.scores(v, &ctx)?;
     if scores.len() != v.convs.len() || scores.iter().zip(&v.arch.channels).any(|(s, &n)| s.len() != n) {

@@ -410,10 +410,7 @@ impl Checker<'_> {
                 self.err(&["pruning", "methods"], format!("unknown method '{m}'; {hint}valid: {}", names.join(", ")))
             })?;
             match c.needs() {
-                Needs::Gradients => {
-                    return Err(self.err(&["pruning", "methods"], format!("'{m}' needs gradients, which pruning does not support yet")))
-                }
-                Needs::Data => needs_data = true,
+                Needs::Data | Needs::Gradients => needs_data = true,
                 Needs::Weights => {}
             }
             if m == "bn-scale" && !arch.batch_norm {
@@ -421,7 +418,7 @@ impl Checker<'_> {
             }
         }
         if needs_data && opts.calibration_images == 0 {
-            return Err(self.err(&["pruning", "calibration_images"], "0, but apoz / mean-activation score channels on images"));
+            return Err(self.err(&["pruning", "calibration_images"], "0, but apoz / mean-activation / taylor score channels on (labelled) training images"));
         }
         if p.ratios.is_none() && p.layer_ratios.is_none() {
             return Err(self.err(&["pruning"], "give `ratios: [0.5, ...]` and/or `layer_ratios: [[13 ratios], ...]`"));

@@ -440,12 +440,13 @@ impl Runner<'_> {
         plan.control = Control::Physical;
         self.progress.step(id, "prune");
         let criterion = prune::find(&plan.criterion).map_err(|e| e.to_string())?;
-        let pruned = if criterion.needs() == prune::Needs::Data {
+        let pruned = if criterion.needs() != prune::Needs::Weights {
             let data = self.train_set()?;
             let k = self.suite.prune_options.calibration_images.min(data.n);
             let mut images = data.take(k);
             self.suite.dataset.normalize().apply_dataset(&mut images).map_err(|e| e.to_string())?;
-            let ctx = ScoreContext::with_data(session, &images.images, k, 32);
+            let labels: Vec<i32> = images.labels.iter().map(|&l| l as i32).collect();
+            let ctx = ScoreContext::with_labelled_data(session, &images.images, &labels, k, 32);
             prune::prune(&base, &plan, &ctx)
         } else {
             prune::prune(&base, &plan, &ScoreContext::weights_only())

@@ -33,7 +33,7 @@
 //!   min_channels: 1
 //!   skip: []                  # conv indices left untouched
 //!   seed: 0                   # seed of the random criterion
-//!   calibration_images: 256   # images for apoz / mean-activation
+//!   calibration_images: 256   # images for apoz / mean-activation / taylor
 //! finetune: {steps: 100, batch: 32, lr: 0.01}   # optional; see TrainSpec
 //! measure:
 //!   devices: [cpu]            # auto | cpu | gpu | tpu

@@ -11,5 +11,9 @@ pub mod step;
 mod trainer;
 
 pub use optim::{lr_at, Decay, LrSchedule, OptConfig};
-pub use step::{default_plan, param_specs, stat_specs, step_program, step_program_with, TensorSpec, TrainProgram};
+pub use step::{
+    default_plan, grad_program, param_specs, stat_specs, step_program, step_program_with, GradProgram, TensorSpec,
+    TrainProgram,
+};
+pub(crate) use trainer::host_state;
 pub use trainer::Trainer;

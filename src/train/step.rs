@@ -12,6 +12,9 @@
 //! updated parameters, momentum buffers and running statistics in the argument order, so
 //! output `2 + i` ([`FIRST_STATE_OUTPUT`]) replaces argument `3 + i` ([`FIRST_STATE_ARG`]).
 //! Loss and count are computed with the parameters before the update.
+//!
+//! [`grad_program`] is the same forward and backward pass without the update: the loss and
+//! one gradient per parameter (what gradient-based pruning criteria read).
 
 use super::grad::{self, BnCache};
 use super::optim::{sgd_update, OptConfig};
@@ -129,10 +132,19 @@ struct ConvTape {
     act: Value,
 }
 
-/// Like [`step_program`] with conv `i` (forward and both gradients) lowered as `plan[i]`.
-pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
+/// What the shared forward and backward pass leaves for the caller.
+struct ForwardBackward {
+    /// Loss, top-1 count and logits gradient.
+    xent: grad::Xent,
+    /// One gradient per parameter, in [`param_specs`] order.
+    grads: Vec<Value>,
+    /// Per conv, its batch-norm cache (batch statistics) when the model has BN.
+    bn: Vec<Option<BnCache>>,
+}
+
+/// Checks what the step and gradient programs both require.
+fn check_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<()> {
     arch.validate()?;
-    opt.validate()?;
     if !matches!(dtype, DType::F32 | DType::F64) {
         return Err(Error::invalid("training dtype", dtype, "train in f32 (or f64 for exact checks)"));
     }
@@ -146,18 +158,22 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
             format!("give one lowering per conv ({})", arch.channels.len()),
         ));
     }
-    let params = param_specs(arch, dtype);
-    let stats = stat_specs(arch, dtype);
-    let mut b = Builder::new();
-    let [h, w, c] = arch.input;
+    Ok(())
+}
+
+/// Emits the training-mode forward pass (BN with batch statistics) of `arch` on `images`
+/// and `labels` with parameters `p` ([`param_specs`] order), then the backward pass with
+/// the rules of [`grad`], conv `i` lowered as `plan[i]`.
+fn forward_backward(
+    b: &mut Builder,
+    arch: &Arch,
+    batch: usize,
+    plan: &[Lowering],
+    images: Value,
+    labels: &Value,
+    p: &[Value],
+) -> Result<ForwardBackward> {
     let bsz = batch as i64;
-    let images = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
-    let labels = b.arg(Shape::new([bsz], DType::I32));
-    let lr32 = b.arg(Shape::scalar(DType::F32));
-    let lr = b.convert(&lr32, dtype);
-    let p: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
-    let mom: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
-    let st: Vec<Value> = stats.iter().map(|s| b.arg(s.shape.clone())).collect();
 
     // ---- forward ----
     let per_conv = if arch.batch_norm { 4 } else { 2 };
@@ -165,10 +181,10 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
     let mut x = images;
     for i in 0..arch.channels.len() {
         let q = &p[i * per_conv..(i + 1) * per_conv];
-        let z = plan[i].emit(&mut b, &x, &q[0])?;
-        let z = grad::bias_add(&mut b, &z, &q[1], 3)?;
+        let z = plan[i].emit(b, &x, &q[0])?;
+        let z = grad::bias_add(b, &z, &q[1], 3)?;
         let (pre, bn) = if arch.batch_norm {
-            let (y, cache) = grad::batch_norm_train(&mut b, &z, &q[2], &q[3], BN_EPS as f64)?;
+            let (y, cache) = grad::batch_norm_train(b, &z, &q[2], &q[3], BN_EPS as f64)?;
             (y, Some(cache))
         } else {
             (z, None)
@@ -187,58 +203,83 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
     for j in 0..nd {
         let (wt, bias) = (&p[dense0 + 2 * j], &p[dense0 + 2 * j + 1]);
         let y = b.matmul(&hcur, wt)?;
-        let y = grad::bias_add(&mut b, &y, bias, 1)?;
+        let y = grad::bias_add(b, &y, bias, 1)?;
         dense_in.push(hcur);
         hcur = if j + 1 < nd { b.relu(&y)? } else { y.clone() };
         dense_pre.push(y);
     }
-    let xent = grad::softmax_xent(&mut b, &hcur, &labels)?;
+    let xent = grad::softmax_xent(b, &hcur, labels)?;
 
     // ---- backward ----
-    let mut grads: Vec<Option<Value>> = vec![None; params.len()];
+    let mut grads: Vec<Option<Value>> = vec![None; p.len()];
     let mut g = xent.dlogits.clone();
     for j in (0..nd).rev() {
         if j + 1 < nd {
-            g = grad::relu_backward(&mut b, &dense_pre[j], &g)?;
+            g = grad::relu_backward(b, &dense_pre[j], &g)?;
         }
-        let (dx, dw, db) = grad::dense_backward(&mut b, &dense_in[j], &p[dense0 + 2 * j], &g)?;
+        let (dx, dw, db) = grad::dense_backward(b, &dense_in[j], &p[dense0 + 2 * j], &g)?;
         grads[dense0 + 2 * j] = Some(dw);
         grads[dense0 + 2 * j + 1] = Some(db);
         g = dx;
     }
-    g = grad::reshape_backward(&mut b, &g, &feat_dims)?;
+    g = grad::reshape_backward(b, &g, &feat_dims)?;
     for i in (0..arch.channels.len()).rev() {
         let t = &tapes[i];
         let base = i * per_conv;
         if Arch::pools_after(i) {
-            g = grad::max_pool2_backward(&mut b, &t.act, &g)?;
+            g = grad::max_pool2_backward(b, &t.act, &g)?;
         }
-        g = grad::relu_backward(&mut b, &t.pre, &g)?;
+        g = grad::relu_backward(b, &t.pre, &g)?;
         if let Some(cache) = &t.bn {
-            let (dx, dgamma, dbeta) = grad::batch_norm_backward(&mut b, &g, &p[base + 2], cache)?;
+            let (dx, dgamma, dbeta) = grad::batch_norm_backward(b, &g, &p[base + 2], cache)?;
             grads[base + 2] = Some(dgamma);
             grads[base + 3] = Some(dbeta);
             g = dx;
         }
-        grads[base + 1] = Some(grad::bias_add_backward(&mut b, &g, 3)?);
-        grads[base] = Some(grad::conv3x3_kernel(&mut b, &t.input, &g, plan[i])?);
+        grads[base + 1] = Some(grad::bias_add_backward(b, &g, 3)?);
+        grads[base] = Some(grad::conv3x3_kernel(b, &t.input, &g, plan[i])?);
         if i > 0 {
-            g = grad::conv3x3_input(&mut b, &g, &p[base], plan[i])?;
+            g = grad::conv3x3_input(b, &g, &p[base], plan[i])?;
         }
     }
+    let grads = grads
+        .into_iter()
+        .enumerate()
+        .map(|(k, g)| g.ok_or_else(|| Error::shape("train step", format!("no gradient for parameter {k}"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ForwardBackward { xent, grads, bn: tapes.into_iter().map(|t| t.bn).collect() })
+}
+
+/// Like [`step_program`] with conv `i` (forward and both gradients) lowered as `plan[i]`.
+pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
+    arch.validate()?;
+    opt.validate()?;
+    check_program(arch, batch, dtype, plan)?;
+    let params = param_specs(arch, dtype);
+    let stats = stat_specs(arch, dtype);
+    let mut b = Builder::new();
+    let [h, w, c] = arch.input;
+    let bsz = batch as i64;
+    let images = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
+    let labels = b.arg(Shape::new([bsz], DType::I32));
+    let lr32 = b.arg(Shape::scalar(DType::F32));
+    let lr = b.convert(&lr32, dtype);
+    let p: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
+    let mom: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
+    let st: Vec<Value> = stats.iter().map(|s| b.arg(s.shape.clone())).collect();
+    let ForwardBackward { xent, grads, bn } = forward_backward(&mut b, arch, batch, plan, images, &labels, &p)?;
 
     // ---- update ----
     let mut new_p = Vec::with_capacity(params.len());
     let mut new_m = Vec::with_capacity(params.len());
     for (k, s) in params.iter().enumerate() {
-        let gk = grads[k].as_ref().ok_or_else(|| Error::shape("train step", format!("no gradient for {}", s.name)))?;
-        let (pn, mn) = sgd_update(&mut b, opt, &p[k], gk, &mom[k], &lr, s.decay)?;
+        let (pn, mn) = sgd_update(&mut b, opt, &p[k], &grads[k], &mom[k], &lr, s.decay)?;
         new_p.push(pn);
         new_m.push(mn);
     }
     let mut new_st = Vec::with_capacity(st.len());
-    for (i, t) in tapes.iter().enumerate() {
-        if let Some(cache) = &t.bn {
+    for (i, cache) in bn.iter().enumerate() {
+        if let Some(cache) = cache {
             let (hh, ww) = arch.conv_hw(i);
             let m = (batch * hh * ww) as f64;
             let shape = cache.mean.shape().clone();
@@ -287,4 +328,57 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
         args: args_shapes,
         outputs,
     })
+}
+
+/// A printed gradient program ([`grad_program`]) and what its arguments and outputs are.
+#[derive(Clone, Debug)]
+pub struct GradProgram {
+    pub text: String,
+    pub arch: Arch,
+    pub batch: usize,
+    pub dtype: DType,
+    pub plan: Vec<Lowering>,
+    pub params: Vec<TensorSpec>,
+    pub args: Vec<Shape>,
+    pub outputs: Vec<Shape>,
+}
+
+impl GradProgram {
+    /// Position of the parameter called `name` within the parameters (argument `2 + i`,
+    /// output `1 + i`).
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.name == name)
+    }
+    /// Dtype of the loss output.
+    pub fn metric_dtype(&self) -> DType {
+        metric_dtype(self.dtype)
+    }
+}
+
+/// The loss and its gradients, without an update: the forward and backward pass of the
+/// step program (training mode, BN with batch statistics) on its own.
+///
+/// Arguments: images `[B, H, W, C]` (`dtype`), labels `[B]` i32, then the parameters in
+/// [`param_specs`] order. Outputs: the mean loss (scalar, f64 for an f64 program, else
+/// f32), then one gradient per parameter in the same order and shape. Conv `i` is lowered
+/// as `plan[i]` (see [`default_plan`]).
+pub fn grad_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<GradProgram> {
+    check_program(arch, batch, dtype, plan)?;
+    let params = param_specs(arch, dtype);
+    let mut b = Builder::new();
+    let [h, w, c] = arch.input;
+    let bsz = batch as i64;
+    let image_shape = Shape::new([bsz, h as i64, w as i64, c as i64], dtype);
+    let images = b.arg(image_shape.clone());
+    let labels = b.arg(Shape::new([bsz], DType::I32));
+    let p: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
+    let fb = forward_backward(&mut b, arch, batch, plan, images, &labels, &p)?;
+    let loss = b.convert(&fb.xent.loss, metric_dtype(dtype));
+    let mut outs: Vec<&Value> = vec![&loss];
+    outs.extend(fb.grads.iter());
+    let outputs: Vec<Shape> = outs.iter().map(|v| v.shape().clone()).collect();
+    let mut args = vec![image_shape, Shape::new([bsz], DType::I32)];
+    args.extend(params.iter().map(|s| s.shape.clone()));
+    let text = b.finish(&outs);
+    Ok(GradProgram { text, arch: arch.clone(), batch, dtype, plan: plan.to_vec(), params, args, outputs })
 }

@@ -35,7 +35,7 @@ pub struct Trainer {
 type HostTensors = Vec<Vec<f32>>;
 
 /// Host copies of `vgg`'s parameters and running statistics in step-program order.
-fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
+pub(crate) fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
     let arch = &vgg.arch;
     let mut params = Vec::new();
     let mut stats = Vec::new();

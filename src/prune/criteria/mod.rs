@@ -6,6 +6,7 @@ mod bn_scale;
 mod fpgm;
 mod norm;
 mod random;
+mod taylor;
 
 use ndarray::{ArrayView3, Axis};
 
@@ -22,6 +23,7 @@ static ALL: &[&dyn Criterion] = &[
     &fpgm::Fpgm,
     &activation::Apoz,
     &activation::MeanActivation,
+    &taylor::Taylor,
 ];
 
 /// Every registered criterion.
@@ -140,8 +142,8 @@ mod tests {
             assert!(e.contains(c.name()), "{e}");
         }
         let v = Vgg::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
-        let e = keep_sets(&v, &Plan::new("taylor", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();
-        assert!(e.to_string().contains("'taylor'") && e.to_string().contains("l1, l2"), "{e}");
+        let e = keep_sets(&v, &Plan::new("hessian", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();
+        assert!(e.to_string().contains("'hessian'") && e.to_string().contains("l1, l2"), "{e}");
     }
 
     #[test]
@@ -152,6 +154,9 @@ mod tests {
             let e = keep_sets(&v, &Plan::new(name, Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();
             assert!(e.to_string().contains(name) && e.to_string().contains("needs images"), "{e}");
         }
+        assert_eq!(find("taylor").unwrap().needs(), crate::prune::Needs::Gradients);
+        let e = keep_sets(&v, &Plan::new("taylor", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();
+        assert!(e.to_string().contains("taylor") && e.to_string().contains("needs labelled images"), "{e}");
     }
 
     #[test]
