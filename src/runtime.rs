@@ -74,9 +74,22 @@ pub struct CompiledModel {
 }
 
 impl CompiledModel {
-    /// Compiles the program for `vgg`'s architecture and uploads its weights.
+    /// Compiles the inference program for `vgg`'s architecture and uploads its weights.
     pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
         let prog = program::inference(&vgg.arch, batch, dtype, plan)?;
+        Self::from_program(session, vgg, batch, dtype, plan, &prog)
+    }
+
+    /// Compiles `prog`, a program with the inference program's arguments (e.g.
+    /// [`program::inference_with_features`]), and uploads `vgg`'s weights.
+    pub fn from_program(
+        session: &Session,
+        vgg: &Vgg,
+        batch: usize,
+        dtype: DType,
+        plan: &[Lowering],
+        prog: &program::Program,
+    ) -> Result<Self> {
         let t = Instant::now();
         let exe = session.client.compile(&prog.text)?;
         let compile_seconds = t.elapsed().as_secs_f64();
@@ -132,11 +145,18 @@ impl CompiledModel {
 
     /// Runs one batch already on the device; returns the logits buffer `[B, classes]` f32.
     pub fn run(&self, input: &Buffer) -> Result<Buffer> {
+        self.run_outputs(input)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::PjrtApi("the program returned no output".into()))
+    }
+
+    /// Runs one batch already on the device; returns every output of the program.
+    pub fn run_outputs(&self, input: &Buffer) -> Result<Vec<Buffer>> {
         let mut args: Vec<&Buffer> = Vec::with_capacity(1 + self.weights.len());
         args.push(input);
         args.extend(self.weights.iter());
-        let mut out = self.exe.execute(&args)?;
-        out.pop().ok_or_else(|| Error::PjrtApi("the program returned no output".into()))
+        self.exe.execute(&args)
     }
 
     /// Logits `[n, classes]` (row-major) for `n` NHWC images, batched internally; the last

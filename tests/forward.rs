@@ -30,7 +30,7 @@ fn check(arch: Arch, batch: usize, n: usize, dtype: DType, lowering: Lowering, t
 #[test]
 fn cifar_small_head_f64_matches_reference_tightly() {
     let a = Arch::cifar(0.0625, 3, 10, vec![]).unwrap();
-    for l in [Lowering::Direct, Lowering::Im2col] {
+    for l in prunebench::lower::ALL {
         check(a.clone(), 2, 3, DType::F64, l, 1e-6);
     }
 }
@@ -59,7 +59,7 @@ fn imagenet_form_with_7x7_flatten() {
 #[test]
 fn imagenet_form_bn_2x2_flatten_both_lowerings() {
     let a = Arch::imagenet(1.0 / 16.0, 3, 5, true).unwrap().with_input(64, 64).unwrap();
-    for l in [Lowering::Direct, Lowering::Im2col] {
+    for l in prunebench::lower::ALL {
         check(a.clone(), 2, 2, DType::F64, l, 1e-6);
     }
 }

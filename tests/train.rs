@@ -144,8 +144,8 @@ fn rand_arg(dims: &[i64], seed: u64, scale: f64) -> Arg {
 }
 
 #[test]
-fn conv3x3_gradients_both_lowerings() {
-    for l in [Lowering::Direct, Lowering::Im2col] {
+fn conv3x3_gradients_every_lowering() {
+    for l in prunebench::lower::ALL {
         check_rule(
             &format!("conv3x3 {l}"),
             vec![rand_arg(&[2, 5, 4, 3], 1, 1.0), rand_arg(&[3, 3, 3, 4], 2, 0.5)],

@@ -7,6 +7,7 @@ use clap::Args;
 use super::device::DeviceArgs;
 use crate::hlo::DType;
 use crate::lower::tune::{default_cache_path, StderrProgress, Tuner};
+use crate::lower::{Lowering, ALL};
 use crate::model::{checkpoint, program, Arch};
 
 #[derive(Args, Debug)]
@@ -51,12 +52,14 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
         let shapes = program::layer_shapes(&arch, batch, a.dtype);
         let plan = tuner.plan(&shapes, &mut StderrProgress)?;
         println!("batch {batch}:");
-        println!("  {:<6} {:<24} {:>12} {:>12} {:>8}  choice", "layer", "shape", "direct ms", "im2col ms", "ratio");
+        let heads: Vec<String> = ALL.iter().map(|l| format!("{:>10}", format!("{l} ms"))).collect();
+        println!("  {:<6} {:<24} {}  {:>8}  choice", "layer", "shape", heads.join(" "), "speed-up");
         for (i, (s, l)) in shapes.iter().zip(&plan).enumerate() {
             let d = tuner.cached(s).expect("tuned");
-            let t = |k| d.seconds.get(&k).map(|x| x * 1e3).unwrap_or(f64::NAN);
-            let (dir, im) = (t(crate::lower::Lowering::Direct), t(crate::lower::Lowering::Im2col));
-            println!("  conv{:<2} {:<24} {:>12.3} {:>12.3} {:>7.2}x  {l}", i, s.to_string(), dir, im, dir / im);
+            let t = |k: &Lowering| d.seconds.get(k).map(|x| x * 1e3).unwrap_or(f64::NAN);
+            let cols: Vec<String> = ALL.iter().map(|k| format!("{:>10.3}", t(k))).collect();
+            let gain = t(&Lowering::Direct) / t(l);
+            println!("  conv{:<2} {:<24} {}  {:>7.2}x  {l}", i, s.to_string(), cols.join(" "), gain);
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! applicable ones per layer shape on the device and picks the fastest.
 
 mod direct;
+mod gemm9;
 mod im2col;
 pub mod tune;
 
@@ -25,16 +26,19 @@ pub enum Lowering {
     Direct,
     /// Pad, 9 shifted slices, concatenate, one `dot_general` against the kernel as `[9C, O]`.
     Im2col,
+    /// Pad, then the sum of 9 `dot_general`s, one per kernel tap (no patch matrix).
+    Gemm9,
 }
 
 /// Every lowering, in the order the tuner tries them (the first is the reference).
-pub const ALL: [Lowering; 2] = [Lowering::Direct, Lowering::Im2col];
+pub const ALL: [Lowering; 3] = [Lowering::Direct, Lowering::Im2col, Lowering::Gemm9];
 
 impl Lowering {
     pub fn name(self) -> &'static str {
         match self {
             Lowering::Direct => "direct",
             Lowering::Im2col => "im2col",
+            Lowering::Gemm9 => "gemm9",
         }
     }
 
@@ -43,6 +47,7 @@ impl Lowering {
         match self {
             Lowering::Direct => direct::emit(b, x, kernel),
             Lowering::Im2col => im2col::emit(b, x, kernel),
+            Lowering::Gemm9 => gemm9::emit(b, x, kernel),
         }
     }
 }

@@ -32,6 +32,16 @@ pub fn layer_shapes(arch: &Arch, batch: usize, dtype: DType) -> Vec<LayerShape> 
 /// Builds the inference program of `arch` for batches of `batch` in `dtype`, lowering conv
 /// `i` as `plan[i]`.
 pub fn inference(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Program> {
+    emit(arch, batch, dtype, plan, false)
+}
+
+/// Like [`inference`], with a second output: the penultimate features `[B, d]` (f32), the
+/// input of the last dense layer.
+pub fn inference_with_features(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Program> {
+    emit(arch, batch, dtype, plan, true)
+}
+
+fn emit(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering], with_features: bool) -> Result<Program> {
     if plan.len() != arch.channels.len() {
         return Err(Error::invalid(
             "lowering plan",
@@ -59,9 +69,13 @@ pub fn inference(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> 
     }
     let mut hcur = b.reshape(&x, &[bsz, arch.flat_features() as i64])?;
     let dims = arch.dense_dims();
+    let mut features = None;
     for (j, &(din, dout)) in dims.iter().enumerate() {
         let wt = b.arg(Shape::new([din as i64, dout as i64], dtype));
         let bias = b.arg(Shape::new([dout as i64], dtype));
+        if j + 1 == dims.len() && with_features {
+            features = Some(b.convert(&hcur, DType::F32));
+        }
         let y = b.matmul(&hcur, &wt)?;
         let bias = b.broadcast_along(&bias, y.shape(), 1)?;
         let y = b.add(&y, &bias)?;
@@ -69,7 +83,9 @@ pub fn inference(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> 
     }
     let logits = b.convert(&hcur, DType::F32);
     let output = logits.shape().clone();
-    let text = b.finish(&[&logits]);
+    let mut outs = vec![&logits];
+    outs.extend(features.as_ref());
+    let text = b.finish(&outs);
     Ok(Program { args: arg_shapes(arch, batch, dtype), output, text })
 }
 

@@ -5,19 +5,16 @@
 //! Arguments are exactly the inference program's ([`program::arg_shapes`]); outputs are the
 //! logits `[B, classes]` and the features `[B, d]`, both f32.
 
-use std::time::Instant;
-
 use ndarray::Array2;
 
 use super::measure::Probe;
 use crate::data::{Batches, Dataset, LastBatch};
 use crate::error::{Error, Result};
-use crate::hlo::{Builder, DType, Shape};
+use crate::hlo::DType;
 use crate::lower::Lowering;
 use crate::model::program::{self, Program};
 use crate::model::{Arch, Vgg};
-use crate::pjrt::{Buffer, Executable};
-use crate::runtime::Session;
+use crate::runtime::{CompiledModel, Session};
 
 /// Width of the penultimate features of `arch`.
 pub fn feature_dim(arch: &Arch) -> usize {
@@ -27,112 +24,44 @@ pub fn feature_dim(arch: &Arch) -> usize {
 /// Builds the features program of `arch` for batches of `batch` in `dtype`, conv `i`
 /// lowered as `plan[i]`. `Program::output` is the logits' shape.
 pub fn features_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Program> {
-    arch.validate()?;
-    if plan.len() != arch.channels.len() {
-        return Err(Error::invalid(
-            "lowering plan",
-            format!("{} entries", plan.len()),
-            format!("give one lowering per conv ({})", arch.channels.len()),
-        ));
-    }
-    if batch == 0 {
-        return Err(Error::invalid("batch", 0, "use a batch size of at least 1"));
-    }
-    let mut b = Builder::new();
-    let [h, w, c] = arch.input;
-    let bsz = batch as i64;
-    let mut x = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
-    for (i, lowering) in plan.iter().enumerate() {
-        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
-        let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
-        let bias = b.arg(Shape::new([cout], dtype));
-        let y = lowering.emit(&mut b, &x, &k)?;
-        let bias = b.broadcast_along(&bias, y.shape(), 3)?;
-        let y = b.add(&y, &bias)?;
-        let y = b.relu(&y)?;
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
-    let mut hcur = b.reshape(&x, &[bsz, arch.flat_features() as i64])?;
-    let dims = arch.dense_dims();
-    let mut feats = hcur.clone();
-    for (j, &(din, dout)) in dims.iter().enumerate() {
-        let wt = b.arg(Shape::new([din as i64, dout as i64], dtype));
-        let bias = b.arg(Shape::new([dout as i64], dtype));
-        if j + 1 == dims.len() {
-            feats = hcur.clone();
-        }
-        let y = b.matmul(&hcur, &wt)?;
-        let bias = b.broadcast_along(&bias, y.shape(), 1)?;
-        let y = b.add(&y, &bias)?;
-        hcur = if j + 1 < dims.len() { b.relu(&y)? } else { y };
-    }
-    let logits = b.convert(&hcur, DType::F32);
-    let feats = b.convert(&feats, DType::F32);
-    let output = logits.shape().clone();
-    let text = b.finish(&[&logits, &feats]);
-    Ok(Program { args: program::arg_shapes(arch, batch, dtype), output, text })
+    program::inference_with_features(arch, batch, dtype, plan)
 }
 
 /// A compiled features program with one network's weights on the device.
 pub struct FeatureModel {
-    session: Session,
-    exe: Executable,
-    weights: Vec<Buffer>,
-    pub arch: Arch,
-    pub batch: usize,
-    pub dtype: DType,
-    pub compile_seconds: f64,
+    model: CompiledModel,
 }
 
 impl FeatureModel {
     pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
         let prog = features_program(&vgg.arch, batch, dtype, plan)?;
-        let t = Instant::now();
-        let exe = session.client.compile(&prog.text)?;
-        let compile_seconds = t.elapsed().as_secs_f64();
-        let weights = vgg
-            .inference_weights()
-            .iter()
-            .map(|(dims, data)| session.upload(data, dims, dtype))
-            .collect::<Result<_>>()?;
-        Ok(FeatureModel { session: session.clone(), exe, weights, arch: vgg.arch.clone(), batch, dtype, compile_seconds })
+        Ok(FeatureModel { model: CompiledModel::from_program(session, vgg, batch, dtype, plan, &prog)? })
     }
 
     /// Replaces the weights (same architecture), e.g. after BN recalibration.
     pub fn set_weights(&mut self, vgg: &Vgg) -> Result<()> {
-        if vgg.arch != self.arch {
-            return Err(Error::invalid("weights", vgg.arch.describe(), format!("compiled for {}", self.arch.describe())));
-        }
-        self.weights = vgg
-            .inference_weights()
-            .iter()
-            .map(|(dims, data)| self.session.upload(data, dims, self.dtype))
-            .collect::<Result<_>>()?;
-        Ok(())
+        self.model.set_weights(vgg)
     }
 
     /// Logits and features of every image of `data` (already normalised) as a [`Probe`].
     pub fn probe(&self, data: &Dataset) -> Result<Probe> {
+        let arch = &self.model.arch;
         if data.n == 0 {
             return Err(Error::invalid("probe set", format!("{} (0 images)", data.name), "score on at least a few labelled images"));
         }
-        if data.classes != self.arch.classes {
+        if data.classes != arch.classes {
             return Err(Error::invalid(
                 "dataset",
                 format!("{} ({} classes)", data.name, data.classes),
-                format!("the candidate has {} outputs; rank candidates on the dataset they were trained for", self.arch.classes),
+                format!("the candidate has {} outputs; rank candidates on the dataset they were trained for", arch.classes),
             ));
         }
-        let (k, d) = (self.arch.classes, feature_dim(&self.arch));
-        let [h, w, c] = self.arch.input;
-        let dims = [self.batch as i64, h as i64, w as i64, c as i64];
+        let (k, d) = (arch.classes, feature_dim(arch));
         let mut logits = Vec::with_capacity(data.n * k);
         let mut feats = Vec::with_capacity(data.n * d);
-        for b in Batches::new(data, self.batch, LastBatch::Pad)? {
-            let input = self.session.upload(&b.images, &dims, self.dtype)?;
-            let mut args: Vec<&Buffer> = vec![&input];
-            args.extend(self.weights.iter());
-            let out = self.exe.execute(&args)?;
+        for b in Batches::new(data, self.model.batch, LastBatch::Pad)? {
+            let input = self.model.upload_input(&b.images)?;
+            let out = self.model.run_outputs(&input)?;
             if out.len() != 2 {
                 return Err(Error::PjrtApi(format!("the features program returned {} outputs, expected 2", out.len())));
             }

@@ -47,7 +47,7 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
             cd.layout.kernel = [3, 2, 0, 1];
             b.convolution(dy, &rev, &cd)
         }
-        Lowering::Im2col => {
+        Lowering::Im2col | Lowering::Gemm9 => {
             let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
             lowering.emit(b, dy, &swapped)
         }
@@ -69,7 +69,8 @@ pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering
             cd.layout.output = [2, 3, 0, 1]; // HWIO
             b.convolution(x, dy, &cd)
         }
-        Lowering::Im2col => {
+        // gemm9's kernel gradient is the same contraction; the patch form is used for both.
+        Lowering::Im2col | Lowering::Gemm9 => {
             let zero = b.scalar(0.0, x.dtype());
             let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
             let mut taps = Vec::with_capacity(9);
