@@ -41,6 +41,9 @@ pub enum Command {
     Finetune(train_cmd::FinetuneArgs),
     /// Top-1 / top-5 accuracy and loss of a checkpoint on a dataset (Fashion-MNIST by default).
     Eval(model_cmds::EvalArgs),
+    /// Convert torchvision/timm VGG-16 ImageNet weights (vgg16, vgg16_bn safetensors) into a
+    /// prunebench checkpoint.
+    Import(model_cmds::ImportArgs),
     /// Print a checkpoint's architecture, parameter and MAC counts per layer.
     Info(model_cmds::InfoArgs),
     /// Remove channels from a checkpoint for real (or its masked control); print the savings.
@@ -71,6 +74,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Predict(a) => model_cmds::predict(&a),
         Command::Hlo(a) => model_cmds::hlo(&a),
         Command::Info(a) => model_cmds::info(&a),
+        Command::Import(a) => model_cmds::import(&a),
         Command::Eval(a) => model_cmds::eval(&a),
         Command::Train(a) => train_cmd::train(&a),
         Command::Finetune(a) => train_cmd::finetune(&a),

@@ -287,3 +287,25 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// torchvision/timm VGG-16 ImageNet weights as safetensors with PyTorch names
+    /// (`vgg16` or `vgg16_bn`: `features.N.weight` OIHW, `classifier.N.weight` [out, in]).
+    #[arg(long)]
+    pub torchvision: PathBuf,
+    /// Output prunebench checkpoint.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn import(a: &ImportArgs) -> anyhow::Result<()> {
+    let v = crate::model::import::from_torchvision(&a.torchvision)?;
+    let src = checkpoint::hex_sha256(&std::fs::read(&a.torchvision)?);
+    let mut meta = BTreeMap::new();
+    meta.insert("prunebench.origin".to_string(), format!("import torchvision sha256={src}"));
+    checkpoint::save(&a.out, &v, &meta)?;
+    println!("wrote {}: {}", a.out.display(), v.arch.describe());
+    println!("params {}  MACs/image {}", counts::params(&v.arch), counts::macs(&v.arch));
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Import of torchvision / timm VGG-16 ImageNet weights (`vgg16`, `vgg16_bn`) saved as
+//! safetensors with their PyTorch names, converted to prunebench's layout on load.
+//!
+//! torchvision layout: `features.N.weight` conv kernels OIHW `[out, in, 3, 3]` and biases,
+//! with the 13 convs at `features.{0,2,5,7,10,12,14,17,19,21,24,26,28}` (`vgg16`) or
+//! `features.{0,3,7,10,14,17,20,24,27,30,34,37,40}` (`vgg16_bn`, each followed by its BN at
+//! `N+1`: `weight` = gamma, `bias` = beta, `running_mean`, `running_var`,
+//! `num_batches_tracked`); `classifier.{0,3,6}.weight` `[out, in]`. The first classifier layer
+//! reads the last map flattened in CHW order (`c * 49 + y * 7 + x`); prunebench flattens NHWC,
+//! so its rows are permuted on import.
+
+use std::path::Path;
+
+use ndarray::{Array1, Array2, Array4};
+use safetensors::tensor::Dtype;
+use safetensors::SafeTensors;
+
+use super::arch::{Arch, NUM_CONVS};
+use super::weights::{BatchNorm, Conv, Dense, Vgg};
+use crate::error::{Error, Result};
+
+const PLAIN: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
+const WITH_BN: [usize; 13] = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
+const CLASSIFIER: [usize; 3] = [0, 3, 6];
+
+fn f32s(st: &SafeTensors, name: &str, shape_of: &mut Vec<usize>) -> std::result::Result<Vec<f32>, String> {
+    let t = st.tensor(name).map_err(|_| format!("tensor '{name}' missing"))?;
+    *shape_of = t.shape().to_vec();
+    let d = t.data();
+    Ok(match t.dtype() {
+        Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => d.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => d.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        other => return Err(format!("tensor '{name}' has dtype {other:?}; expected a float type")),
+    })
+}
+
+fn expect(name: &str, got: &[usize], want: &[usize]) -> std::result::Result<(), String> {
+    if got != want {
+        return Err(format!("tensor '{name}' has shape {got:?}, expected {want:?}"));
+    }
+    Ok(())
+}
+
+/// Converts torchvision-named VGG-16 weights (bytes of a safetensors file) to a [`Vgg`]
+/// of the ImageNet form. BN presence is detected (`features.1.running_mean`).
+pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let names = st.names();
+    let has = |n: &str| names.iter().any(|m| m.as_str() == n);
+    if !has("features.0.weight") || !has("classifier.6.weight") {
+        return Err("not torchvision VGG-16 weights: 'features.0.weight' or 'classifier.6.weight' missing".into());
+    }
+    let bn = has("features.1.running_mean");
+    let idx = if bn { WITH_BN } else { PLAIN };
+    let mut shape = Vec::new();
+    let mut convs = Vec::with_capacity(NUM_CONVS);
+    let mut channels = Vec::with_capacity(NUM_CONVS);
+    let mut cin = 0;
+    for (i, &n) in idx.iter().enumerate() {
+        let wname = format!("features.{n}.weight");
+        let w = f32s(&st, &wname, &mut shape)?;
+        if shape.len() != 4 || shape[2] != 3 || shape[3] != 3 || (i > 0 && shape[1] != cin) {
+            return Err(format!("tensor '{wname}' has shape {shape:?}, expected [out, {}, 3, 3]", if i == 0 { shape.get(1).copied().unwrap_or(0) } else { cin }));
+        }
+        let (o, ci) = (shape[0], shape[1]);
+        // OIHW -> HWIO
+        let oihw = Array4::from_shape_vec((o, ci, 3, 3), w).expect("checked");
+        let kernel = oihw.permuted_axes([2, 3, 1, 0]).as_standard_layout().to_owned();
+        let bname = format!("features.{n}.bias");
+        let bias = f32s(&st, &bname, &mut shape)?;
+        expect(&bname, &shape, &[o])?;
+        let bnorm = if bn {
+            let mut g = |k: &str| -> std::result::Result<Array1<f32>, String> {
+                let name = format!("features.{}.{k}", n + 1);
+                let v = f32s(&st, &name, &mut shape)?;
+                expect(&name, &shape, &[o])?;
+                Ok(Array1::from(v))
+            };
+            Some(BatchNorm { gamma: g("weight")?, beta: g("bias")?, mean: g("running_mean")?, var: g("running_var")? })
+        } else {
+            None
+        };
+        convs.push(Conv { kernel, bias: Array1::from(bias), bn: bnorm });
+        channels.push(o);
+        cin = o;
+    }
+    let in_channels = convs[0].kernel.shape()[2];
+    // The classifier tells the head widths; its first layer tells the final map size.
+    let mut dims = Vec::new();
+    let mut dense = Vec::new();
+    for (j, &n) in CLASSIFIER.iter().enumerate() {
+        let wname = format!("classifier.{n}.weight");
+        let w = f32s(&st, &wname, &mut shape)?;
+        if shape.len() != 2 {
+            return Err(format!("tensor '{wname}' has shape {shape:?}, expected [out, in]"));
+        }
+        let (o, i) = (shape[0], shape[1]);
+        let wt = Array2::from_shape_vec((o, i), w).expect("checked").reversed_axes().as_standard_layout().to_owned();
+        let bname = format!("classifier.{n}.bias");
+        let b = f32s(&st, &bname, &mut shape)?;
+        expect(&bname, &shape, &[o])?;
+        if j > 0 && i != dims[j - 1] {
+            return Err(format!("tensor '{wname}' reads {i} features but the layer before gives {}", dims[j - 1]));
+        }
+        dims.push(o);
+        dense.push(Dense { weight: wt, bias: Array1::from(b) });
+    }
+    let c_last = channels[NUM_CONVS - 1];
+    let flat = dense[0].weight.shape()[0];
+    if flat % c_last != 0 {
+        return Err(format!("classifier.0 reads {flat} features, not a multiple of the last conv's {c_last} channels"));
+    }
+    let side = ((flat / c_last) as f64).sqrt().round() as usize;
+    if side * side * c_last != flat {
+        return Err(format!("classifier.0 reads {flat} features: not a square map of {c_last} channels"));
+    }
+    // CHW rows -> NHWC rows.
+    let old = dense[0].weight.clone();
+    let mut new = Array2::<f32>::zeros(old.raw_dim());
+    for c in 0..c_last {
+        for p in 0..side * side {
+            new.row_mut(p * c_last + c).assign(&old.row(c * side * side + p));
+        }
+    }
+    dense[0].weight = new;
+    let arch = Arch {
+        form: super::arch::Form::Imagenet,
+        input: [side * 32, side * 32, in_channels],
+        channels,
+        batch_norm: bn,
+        hidden: dims[..2].to_vec(),
+        classes: dims[2],
+    };
+    arch.validate().map_err(|e| e.to_string())?;
+    Ok(Vgg { arch, convs, dense })
+}
+
+/// Reads a torchvision-style VGG-16 safetensors file.
+pub fn from_torchvision(path: &Path) -> Result<Vgg> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
+}
