@@ -16,7 +16,7 @@ fn check(arch: Arch, batch: usize, n: usize, dtype: DType, lowering: Lowering, t
     let [h, w, c] = arch.input;
     let x = common::images(n, h, w, c, 13);
     let want = reference::forward(&v, &x.mapv(f64::from));
-    let m = CompiledModel::new(common::cpu(), &v, batch, dtype, &vec![lowering; 13]).unwrap();
+    let m = CompiledModel::new(common::cpu(), &v, batch, dtype, &[lowering; 13]).unwrap();
     let got = m.predict(x.as_slice().unwrap(), n).unwrap();
     let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
     let want: Vec<f64> = want.iter().copied().collect();

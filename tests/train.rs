@@ -523,7 +523,7 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let mut t = Trainer::from_vgg(s, &v, 8, &opt).unwrap();
     assert_eq!(t.to_vgg().unwrap(), v, "upload then download is exact in f32");
     let x = common::images(8, 32, 32, 1, 51);
-    let labels: Vec<i32> = (0..8).map(|i| (i * 3 % 10) as i32).collect();
+    let labels: Vec<i32> = (0..8).map(|i| i * 3 % 10).collect();
     let xs = x.as_slice().unwrap();
     let (l0, c0) = t.step(xs, &labels, 0.01).unwrap();
     let (l1, _) = t.step(xs, &labels, 0.01).unwrap();
@@ -573,7 +573,7 @@ fn squares(n: usize, rng: &mut ChaCha8Rng) -> (Vec<f32>, Vec<i32>) {
                 }
             }
         }
-        y.push(label as i32);
+        y.push(label);
     }
     (x, y)
 }

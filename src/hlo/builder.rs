@@ -101,7 +101,7 @@ impl ConvLayout {
 
     fn print(&self) -> String {
         let side = |idx: &[usize; 4], a: &str, b: &str| {
-            let mut s = vec![""; 4];
+            let mut s = [""; 4];
             s[idx[0]] = a;
             s[idx[1]] = b;
             s[idx[2]] = "0";

@@ -57,11 +57,11 @@ fn emit(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering], with_feature
     let bsz = batch as i64;
     let input = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
     let mut x = input;
-    for i in 0..arch.channels.len() {
+    for (i, lowering) in plan.iter().enumerate() {
         let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
         let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
         let bias = b.arg(Shape::new([cout], dtype));
-        let y = plan[i].emit(&mut b, &x, &k)?;
+        let y = lowering.emit(&mut b, &x, &k)?;
         let bias = b.broadcast_along(&bias, y.shape(), 3)?;
         let y = b.add(&y, &bias)?;
         let y = b.relu(&y)?;
