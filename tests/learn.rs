@@ -17,16 +17,17 @@ fn tiny_vgg_learns_fashion_mnist() {
     let arch = Arch::cifar(0.125, 1, 10, vec![]).unwrap();
     let src = Source::FashionMnist;
     let train = src
-        .load_normalized(Split::Train, arch.input)
+        .load(Split::Train, arch.input)
         .expect("Fashion-MNIST must be installed for the tests: run `bash scripts/setup.sh`")
         .take(12_000);
-    let test = src.load_normalized(Split::Test, arch.input).unwrap().take(1_000);
+    let test = src.load(Split::Test, arch.input).unwrap().take(1_000);
     let plan: Vec<Lowering> = (0..13).map(|i| if arch.conv_hw(i).0 <= 2 { Lowering::Im2col } else { Lowering::Direct }).collect();
     let stop = AtomicBool::new(false);
     let job = FitJob {
         session: common::cpu(),
         train: &train,
         test: Some(&test),
+        normalize: src.normalize(),
         config: FitConfig {
             epochs: 2,
             max_steps: None,

@@ -205,14 +205,14 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         bail!("invalid --dtype {}: training runs in f32 (or f64 for checks)", a.dtype);
     }
     let arch = start_model.arch.clone();
-    let mut train = a.dataset.load_normalized(Split::Train, arch.input)?;
+    let mut train = a.dataset.load(Split::Train, arch.input)?;
     if let Some(k) = a.limit {
         train = train.take(k);
     }
     let test = match a.eval_limit {
         Some(0) => None,
         lim => {
-            let t = a.dataset.load_normalized(Split::Test, arch.input)?;
+            let t = a.dataset.load(Split::Test, arch.input)?;
             Some(match lim {
                 Some(k) => t.take(k),
                 None => t,
@@ -248,6 +248,7 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         session: &session,
         train: &train,
         test: test.as_ref(),
+        normalize: a.dataset.normalize(),
         config,
         plan,
         out: Some(a.out.clone()),

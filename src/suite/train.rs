@@ -2,15 +2,17 @@
 //! (`train:`) and fine-tuning a pruned one (`finetune:`), both with [`crate::train::Trainer`]
 //! (f32 SGD with momentum, state on the device).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::config::TrainSettings;
-use crate::data::{Augment, Dataset, Normalize};
+use crate::bench::accuracy::Accuracy;
+use crate::data::{Dataset, Normalize};
 use crate::error::{Error, Result};
 use crate::model::Vgg;
 use crate::runtime::Session;
-use crate::train::{lr_at, Trainer};
+use crate::train::fit::{fit, FitConfig, FitJob, FitProgress, Position};
+use crate::train::default_plan;
 
 /// A trained network and what training did.
 #[derive(Clone, Debug)]
@@ -22,7 +24,30 @@ pub struct Trained {
     pub final_loss: f32,
 }
 
-/// Trains `v` on `data` (pixels in [0, 1], normalised per batch with `norm`) as `s` says.
+/// Feeds the fit loop's steps to the suite's `tick` and keeps the last 20 losses.
+struct Ticks<'a> {
+    tick: &'a mut dyn FnMut(usize, usize, f32),
+    total: usize,
+    recent: Vec<f32>,
+}
+
+impl FitProgress for Ticks<'_> {
+    fn start(&mut self, total: usize, _: usize) {
+        self.total = total;
+    }
+    fn step(&mut self, pos: Position, loss: f32, _: f32, _: f64) {
+        self.recent.push(loss);
+        if self.recent.len() > 20 {
+            self.recent.remove(0);
+        }
+        (self.tick)(pos.step, self.total, loss);
+    }
+    fn epoch(&mut self, _: usize, _: f64, _: f64, _: Option<&Accuracy>) {}
+    fn finish(&mut self) {}
+}
+
+/// Trains `v` on `data` (pixels in [0, 1], normalised per batch with `norm`) as `s` says,
+/// with [`crate::train::fit::fit`] and the default training lowering.
 /// `tick(step, total, loss)` is called after every step; a set `stop` ends training early
 /// with an error.
 pub fn train(
@@ -43,36 +68,31 @@ pub fn train(
     }
     let start = Instant::now();
     let total = s.total_steps(data.n);
-    let mut t = Trainer::from_vgg(session, v, s.batch, &s.opt)?;
-    let augment = if s.augment { Augment::standard() } else { Augment::none() };
-    let mut recent: Vec<f32> = Vec::new();
-    let mut step = 0;
-    let mut epoch = 0u64;
-    while step < total {
-        for b in data.train_batches(s.batch, s.seed, epoch, augment)?.normalized(norm.clone())? {
-            if step == total {
-                break;
-            }
-            if stop.load(Ordering::Relaxed) {
-                return Err(Error::invalid("training", format!("step {step}/{total}"), "interrupted"));
-            }
-            let (loss, _) = t.step(&b.images, &b.labels, lr_at(&s.lr, step, total))?;
-            if !loss.is_finite() {
-                return Err(Error::invalid(
-                    "training loss",
-                    format!("{loss} at step {step}"),
-                    "training diverged; lower lr or add warmup_steps",
-                ));
-            }
-            recent.push(loss);
-            if recent.len() > 20 {
-                recent.remove(0);
-            }
-            step += 1;
-            tick(step, total, loss);
-        }
-        epoch += 1;
+    let job = FitJob {
+        session,
+        train: data,
+        test: None,
+        normalize: norm.clone(),
+        config: FitConfig {
+            epochs: 1,
+            max_steps: Some(total),
+            batch: s.batch,
+            lr: s.lr.clone(),
+            opt: s.opt.clone(),
+            augment: s.augment,
+            shuffle: true,
+            seed: s.seed,
+        },
+        plan: default_plan(&v.arch),
+        out: None,
+        meta: Default::default(),
+        stop,
+    };
+    let mut ticks = Ticks { tick, total, recent: Vec::new() };
+    let (model, r) = fit(v, &job, Position::default(), &mut ticks)?;
+    if r.interrupted {
+        return Err(Error::invalid("training", format!("step {}/{total}", r.steps), "interrupted"));
     }
-    let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
-    Ok(Trained { model: t.to_vgg()?, steps: step, seconds: start.elapsed().as_secs_f64(), final_loss })
+    let final_loss = ticks.recent.iter().sum::<f32>() / ticks.recent.len().max(1) as f32;
+    Ok(Trained { model, steps: r.steps, seconds: start.elapsed().as_secs_f64(), final_loss })
 }

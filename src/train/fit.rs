@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::optim::{lr_at, LrSchedule, OptConfig};
 use super::trainer::Trainer;
 use crate::bench::accuracy::{evaluate, Accuracy};
-use crate::data::{Augment, Batches, Dataset, LastBatch};
+use crate::data::{Augment, Batches, Dataset, LastBatch, Normalize};
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
@@ -111,9 +111,12 @@ pub struct FitReport {
 /// Inputs of [`fit`] besides the network.
 pub struct FitJob<'a> {
     pub session: &'a Session,
+    /// Training images as [0, 1] pixels: each batch is augmented, then normalised with
+    /// `normalize` (so crop padding is black, as with torchvision's RandomCrop + Normalize).
     pub train: &'a Dataset,
-    /// Evaluated after each epoch and at the end, if given.
+    /// Evaluated after each epoch and at the end, if given ([0, 1] pixels, normalised here).
     pub test: Option<&'a Dataset>,
+    pub normalize: Normalize,
     pub config: FitConfig,
     /// Lowering of each conv in the training and evaluation programs.
     pub plan: Vec<Lowering>,
@@ -169,7 +172,7 @@ fn save(job: &FitJob, trainer: &Trainer, pos: Position, complete: bool) -> Resul
 }
 
 /// Trains `vgg` as `job` says, starting at `start` (a resumed position, or the beginning).
-/// Returns the trained network and a report. Training images must already be normalised.
+/// Returns the trained network and a report.
 pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgress) -> Result<(Vgg, FitReport)> {
     let cfg = &job.config;
     cfg.validate(job.train.n)?;
@@ -183,6 +186,14 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
             }
         }
     }
+    let test_set = match job.test {
+        Some(t) => {
+            let mut t = t.clone();
+            job.normalize.apply_dataset(&mut t)?;
+            Some(t)
+        }
+        None => None,
+    };
     progress.start(total, start.step);
     let t0 = Instant::now();
     let mut pos = start;
@@ -197,7 +208,7 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         if cfg.shuffle {
             batches = batches.shuffled(cfg.seed, pos.epoch as u64);
         }
-        let batches = batches.augmented(augment, cfg.seed, pos.epoch as u64);
+        let batches = batches.augmented(augment, cfg.seed, pos.epoch as u64).normalized(job.normalize.clone())?;
         for (i, b) in batches.enumerate().skip(pos.batch_in_epoch) {
             if job.stop.load(Ordering::SeqCst) {
                 interrupted = true;
@@ -209,7 +220,7 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
                 return Err(Error::invalid(
                     "training",
                     format!("loss {loss} at step {}", pos.step),
-                    "the run diverged; lower the learning rate (--lr) or add warm-up (--warmup)",
+                    "the run diverged; lower the learning rate or add warm-up steps (CLI: --lr, --warmup)",
                 ));
             }
             pos.step += 1;
@@ -228,7 +239,7 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         last_acc = correct_sum / seen.max(1) as f64;
         let epoch_done = pos.batch_in_epoch >= per_epoch || pos.step >= total;
         if epoch_done {
-            if let Some(t) = job.test {
+            if let Some(t) = &test_set {
                 test = Some(eval_now(&trainer, job, t)?);
             }
             progress.epoch(pos.epoch, last_loss, last_acc, test.as_ref());
