@@ -369,36 +369,19 @@ impl Runner<'_> {
         Ok(t.model)
     }
 
+    /// The training split as [0, 1] pixels (batches are normalised after augmentation),
+    /// loaded once.
     fn train_set(&mut self) -> std::result::Result<Rc<Dataset>, String> {
         if self.train.is_none() {
-            let s = self.suite;
-            let d = s
-                .dataset
-                .load(Split::Train, s.arch.input)
-                .map(|d| match s.train_limit {
-                    Some(k) => d.take(k),
-                    None => d,
-                })
-                .map(Rc::new)
-                .map_err(|e| e.to_string());
-            self.train = Some(d);
+            self.train = Some(load_split(self.suite, Split::Train, self.suite.train_limit, false));
         }
         self.train.clone().expect("loaded above")
     }
 
+    /// The test split, normalised, loaded once.
     fn test_set(&mut self) -> std::result::Result<Rc<Dataset>, String> {
         if self.test.is_none() {
-            let s = self.suite;
-            let d = s
-                .dataset
-                .load_normalized(Split::Test, s.arch.input)
-                .map(|d| match s.eval_limit {
-                    Some(k) => d.take(k),
-                    None => d,
-                })
-                .map(Rc::new)
-                .map_err(|e| e.to_string());
-            self.test = Some(d);
+            self.test = Some(load_split(self.suite, Split::Test, self.suite.eval_limit, true));
         }
         self.test.clone().expect("loaded above")
     }
@@ -505,4 +488,15 @@ impl Runner<'_> {
         };
         Ok(Scores { before, after })
     }
+}
+
+/// The first `limit` images of `split` of the suite's dataset, normalised or as [0, 1] pixels.
+fn load_split(s: &Suite, split: Split, limit: Option<usize>, normalized: bool) -> std::result::Result<Rc<Dataset>, String> {
+    let d = if normalized { s.dataset.load_normalized(split, s.arch.input) } else { s.dataset.load(split, s.arch.input) };
+    d.map(|d| match limit {
+        Some(k) => d.take(k),
+        None => d,
+    })
+    .map(Rc::new)
+    .map_err(|e| e.to_string())
 }
