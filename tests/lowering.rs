@@ -38,6 +38,30 @@ fn every_lowering_matches_the_reference_at_every_map_size() {
     }
 }
 
+/// Winograd rounds differently from the direct sum (its transforms add and halve before the
+/// products): in f32 on a wide layer it must still agree with the f64 reference to about
+/// 1e-5, like every other lowering.
+#[test]
+fn winograd_f32_is_close_on_a_wide_layer() {
+    let s = common::cpu();
+    let (n, hw, cin, cout) = (2usize, 8usize, 64usize, 32usize);
+    let x = common::images(n, hw, hw, cin, 3);
+    let k = common::images(3, 3, cin, cout, 4);
+    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
+    let mut b = Builder::new();
+    let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F32));
+    let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F32));
+    let y = Lowering::Winograd.emit(&mut b, &xv, &kv).unwrap();
+    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
+    let xb = s.upload(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64], DType::F32).unwrap();
+    let kb = s.upload(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64], DType::F32).unwrap();
+    let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
+    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+    let want: Vec<f64> = want.iter().copied().collect();
+    let err = common::rel_err(&got, &want);
+    assert!(err < 1e-5, "winograd f32 rel err {err:e}");
+}
+
 /// A transposed kernel or a shifted tap would still give the right shape: make sure the
 /// check above would catch it, by comparing against a deliberately wrong reference.
 #[test]

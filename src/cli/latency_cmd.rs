@@ -29,7 +29,7 @@ pub struct LatencyArgs {
     /// Batch sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub batch: Vec<usize>,
-    /// Conv lowerings to compare, comma separated: xla, tuned, im2col.
+    /// Conv lowerings to compare, comma separated: xla, tuned, im2col, winograd.
     #[arg(long, value_delimiter = ',', default_value = "xla,tuned")]
     pub lowering: Vec<Mode>,
     /// Compute dtypes, comma separated: f32, bf16, f64.

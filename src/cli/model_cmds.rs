@@ -77,8 +77,9 @@ pub struct PredictArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LoweringArgs {
-    /// How each conv is lowered: xla (plain convolution, what JAX emits), im2col, or tuned
-    /// (per layer shape, the fastest measured on this device; decisions cached on disk).
+    /// How each conv is lowered: xla (plain convolution, what JAX emits), im2col, winograd
+    /// (F(2x2, 3x3)), or tuned (per layer shape, the fastest measured on this device; decisions
+    /// cached on disk).
     #[arg(long, default_value = "tuned")]
     pub lowering: Mode,
 }

@@ -53,7 +53,7 @@ pub struct RankArgs {
     /// Compute dtype: f32, bf16 or f64.
     #[arg(long, default_value = "f32")]
     pub dtype: DType,
-    /// Conv lowering: xla, im2col or tuned; default: im2col on maps of 2x2 or smaller,
+    /// Conv lowering: xla, im2col, winograd or tuned; default: im2col on maps of 2x2 or smaller,
     /// plain convolutions elsewhere.
     #[arg(long)]
     pub lowering: Option<Mode>,

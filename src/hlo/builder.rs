@@ -348,24 +348,32 @@ impl Builder {
 
     /// `stablehlo.slice` with unit strides.
     pub fn slice(&mut self, a: &Value, start: &[i64], limit: &[i64]) -> Result<Value> {
+        self.slice_strided(a, start, limit, &vec![1; a.shape.rank()])
+    }
+
+    /// `stablehlo.slice`: every `strides[i]`-th element of `start[i]..limit[i]` on each axis.
+    pub fn slice_strided(&mut self, a: &Value, start: &[i64], limit: &[i64], strides: &[i64]) -> Result<Value> {
         let r = a.shape.rank();
-        if start.len() != r || limit.len() != r {
-            return Err(Error::shape("slice", format!("bounds {start:?}..{limit:?} for {}", a.shape)));
+        if start.len() != r || limit.len() != r || strides.len() != r {
+            return Err(Error::shape(
+                "slice",
+                format!("bounds {start:?}..{limit:?} strides {strides:?} for {}", a.shape),
+            ));
         }
         for i in 0..r {
-            if start[i] < 0 || start[i] > limit[i] || limit[i] > a.shape.dims[i] {
+            if start[i] < 0 || start[i] > limit[i] || limit[i] > a.shape.dims[i] || strides[i] < 1 {
                 return Err(Error::shape(
                     "slice",
-                    format!("axis {i}: {}..{} outside {}", start[i], limit[i], a.shape),
+                    format!("axis {i}: {}..{} step {} outside {}", start[i], limit[i], strides[i], a.shape),
                 ));
             }
         }
-        let dims: Vec<i64> = (0..r).map(|i| limit[i] - start[i]).collect();
+        let dims: Vec<i64> = (0..r).map(|i| (limit[i] - start[i] + strides[i] - 1) / strides[i]).collect();
         let attrs = format!(
             "limit_indices = {}, start_indices = {}, strides = {}",
             array(limit),
             array(start),
-            array(&vec![1; r])
+            array(strides)
         );
         Ok(self.emit("stablehlo.slice", &[a], &attrs, a.shape.with_dims(dims)))
     }
@@ -721,6 +729,20 @@ mod tests {
         assert!(text.contains("func.func public @main(%arg0: tensor<2x8x8x3xf32>"));
         assert!(text.contains("#stablehlo.conv<[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]>"), "{text}");
         assert!(text.contains("return %") && text.contains(": tensor<2x10xf32>"));
+    }
+
+    #[test]
+    fn strided_slice_rounds_the_count_up_and_checks_bounds() {
+        let mut b = Builder::new();
+        let x = b.arg(f32s(&[1, 10, 9, 4]));
+        let s = b.slice_strided(&x, &[0, 1, 0, 0], &[1, 10, 9, 4], &[1, 2, 2, 1]).unwrap();
+        assert_eq!(s.dims(), &[1, 5, 5, 4]); // rows 1,3,5,7,9; columns 0,2,4,6,8
+        let text = b.finish(&[&s]);
+        assert!(text.contains("strides = array<i64: 1, 2, 2, 1>"), "{text}");
+        let mut b = Builder::new();
+        let x = b.arg(f32s(&[4, 4]));
+        assert!(b.slice_strided(&x, &[0, 0], &[4, 4], &[1, 0]).is_err());
+        assert!(b.slice_strided(&x, &[0, 0], &[5, 4], &[1, 1]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod direct;
 mod gemm9;
 mod im2col;
 pub mod tune;
+mod winograd;
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,10 +29,13 @@ pub enum Lowering {
     Im2col,
     /// Pad, then the sum of 9 `dot_general`s, one per kernel tap (no patch matrix).
     Gemm9,
+    /// Winograd F(2x2, 3x3): 16 batched matrix products on transformed 4x4 tiles, 2.25x
+    /// fewer multiplies than the direct form.
+    Winograd,
 }
 
 /// Every lowering, in the order the tuner tries them (the first is the reference).
-pub const ALL: [Lowering; 3] = [Lowering::Direct, Lowering::Im2col, Lowering::Gemm9];
+pub const ALL: [Lowering; 4] = [Lowering::Direct, Lowering::Im2col, Lowering::Gemm9, Lowering::Winograd];
 
 impl Lowering {
     pub fn name(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Lowering {
             Lowering::Direct => "direct",
             Lowering::Im2col => "im2col",
             Lowering::Gemm9 => "gemm9",
+            Lowering::Winograd => "winograd",
         }
     }
 
@@ -48,6 +53,7 @@ impl Lowering {
             Lowering::Direct => direct::emit(b, x, kernel),
             Lowering::Im2col => im2col::emit(b, x, kernel),
             Lowering::Gemm9 => gemm9::emit(b, x, kernel),
+            Lowering::Winograd => winograd::emit(b, x, kernel),
         }
     }
 }
@@ -58,7 +64,7 @@ impl fmt::Display for Lowering {
     }
 }
 
-/// What the user asks for: `--lowering xla|tuned|im2col`.
+/// What the user asks for: `--lowering xla|tuned|im2col|winograd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -66,6 +72,8 @@ pub enum Mode {
     Xla,
     /// im2col everywhere.
     Im2col,
+    /// Winograd F(2x2, 3x3) everywhere.
+    Winograd,
     /// Per layer shape, the lowering measured fastest on this device (cached on disk).
     Tuned,
 }
@@ -75,6 +83,7 @@ impl Mode {
         match self {
             Mode::Xla => "xla",
             Mode::Im2col => "im2col",
+            Mode::Winograd => "winograd",
             Mode::Tuned => "tuned",
         }
     }
@@ -92,8 +101,9 @@ impl FromStr for Mode {
         match s {
             "xla" | "direct" => Ok(Mode::Xla),
             "im2col" => Ok(Mode::Im2col),
+            "winograd" => Ok(Mode::Winograd),
             "tuned" => Ok(Mode::Tuned),
-            _ => Err(Error::invalid("lowering", s, "use xla, tuned or im2col")),
+            _ => Err(Error::invalid("lowering", s, "use xla, tuned, im2col or winograd")),
         }
     }
 }
@@ -126,6 +136,7 @@ pub fn fixed_plan(mode: Mode, layers: usize) -> Option<Vec<Lowering>> {
     match mode {
         Mode::Xla => Some(vec![Lowering::Direct; layers]),
         Mode::Im2col => Some(vec![Lowering::Im2col; layers]),
+        Mode::Winograd => Some(vec![Lowering::Winograd; layers]),
         Mode::Tuned => None,
     }
 }

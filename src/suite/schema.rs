@@ -40,7 +40,7 @@
 //!   plugin: null              # explicit plugin path
 //!   dtypes: [f32]             # f32 | bf16 | f64
 //!   batches: [1, 32]
-//!   lowerings: [tuned]        # xla | tuned | im2col
+//!   lowerings: [tuned]        # xla | tuned | im2col | winograd
 //!   baseline_lowerings: [xla] # extra lowerings measured for the unpruned network only
 //!   warmup: 3
 //!   min_iters: 10

@@ -47,7 +47,7 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
             cd.layout.kernel = [3, 2, 0, 1];
             b.convolution(dy, &rev, &cd)
         }
-        Lowering::Im2col | Lowering::Gemm9 => {
+        Lowering::Im2col | Lowering::Gemm9 | Lowering::Winograd => {
             let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
             lowering.emit(b, dy, &swapped)
         }
@@ -58,33 +58,36 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
 /// * dy[n, i, j, o]`. `Direct` emits it as one convolution that treats the channels of `x`
 /// as its batch and the batch as the contracted feature (what JAX emits); `Im2col` takes the
 /// 9 shifted windows of the padded input and contracts them with `dy` in one `dot_general`.
+///
+/// `Gemm9` uses the patch form; `Winograd` the convolution, except on maps of 4 pixels or
+/// fewer, where XLA's convolution has its cliff and the patch form is used.
 pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering) -> Result<Value> {
     let [n, h, w, c] = nhwc("conv3x3_kernel", x)?;
     let [_, _, _, o] = nhwc("conv3x3_kernel", dy)?;
-    match lowering {
-        Lowering::Direct => {
-            let mut cd = ConvDims::same(1);
-            cd.layout.input = [3, 0, 1, 2]; // batch = C, feature = N, spatial = H, W
-            cd.layout.kernel = [0, 3, 1, 2]; // in = N, out = O, window = H, W
-            cd.layout.output = [2, 3, 0, 1]; // HWIO
-            b.convolution(x, dy, &cd)
-        }
-        // gemm9's kernel gradient is the same contraction; the patch form is used for both.
-        Lowering::Im2col | Lowering::Gemm9 => {
-            let zero = b.scalar(0.0, x.dtype());
-            let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
-            let mut taps = Vec::with_capacity(9);
-            for u in 0..3 {
-                for v in 0..3 {
-                    taps.push(b.slice(&padded, &[0, u, v, 0], &[n, u + h, v + w, c])?);
-                }
-            }
-            let refs: Vec<&Value> = taps.iter().collect();
-            let patches = b.concatenate(&refs, 3)?; // [N, H, W, 9C], (u, v, c) order
-            let dk = b.dot_general(&patches, dy, (&[], &[]), (&[0, 1, 2], &[0, 1, 2]))?;
-            b.reshape(&dk, &[3, 3, c, o])
+    let patch_form = match lowering {
+        Lowering::Direct => false,
+        Lowering::Im2col | Lowering::Gemm9 => true,
+        Lowering::Winograd => h * w <= 4,
+    };
+    if !patch_form {
+        let mut cd = ConvDims::same(1);
+        cd.layout.input = [3, 0, 1, 2]; // batch = C, feature = N, spatial = H, W
+        cd.layout.kernel = [0, 3, 1, 2]; // in = N, out = O, window = H, W
+        cd.layout.output = [2, 3, 0, 1]; // HWIO
+        return b.convolution(x, dy, &cd);
+    }
+    let zero = b.scalar(0.0, x.dtype());
+    let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
+    let mut taps = Vec::with_capacity(9);
+    for u in 0..3 {
+        for v in 0..3 {
+            taps.push(b.slice(&padded, &[0, u, v, 0], &[n, u + h, v + w, c])?);
         }
     }
+    let refs: Vec<&Value> = taps.iter().collect();
+    let patches = b.concatenate(&refs, 3)?; // [N, H, W, 9C], (u, v, c) order
+    let dk = b.dot_general(&patches, dy, (&[], &[]), (&[0, 1, 2], &[0, 1, 2]))?;
+    b.reshape(&dk, &[3, 3, c, o])
 }
 
 // ---- bias add ---------------------------------------------------------------------------
