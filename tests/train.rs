@@ -299,9 +299,11 @@ fn batch_data(n: usize, seed: u64) -> (Vec<f64>, Vec<i32>) {
     (x.iter().map(|&t| t as f64).collect(), labels)
 }
 
-/// Plain Rust forward pass with batch-statistics BN: (mean loss, number correct, per conv
-/// (batch mean, biased batch variance)).
-fn reference_train_forward(v: &Vgg, x: &Array4<f64>, labels: &[i32]) -> (f64, usize, Vec<(Vec<f64>, Vec<f64>)>) {
+/// Per conv: (batch mean, biased batch variance) of each channel.
+type BatchStats = Vec<(Vec<f64>, Vec<f64>)>;
+
+/// Plain Rust forward pass with batch-statistics BN: (mean loss, number correct, batch stats).
+fn reference_train_forward(v: &Vgg, x: &Array4<f64>, labels: &[i32]) -> (f64, usize, BatchStats) {
     let mut a = x.clone();
     let mut stats = Vec::new();
     for (i, c) in v.convs.iter().enumerate() {

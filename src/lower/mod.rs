@@ -134,6 +134,37 @@ impl fmt::Display for LayerShape {
     }
 }
 
+/// `(n, h, w, c, o)` of a conv3x3 of NHWC `x` with HWIO `kernel` `[3, 3, c, o]`, or a shape
+/// error naming `op`.
+pub(crate) fn conv_dims(op: &str, x: &Value, kernel: &Value) -> Result<(i64, i64, i64, i64, i64)> {
+    let [n, h, w, c] = match *x.dims() {
+        [n, h, w, c] => [n, h, w, c],
+        _ => return Err(Error::shape(op, format!("input {} is not NHWC", x.shape()))),
+    };
+    match *kernel.dims() {
+        [3, 3, kc, o] if kc == c => Ok((n, h, w, c, o)),
+        _ => Err(Error::shape(op, format!("kernel {} for input {}", kernel.shape(), x.shape()))),
+    }
+}
+
+/// The 9 windows `[N, H, W, C]` of NHWC `x` padded by one pixel, shifted by each kernel tap
+/// `(dy, dx)` in row-major order: the rows of an HWIO kernel reshaped to `[9C, O]`.
+pub fn shifted_windows(b: &mut Builder, x: &Value) -> Result<Vec<Value>> {
+    let [n, h, w, c] = match *x.dims() {
+        [n, h, w, c] => [n, h, w, c],
+        _ => return Err(Error::shape("shifted_windows", format!("input {} is not NHWC", x.shape()))),
+    };
+    let zero = b.scalar(0.0, x.dtype());
+    let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
+    let mut taps = Vec::with_capacity(9);
+    for dy in 0..3 {
+        for dx in 0..3 {
+            taps.push(b.slice(&padded, &[0, dy, dx, 0], &[n, dy + h, dx + w, c])?);
+        }
+    }
+    Ok(taps)
+}
+
 /// Fixed per-layer lowering for the non-tuned modes.
 pub fn fixed_plan(mode: Mode, layers: usize) -> Option<Vec<Lowering>> {
     match mode {

@@ -111,15 +111,7 @@ fn kernel_transform(b: &mut Builder, kernel: &Value, c: i64, o: i64) -> Result<V
 }
 
 pub fn emit(b: &mut Builder, x: &Value, kernel: &Value) -> Result<Value> {
-    let (n, h, w, c) = match *x.dims() {
-        [n, h, w, c] => (n, h, w, c),
-        _ => return Err(Error::shape("winograd", format!("input {} is not NHWC", x.shape()))),
-    };
-    let k = kernel.dims();
-    if k.len() != 4 || k[0] != 3 || k[1] != 3 || k[2] != c {
-        return Err(Error::shape("winograd", format!("kernel {} for input {}", kernel.shape(), x.shape())));
-    }
-    let o = k[3];
+    let (n, h, w, c, o) = super::conv_dims("winograd", x, kernel)?;
     // Even map (he, we) = (h, w) rounded up; tiles (th, tw); P tiles in all.
     let (he, we) = (h + h % 2, w + w % 2);
     let (th, tw) = (he / 2, we / 2);

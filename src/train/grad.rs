@@ -62,7 +62,7 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
 /// `Gemm9` uses the patch form; `Winograd` the convolution, except on maps of 4 pixels or
 /// fewer, where XLA's convolution has its cliff and the patch form is used.
 pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering) -> Result<Value> {
-    let [n, h, w, c] = nhwc("conv3x3_kernel", x)?;
+    let [_, h, w, c] = nhwc("conv3x3_kernel", x)?;
     let [_, _, _, o] = nhwc("conv3x3_kernel", dy)?;
     let patch_form = match lowering {
         Lowering::Direct => false,
@@ -76,14 +76,7 @@ pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering
         cd.layout.output = [2, 3, 0, 1]; // HWIO
         return b.convolution(x, dy, &cd);
     }
-    let zero = b.scalar(0.0, x.dtype());
-    let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
-    let mut taps = Vec::with_capacity(9);
-    for u in 0..3 {
-        for v in 0..3 {
-            taps.push(b.slice(&padded, &[0, u, v, 0], &[n, u + h, v + w, c])?);
-        }
-    }
+    let taps = crate::lower::shifted_windows(b, x)?;
     let refs: Vec<&Value> = taps.iter().collect();
     let patches = b.concatenate(&refs, 3)?; // [N, H, W, 9C], (u, v, c) order
     let dk = b.dot_general(&patches, dy, (&[], &[]), (&[0, 1, 2], &[0, 1, 2]))?;
