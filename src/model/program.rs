@@ -8,7 +8,7 @@
 
 use super::arch::Arch;
 use crate::error::{Error, Result};
-use crate::hlo::{Builder, DType, Shape};
+use crate::hlo::{Builder, DType, Shape, Value};
 use crate::lower::{LayerShape, Lowering};
 
 /// A printed program and the shapes of its arguments and output.
@@ -27,6 +27,23 @@ pub fn layer_shapes(arch: &Arch, batch: usize, dtype: DType) -> Vec<LayerShape> 
             LayerShape::new(batch, h, w, arch.conv_in(i), arch.channels[i], dtype)
         })
         .collect()
+}
+
+/// The conv trunk of `arch` applied to `x`, the one walk every forward-style program shares
+/// (inference, activation statistics, BN recalibration): conv `i` is whatever `layer(b, i, x,
+/// cin, cout)` emits (it declares the layer's arguments, lowers the conv and applies its bias,
+/// norm and ReLU, keeping anything else it wants as outputs), then a 2x2 max-pool follows
+/// where VGG pools. Returns the last feature map.
+pub fn conv_trunk<F>(b: &mut Builder, arch: &Arch, x: Value, mut layer: F) -> Result<Value>
+where
+    F: FnMut(&mut Builder, usize, &Value, i64, i64) -> Result<Value>,
+{
+    let mut x = x;
+    for i in 0..arch.channels.len() {
+        let y = layer(b, i, &x, arch.conv_in(i) as i64, arch.channels[i] as i64)?;
+        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
+    }
+    Ok(x)
 }
 
 /// Builds the inference program of `arch` for batches of `batch` in `dtype`, lowering conv
@@ -56,17 +73,14 @@ fn emit(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering], with_feature
     let [h, w, c] = arch.input;
     let bsz = batch as i64;
     let input = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
-    let mut x = input;
-    for (i, lowering) in plan.iter().enumerate() {
-        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
+    let x = conv_trunk(&mut b, arch, input, |b, i, x, cin, cout| {
         let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
         let bias = b.arg(Shape::new([cout], dtype));
-        let y = lowering.emit(&mut b, &x, &k)?;
+        let y = plan[i].emit(b, x, &k)?;
         let bias = b.broadcast_along(&bias, y.shape(), 3)?;
         let y = b.add(&y, &bias)?;
-        let y = b.relu(&y)?;
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
+        b.relu(&y)
+    })?;
     let mut hcur = b.reshape(&x, &[bsz, arch.flat_features() as i64])?;
     let dims = arch.dense_dims();
     let mut features = None;

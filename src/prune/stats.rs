@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::hlo::{Builder, Compare, DType, ReduceOp, Shape};
 use crate::lower::Lowering;
-use crate::model::{Arch, Vgg};
+use crate::model::{program, Arch, Vgg};
 use crate::prune::criterion::ScoreContext;
 use crate::runtime::Session;
 
@@ -28,13 +28,12 @@ pub fn program(arch: &Arch, batch: usize) -> Result<String> {
     let dt = DType::F32;
     let mut b = Builder::new();
     let [h, w, c] = arch.input;
-    let mut x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dt));
+    let x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dt));
     let mut outs = Vec::new();
-    for i in 0..arch.channels.len() {
-        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
+    program::conv_trunk(&mut b, arch, x, |b, _, x, cin, cout| {
         let k = b.arg(Shape::new([3, 3, cin, cout], dt));
         let bias = b.arg(Shape::new([cout], dt));
-        let y = Lowering::Direct.emit(&mut b, &x, &k)?;
+        let y = Lowering::Direct.emit(b, x, &k)?;
         let bias = b.broadcast_along(&bias, y.shape(), 3)?;
         let y = b.add(&y, &bias)?;
         let y = b.relu(&y)?;
@@ -46,8 +45,8 @@ pub fn program(arch: &Arch, batch: usize) -> Result<String> {
         let zeros = b.reduce(&z, &[0, 1, 2], ReduceOp::Sum)?;
         outs.push(sum);
         outs.push(zeros);
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
+        Ok(y)
+    })?;
     let refs: Vec<_> = outs.iter().collect();
     Ok(b.finish(&refs))
 }

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::hlo::{Builder, DType, Shape, Value};
 use crate::lower::Lowering;
 use crate::model::weights::BN_EPS;
-use crate::model::{Arch, Vgg};
+use crate::model::{program, Arch, Vgg};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 use crate::train::grad;
@@ -45,22 +45,20 @@ pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowerin
     let out_dt = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
     let mut b = Builder::new();
     let [h, w, c] = arch.input;
-    let mut x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dtype));
+    let x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dtype));
     let mut outs: Vec<Value> = Vec::new();
-    for (i, lowering) in plan.iter().enumerate() {
-        let (cin, cout) = (arch.conv_in(i) as i64, arch.channels[i] as i64);
+    program::conv_trunk(&mut b, arch, x, |b, i, x, cin, cout| {
         let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
         let bias = b.arg(Shape::new([cout], dtype));
         let gamma = b.arg(Shape::new([cout], dtype));
         let beta = b.arg(Shape::new([cout], dtype));
-        let z = lowering.emit(&mut b, &x, &k)?;
-        let z = grad::bias_add(&mut b, &z, &bias, 3)?;
-        let (y, cache) = grad::batch_norm_train(&mut b, &z, &gamma, &beta, BN_EPS as f64)?;
+        let z = plan[i].emit(b, x, &k)?;
+        let z = grad::bias_add(b, &z, &bias, 3)?;
+        let (y, cache) = grad::batch_norm_train(b, &z, &gamma, &beta, BN_EPS as f64)?;
         outs.push(b.convert(&cache.mean, out_dt));
         outs.push(b.convert(&cache.var, out_dt));
-        let y = b.relu(&y)?;
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
+        b.relu(&y)
+    })?;
     let refs: Vec<&Value> = outs.iter().collect();
     Ok(b.finish(&refs))
 }
