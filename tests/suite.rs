@@ -63,7 +63,7 @@ fn values_out_of_range_say_the_fix() {
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l11]\n  ratios: [0.5]\n"));
     assert!(e.contains("unknown method 'l11'") && e.contains("did you mean `l1`?"), "{e}");
     let e = err_of(&format!("{TINY}measure:\n  lowerings: [fast]\n"));
-    assert!(e.contains("measure.lowerings") && e.contains("'fast'") && e.contains("xla, tuned or im2col"), "{e}");
+    assert!(e.contains("measure.lowerings") && e.contains("'fast'") && e.contains("xla, tuned, im2col or winograd"), "{e}");
     let e = err_of(&format!("{TINY}measure:\n  batches: [0]\n"));
     assert!(e.contains("measure.batches"), "{e}");
 }
@@ -176,7 +176,10 @@ fn a_failing_variant_writes_an_error_row_and_the_rest_run() {
     assert_eq!((r.outcome.ok, r.outcome.failed), (3, 1));
     let rows = read_csv(&out);
     let tuned = rows.iter().find(|r| r["variant"] == "unpruned/f32/b1/tuned/cpu").unwrap();
-    assert!(tuned["lowering_plan"].len() == 13 && tuned["lowering_plan"].chars().all(|c| c == 'd' || c == 'i'));
+    let plan = &tuned["lowering_plan"];
+    assert!(plan.len() == 13 && plan.chars().all(|c| "digw".contains(c)), "{plan}");
+    let xla = rows.iter().find(|r| r["variant"] == "unpruned/f32/b1/xla/cpu").unwrap();
+    assert_eq!(xla["lowering_plan"], "d".repeat(13));
     let bad = rows.iter().find(|r| r["status"] == "error").unwrap();
     assert_eq!(bad["variant"], "l1-uniform-0.5-r1/f32/b1/xla/cpu");
     assert!(bad["error"].contains("injected failure"), "{bad:?}");
