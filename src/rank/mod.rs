@@ -8,7 +8,7 @@
 //!   `logme`, `linear-probe`, `knn`, and the `accuracy` / `accuracy-recal` baselines).
 //! - [`features`]: the program that returns logits and penultimate features.
 //! - [`recal`]: BN recalibration (PyTorch train-mode semantics, cumulative average).
-//! - [`linalg`], [`gmm`]: the small numerics (Jacobi eigen, PCA, diagonal GMM by EM).
+//! - [`linalg`], [`gmm`]: the small numerics (symmetric eigen via nalgebra, PCA, diagonal GMM by EM).
 //! - [`metrics`]: Kendall tau-b, weighted tau, Pearson, recall@k, rel@k.
 //! - [`study`]: candidates, scoring loop, truth file, ranking quality.
 //!
