@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use prunebench::data::{
     cifar10, cifar100, epoch_order, fashion_mnist_from, load_cifar_files, load_idx_pair, load_image_folder, Augment,
-    Batches, CifarKind, Dataset, FolderConfig, ImageFolder, LastBatch, Normalize, Split,
+    Batches, CifarKind, Dataset, FolderConfig, ImageFolder, LastBatch, Normalize, Source, Split,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -313,6 +313,40 @@ fn image_folder_classes_labels_and_transform() {
 
     assert_eq!(folder.subset(2, 3).files, folder.subset(2, 3).files);
     assert_eq!(folder.range(1, 3).len(), 2);
+}
+
+/// `--limit N` on an ImageFolder source decodes only N images, drawn across the classes (a
+/// tree lists class by class, so the first N would all be one class).
+#[test]
+fn a_limited_image_folder_load_decodes_only_the_images_it_keeps() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("val");
+    for (c, rgb) in [("a", [255, 0, 0]), ("b", [0, 255, 0]), ("c", [0, 0, 255])] {
+        std::fs::create_dir_all(root.join(c)).unwrap();
+        for i in 0..6 {
+            solid(32, 32, rgb).save(root.join(c).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let src: Source = format!("folder:{}", t.path().display()).parse().unwrap();
+    let d = src.load_limited(Split::Test, [224, 224, 3], Some(6)).unwrap();
+    assert_eq!((d.n, d.classes), (6, 3));
+    let mut seen = d.labels.clone();
+    seen.dedup();
+    assert!(seen.len() >= 2, "labels {:?} come from one class", d.labels);
+    assert_eq!(src.load_limited(Split::Test, [224, 224, 3], Some(6)).unwrap().images, d.images, "the same images each time");
+    // Files outside the kept ones are never decoded: corrupt every image the subset skips.
+    let tree = ImageFolder::open(&root).unwrap();
+    let kept = tree.subset(6, prunebench::data::FOLDER_LIMIT_SEED);
+    for (f, _) in &tree.files {
+        if !kept.files.iter().any(|(k, _)| k == f) {
+            std::fs::write(f, "not a png").unwrap();
+        }
+    }
+    let again = src.load_limited(Split::Test, [224, 224, 3], Some(6)).unwrap();
+    assert_eq!(again.images, d.images);
+    // Without a limit the corrupt files are read and named.
+    let e = src.load_limited(Split::Test, [224, 224, 3], None).unwrap_err().to_string();
+    assert!(e.contains(".png"), "{e}");
 }
 
 #[test]

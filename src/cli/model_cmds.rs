@@ -247,7 +247,8 @@ pub struct EvalArgs {
     /// Split: test or train.
     #[arg(long, default_value = "test")]
     pub split: crate::data::Split,
-    /// Evaluate only the first N images (default: all).
+    /// Evaluate only the first N images (default: all; a folder: dataset takes N chosen with a
+    /// fixed seed, across its classes).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Images per compiled batch (the last partial batch is padded, and counted correctly).
@@ -268,10 +269,7 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("invalid --batch 0: use at least 1");
     }
-    let mut data = a.dataset.load_normalized(a.split, arch.input)?;
-    if let Some(k) = a.limit {
-        data = data.take(k);
-    }
+    let data = a.dataset.load_normalized(a.split, arch.input, a.limit)?;
     let session = a.device.open()?;
     let plan = resolve_plan(&session, arch, a.batch, a.dtype, a.lowering.lowering)?;
     let m = CompiledModel::new(&session, &ck.model, a.batch, a.dtype, &plan)?;

@@ -164,7 +164,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
                 bail!("--calibration-images 0: {} needs at least one image", criterion.name());
             }
             let d = source
-                .load_normalized(Split::Train, v.arch.input)
+                .load_normalized(Split::Train, v.arch.input, Some(a.calibration_images))
                 .with_context(|| format!("loading --dataset {source} for {}", criterion.name()))?;
             if d.classes > v.arch.classes {
                 bail!(
@@ -173,7 +173,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
                     v.arch.classes
                 );
             }
-            calib = d.take(a.calibration_images.min(d.n));
+            calib = d;
             labels = calib.labels.iter().map(|&l| l as i32).collect();
             session = a.device.open()?;
             ctx = ScoreContext::with_labelled_data(&session, &calib.images, &labels, calib.n, a.batch);

@@ -97,11 +97,11 @@ pub fn rank(a: &RankArgs) -> anyhow::Result<()> {
     let paths = study::find_candidates(&a.candidates)?;
     let cands = study::load_candidates(&paths)?;
     let arch0 = cands[0].model.arch.clone();
-    let split_data = a.dataset.load_normalized(a.probe_split, arch0.input).context("loading the probe set")?;
+    let split_data = a.dataset.load_normalized(a.probe_split, arch0.input, None).context("loading the probe set")?;
     let probe = split_data.sample(a.probe_size, a.seed);
     study::check_dataset(&cands, &probe)?;
     let train = if cfg.recalibrate_bn > 0 && a.probe_split != Split::Train {
-        a.dataset.load_normalized(Split::Train, arch0.input).context("loading the recalibration batches")?
+        a.dataset.load_normalized(Split::Train, arch0.input, None).context("loading the recalibration batches")?
     } else {
         split_data
     };

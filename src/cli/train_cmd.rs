@@ -33,10 +33,12 @@ pub struct FitArgs {
     /// Dataset: fashion-mnist (default), cifar10:DIR, cifar100:DIR, folder:DIR.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: Source,
-    /// Train on the first N training images only (default: all).
+    /// Train on the first N training images only (default: all; a folder: dataset takes N
+    /// chosen with a fixed seed, across its classes).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Evaluate on the first N test images after each epoch (0: skip; default: all).
+    /// Evaluate on the first N test images after each epoch (0: skip; default: all; a folder:
+    /// dataset takes N chosen with a fixed seed).
     #[arg(long)]
     pub eval_limit: Option<usize>,
     /// Epochs to train.
@@ -205,19 +207,10 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         bail!("invalid --dtype {}: training runs in f32 (or f64 for checks)", a.dtype);
     }
     let arch = start_model.arch.clone();
-    let mut train = a.dataset.load(Split::Train, arch.input)?;
-    if let Some(k) = a.limit {
-        train = train.take(k);
-    }
+    let train = a.dataset.load_limited(Split::Train, arch.input, a.limit)?;
     let test = match a.eval_limit {
         Some(0) => None,
-        lim => {
-            let t = a.dataset.load(Split::Test, arch.input)?;
-            Some(match lim {
-                Some(k) => t.take(k),
-                None => t,
-            })
-        }
+        lim => Some(a.dataset.load_limited(Split::Test, arch.input, lim)?),
     };
     let config = a.config();
     let (mut model, mut start) = (start_model, Position::default());

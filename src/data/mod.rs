@@ -28,5 +28,5 @@ pub use dataset::{Dataset, Split};
 pub use fashion::{fashion_mnist, fashion_mnist_dir, fashion_mnist_from};
 pub use folder::{load_image_folder, FolderConfig, ImageFolder};
 pub use idx::{load_idx_pair, read_idx, IdxArray};
-pub use source::Source;
+pub use source::{Source, FOLDER_LIMIT_SEED};
 pub use transform::{Augment, Normalize};

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::{cifar10, cifar100, fashion_mnist, load_image_folder, Dataset, FolderConfig, Normalize, Split};
+use super::{cifar10, cifar100, fashion_mnist, Dataset, FolderConfig, ImageFolder, Normalize, Split};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,15 +62,30 @@ impl Source {
     /// Loads `split` as raw [0, 1] pixels, padded to `input` (h, w, c) when smaller; checks
     /// the channel count. Normalisation is left to the caller (see [`Source::normalize`]).
     pub fn load(&self, split: Split, input: [usize; 3]) -> Result<Dataset> {
+        self.load_limited(split, input, None)
+    }
+
+    /// [`Source::load`] of at most `limit` images. The file formats take their first `limit`
+    /// images (their test splits are in mixed class order). An ImageFolder tree is listed
+    /// class by class, so it takes `limit` images chosen with a fixed seed (kept in tree
+    /// order) and decodes only those.
+    pub fn load_limited(&self, split: Split, input: [usize; 3], limit: Option<usize>) -> Result<Dataset> {
         let d = match self {
             Source::FashionMnist => fashion_mnist(split)?,
             Source::Cifar10(dir) => cifar10(dir, split)?,
             Source::Cifar100(dir) => cifar100(dir, split)?,
             Source::Folder(dir) => {
                 let cfg = FolderConfig { normalize: None, ..FolderConfig::default() };
-                load_image_folder(&dir.join(split_dir(split)), &cfg)
-                    .or_else(|_| load_image_folder(dir, &cfg))?
+                let tree = ImageFolder::open(&dir.join(split_dir(split))).or_else(|_| ImageFolder::open(dir))?;
+                match limit {
+                    Some(k) => tree.subset(k, FOLDER_LIMIT_SEED).load(&cfg)?,
+                    None => tree.load(&cfg)?,
+                }
             }
+        };
+        let d = match limit {
+            Some(k) => d.take(k),
+            None => d,
         };
         let [h, w, c] = input;
         if d.channels != c {
@@ -93,13 +108,16 @@ impl Source {
         }
     }
 
-    /// Loads and normalises in one go.
-    pub fn load_normalized(&self, split: Split, input: [usize; 3]) -> Result<Dataset> {
-        let mut d = self.load(split, input)?;
+    /// Loads (at most `limit` images, as [`Source::load_limited`]) and normalises in one go.
+    pub fn load_normalized(&self, split: Split, input: [usize; 3], limit: Option<usize>) -> Result<Dataset> {
+        let mut d = self.load_limited(split, input, limit)?;
         self.normalize().apply_dataset(&mut d)?;
         Ok(d)
     }
 }
+
+/// Seed of the images a limited ImageFolder load keeps.
+pub const FOLDER_LIMIT_SEED: u64 = 0x004c_494d_4954; // "LIMIT"
 
 fn split_dir(split: Split) -> &'static str {
     match split {

@@ -492,11 +492,10 @@ impl Runner<'_> {
 
 /// The first `limit` images of `split` of the suite's dataset, normalised or as [0, 1] pixels.
 fn load_split(s: &Suite, split: Split, limit: Option<usize>, normalized: bool) -> std::result::Result<Rc<Dataset>, String> {
-    let d = if normalized { s.dataset.load_normalized(split, s.arch.input) } else { s.dataset.load(split, s.arch.input) };
-    d.map(|d| match limit {
-        Some(k) => d.take(k),
-        None => d,
-    })
-    .map(Rc::new)
-    .map_err(|e| e.to_string())
+    let d = if normalized {
+        s.dataset.load_normalized(split, s.arch.input, limit)
+    } else {
+        s.dataset.load_limited(split, s.arch.input, limit)
+    };
+    d.map(Rc::new).map_err(|e| e.to_string())
 }

@@ -20,7 +20,7 @@
 //! train: {epochs: 1, batch: 64, lr: 0.05, save: results/base.safetensors}   # see TrainSpec
 //! dataset:
 //!   source: fashion-mnist     # fashion-mnist | cifar10:DIR | cifar100:DIR | folder:DIR
-//!   eval_limit: 200           # evaluate on the first N test images; 0 = no accuracy; default all
+//!   eval_limit: 200           # evaluate on the first N test images (folder: N seeded); 0 = no accuracy; default all
 //!   train_limit: 10000        # train / fine-tune / calibrate on the first N training images
 //!   eval_batch: 100
 //! pruning:                    # absent: only the unpruned network
