@@ -11,9 +11,9 @@
 //! Every transform is written as whole-tensor adds of strided slices, so XLA fuses each of
 //! the 16 `V[t]`, the 16 `U[t]` and the output (with its 2x2 interleave) into one loop each.
 //! The products are 16 separate `dot`s rather than one batched `dot_general` of
-//! `[16, P, C] x [16, C, O]`: building those stacked operands takes a `concatenate` that XLA's
-//! CPU backend does not fuse, an extra pass over 16/4 of the input that made the batched
-//! form up to 2x slower on 16x16 and 32x32 maps (measured on the CPU plugin).
+//! `[16, P, C] x [16, C, O]`: stacking the operand takes a `concatenate` that XLA's CPU
+//! backend does not fuse, one more copy of the transformed tiles (4x the input's size), which
+//! made the batched form up to 2x slower on 16x16 and 32x32 maps (measured on the CPU plugin).
 //!
 //! An odd height or width is padded up by one zero row/column (which is exactly the
 //! convolution's own zero padding) and the extra output row/column is sliced off, so the
