@@ -27,6 +27,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/remote-lib.sh"
 host="" suite="" dir="prunebench" repo="" ref="" out="" clean=0 dry=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -57,19 +58,6 @@ case "$dir" in /|.|"~"|"$HOME") die "--dir '$dir' is not a project folder" ;; es
 stem="$(basename "$suite" .yaml)"
 out="${out:-$stem-gpu.csv}"
 
-# Shell-quotes one word only where it needs it, so printed commands read well and paste.
-q() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"
-  else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
-}
-# Prints a command, then runs it (not with --dry-run).
-run() {
-  local a
-  printf '+'
-  for a in "$@"; do printf ' %s' "$(q "$a")"; done
-  printf '\n'
-  [ "$dry" = 1 ] || "$@"
-}
 host_ssh() { run ssh "$host" "$1"; }
 d="$(q "$dir")"
 
@@ -112,11 +100,10 @@ else
   # A clone already there is updated: fetch, then check out REF (default: origin's HEAD).
   host_ssh "{ [ -d $d/.git ] || git clone $(q "$repo") $d; } && git -C $d fetch --quiet origin && git -C $d checkout --quiet --detach $(q "${ref:-origin/HEAD}")"
 fi
-rust='. "$HOME/.cargo/env" 2>/dev/null || true'
-host_ssh "nvidia-smi -L && { command -v cargo >/dev/null || [ -x \"\$HOME/.cargo/bin/cargo\" ] || curl --proto =https --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; } && cd $d && bash scripts/setup.sh --gpu"
-host_ssh "$rust; cd $d && cargo build --release --locked"
+host_ssh "nvidia-smi -L && $(remote_setup --gpu "$d")"
+host_ssh "$(remote_build "$d")"
 ran=1
-host_ssh "$rust; cd $d && target/release/prunebench run $(q "$suite") --out results/$(q "$out")"
+host_ssh "$(remote_run "$d" "$suite" "$out")"
 fetch
 fetched=1
 if [ "$dry" = 1 ]; then echo "gpu-host.sh: dry run: nothing was run" >&2; else echo "gpu-host.sh: done: results/$out" >&2; fi

@@ -29,6 +29,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/scripts/remote-lib.sh"
 zone="" accel="" version="" suite="" name="" project="" repo="" ref="" out="" keep=0 dry=0
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
@@ -67,19 +68,6 @@ dir=prunebench                      # on the VM, under the home folder
 gflags=(--zone="$zone")
 [ -z "$project" ] || gflags+=(--project="$project")
 
-# Shell-quotes one word only where it needs it, so printed commands read well and paste.
-q() {
-  if [[ "$1" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf '%s' "$1"
-  else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
-}
-# Prints a command, then runs it (not with --dry-run).
-run() {
-  local a
-  printf '+'
-  for a in "$@"; do printf ' %s' "$(q "$a")"; done
-  printf '\n'
-  [ "$dry" = 1 ] || "$@"
-}
 vm_ssh() { run gcloud compute tpus tpu-vm ssh "$name" "${gflags[@]}" --worker=0 --command "$1"; }
 
 if [ "$dry" = 0 ]; then
@@ -128,11 +116,10 @@ if [ -z "$repo" ]; then
 else
   vm_ssh "git clone $(q "$repo") $dir${ref:+ && git -C $dir checkout $(q "$ref")}"
 fi
-rust='. "$HOME/.cargo/env" 2>/dev/null || true'
-vm_ssh "{ command -v cargo >/dev/null || [ -x \"\$HOME/.cargo/bin/cargo\" ] || curl --proto =https --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; } && cd $dir && bash scripts/setup.sh --tpu"
-vm_ssh "$rust; cd $dir && cargo build --release --locked"
+vm_ssh "$(remote_setup --tpu "$dir")"
+vm_ssh "$(remote_build "$dir")"
 ran=1
-vm_ssh "$rust; cd $dir && target/release/prunebench run $(q "$suite") --out results/$(q "$out")"
+vm_ssh "$(remote_run "$dir" "$suite" "$out")"
 fetch
 fetched=1
 if [ "$dry" = 1 ]; then echo "tpu-vm.sh: dry run: nothing was run" >&2; else echo "tpu-vm.sh: done: results/$out" >&2; fi
