@@ -32,8 +32,8 @@ pub enum Lowering {
     Im2col,
     /// Pad, then the sum of 9 `dot_general`s, one per kernel tap (no patch matrix).
     Gemm9,
-    /// Winograd F(2x2, 3x3): 16 batched matrix products on transformed 4x4 tiles, 2.25x
-    /// fewer multiplies than the direct form.
+    /// Winograd F(2x2, 3x3): 16 matrix products on transformed 4x4 tiles, 2.25x fewer
+    /// multiplies than the direct form.
     Winograd,
 }
 
@@ -134,13 +134,18 @@ impl fmt::Display for LayerShape {
     }
 }
 
+/// `[n, h, w, c]` of a rank-4 (NHWC) value, or a shape error naming `op`.
+pub(crate) fn nhwc(op: &str, v: &Value) -> Result<[i64; 4]> {
+    match *v.dims() {
+        [n, h, w, c] => Ok([n, h, w, c]),
+        _ => Err(Error::shape(op, format!("{} is not NHWC", v.shape()))),
+    }
+}
+
 /// `(n, h, w, c, o)` of a conv3x3 of NHWC `x` with HWIO `kernel` `[3, 3, c, o]`, or a shape
 /// error naming `op`.
 pub(crate) fn conv_dims(op: &str, x: &Value, kernel: &Value) -> Result<(i64, i64, i64, i64, i64)> {
-    let [n, h, w, c] = match *x.dims() {
-        [n, h, w, c] => [n, h, w, c],
-        _ => return Err(Error::shape(op, format!("input {} is not NHWC", x.shape()))),
-    };
+    let [n, h, w, c] = nhwc(op, x)?;
     match *kernel.dims() {
         [3, 3, kc, o] if kc == c => Ok((n, h, w, c, o)),
         _ => Err(Error::shape(op, format!("kernel {} for input {}", kernel.shape(), x.shape()))),
@@ -150,10 +155,7 @@ pub(crate) fn conv_dims(op: &str, x: &Value, kernel: &Value) -> Result<(i64, i64
 /// The 9 windows `[N, H, W, C]` of NHWC `x` padded by one pixel, shifted by each kernel tap
 /// `(dy, dx)` in row-major order: the rows of an HWIO kernel reshaped to `[9C, O]`.
 pub fn shifted_windows(b: &mut Builder, x: &Value) -> Result<Vec<Value>> {
-    let [n, h, w, c] = match *x.dims() {
-        [n, h, w, c] => [n, h, w, c],
-        _ => return Err(Error::shape("shifted_windows", format!("input {} is not NHWC", x.shape()))),
-    };
+    let [n, h, w, c] = nhwc("shifted_windows", x)?;
     let zero = b.scalar(0.0, x.dtype());
     let padded = b.pad(x, &zero, &[0, 1, 1, 0], &[0, 1, 1, 0])?;
     let mut taps = Vec::with_capacity(9);

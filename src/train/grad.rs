@@ -11,14 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::hlo::{Builder, Compare, ConvDims, DType, ReduceOp, Shape, Value};
-use crate::lower::Lowering;
-
-fn nhwc(op: &str, v: &Value) -> Result<[i64; 4]> {
-    match *v.dims() {
-        [n, h, w, c] => Ok([n, h, w, c]),
-        _ => Err(Error::shape(op, format!("{} is not NHWC", v.shape()))),
-    }
-}
+use crate::lower::{nhwc, Lowering};
 
 /// Sum of all elements: a scalar.
 pub fn sum_all(b: &mut Builder, x: &Value) -> Result<Value> {
