@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{LayerShape, Lowering, ALL};
 use crate::error::{Error, Result};
 use crate::hlo::{Builder, DType, Shape};
+use crate::pjrt::Buffer;
 use crate::runtime::Session;
 
 /// A candidate must beat the plain convolution by this factor to replace it, so noise on
@@ -138,10 +139,11 @@ impl<'a> Tuner<'a> {
 
     /// Measures every lowering on `shape` and picks one (not cached).
     pub fn decide(&self, shape: &LayerShape) -> Result<Decision> {
+        let inputs = self.inputs(shape)?;
         let mut seconds = BTreeMap::new();
         let mut best = f64::INFINITY;
         for l in ALL {
-            let t = self.time_layer(shape, l, best)?;
+            let t = self.time_layer(shape, &inputs, l, best)?;
             best = best.min(t);
             seconds.insert(l, t);
         }
@@ -165,9 +167,23 @@ impl<'a> Tuner<'a> {
         Ok(())
     }
 
+    /// Random inputs of `shape` on the device, shared by every lowering timed on it.
+    fn inputs(&self, shape: &LayerShape) -> Result<LayerInputs> {
+        let dtype: DType = shape.dtype.parse()?;
+        let (n, h, w, ci, co) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64, shape.cout as i64);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut rand = |len: i64| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let x = self.session.upload(&rand(n * h * w * ci), &[n, h, w, ci], dtype)?;
+        let kernel = rand(9 * ci * co);
+        let kernels = (0..cold_copies(kernel.len() * dtype.size_bytes()))
+            .map(|_| self.session.upload(&kernel, &[3, 3, ci, co], dtype))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LayerInputs { x, kernels })
+    }
+
     /// Median seconds of one call of `lowering` on `shape`. Stops early (after two samples)
     /// once the lowering is clearly slower than `best_so_far`.
-    pub fn time_layer(&self, shape: &LayerShape, lowering: Lowering, best_so_far: f64) -> Result<f64> {
+    fn time_layer(&self, shape: &LayerShape, inputs: &LayerInputs, lowering: Lowering, best_so_far: f64) -> Result<f64> {
         let dtype: DType = shape.dtype.parse()?;
         let (n, h, w, ci, co) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64, shape.cout as i64);
         let mut b = Builder::new();
@@ -175,20 +191,14 @@ impl<'a> Tuner<'a> {
         let k = b.arg(Shape::new([3, 3, ci, co], dtype));
         let y = lowering.emit(&mut b, &x, &k)?;
         let exe = self.session.client.compile(&b.finish(&[&y]))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut rand = |len: i64| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
-        let xb = self.session.upload(&rand(n * h * w * ci), &[n, h, w, ci], dtype)?;
-        let kernel = rand(9 * ci * co);
-        let kernels = (0..cold_copies(kernel.len() * dtype.size_bytes()))
-            .map(|_| self.session.upload(&kernel, &[3, 3, ci, co], dtype))
-            .collect::<Result<Vec<_>>>()?;
-        exe.execute(&[&xb, &kernels[0]])?; // warm-up
+        let LayerInputs { x: xb, kernels } = inputs;
+        exe.execute(&[xb, &kernels[0]])?; // warm-up
         let mut samples = Vec::new();
         let start = Instant::now();
         loop {
             let kb = &kernels[samples.len() % kernels.len()];
             let t = Instant::now();
-            exe.execute(&[&xb, kb])?;
+            exe.execute(&[xb, kb])?;
             samples.push(t.elapsed().as_secs_f64());
             let enough = samples.len() >= self.min_iters && start.elapsed().as_secs_f64() >= self.min_seconds;
             let hopeless = samples.len() >= 2 && median(&samples) > 2.0 * best_so_far;
@@ -198,6 +208,12 @@ impl<'a> Tuner<'a> {
         }
         Ok(median(&samples))
     }
+}
+
+/// A layer's input and the kernel copies its timed calls cycle through.
+struct LayerInputs {
+    x: Buffer,
+    kernels: Vec<Buffer>,
 }
 
 /// Bytes of kernels a layer's timed calls cycle through, so that each call finds its kernel
