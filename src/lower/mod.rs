@@ -134,6 +134,13 @@ impl fmt::Display for LayerShape {
     }
 }
 
+/// Whether XLA's plain convolution falls off its cliff on an `h x w` map (4 pixels or fewer:
+/// ~35-50x slower than a matrix product on CPU, forward and backward). The fixed plans that
+/// do not tune avoid the plain convolution there.
+pub fn plain_conv_is_slow(h: usize, w: usize) -> bool {
+    h * w <= 4
+}
+
 /// `[n, h, w, c]` of a rank-4 (NHWC) value, or a shape error naming `op`.
 pub(crate) fn nhwc(op: &str, v: &Value) -> Result<[i64; 4]> {
     match *v.dims() {

@@ -60,7 +60,7 @@ pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering
     let patch_form = match lowering {
         Lowering::Direct => false,
         Lowering::Im2col | Lowering::Gemm9 => true,
-        Lowering::Winograd => h * w <= 4,
+        Lowering::Winograd => crate::lower::plain_conv_is_slow(h as usize, w as usize),
     };
     if !patch_form {
         let mut cd = ConvDims::same(1);

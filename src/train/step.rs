@@ -82,7 +82,7 @@ pub fn default_plan(arch: &Arch) -> Vec<Lowering> {
     (0..arch.channels.len())
         .map(|i| {
             let (h, w) = arch.conv_hw(i);
-            if h * w <= 4 { Lowering::Im2col } else { Lowering::Direct }
+            if crate::lower::plain_conv_is_slow(h, w) { Lowering::Im2col } else { Lowering::Direct }
         })
         .collect()
 }
