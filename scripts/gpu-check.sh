@@ -2,19 +2,29 @@
 # One short, prepared GPU check: a prebuilt prunebench binary against the JAX CUDA PJRT plugin
 # already installed on a GPU host (no build, no network), writing everything under OUTDIR:
 #   log.txt             everything printed, with the time of each step
-#   lowering-gpu.csv    prunebench latency: xla vs tuned, width 1 and 0.5, batch 1/32/128, f32
-#   gpu-latency.csv     prunebench run suites/gpu-latency.yaml (pruned variants, f32 and bf16)
+#   lowering-gpu.csv    prunebench latency: xla vs tuned (see LATENCY below)
+#   <suite>.csv         prunebench run SUITE, for each SUITE given (default suites/gpu-latency.yaml)
 #   lowering.json       the tuner's per-layer decisions on this GPU
 #
-#   bash scripts/gpu-check.sh target/release/prunebench /tmp/gpu-out
+#   bash scripts/gpu-check.sh target/release/prunebench /tmp/gpu-out [SUITE.yaml ...]
 #
-# Each step has its own time limit (seconds; LATENCY_LIMIT, SUITE_LIMIT), so a slow or failing
-# step leaves the earlier ones' files. The plugin is found through Python
-# (`jax_plugins.xla_cuda13`, then `xla_cuda12`) unless PRUNEBENCH_PLUGIN is set.
+# Environment:
+#   LATENCY        the `prunebench latency` options after --device gpu (default: --width 1.0,0.5
+#                  --batch 1,32,128 --lowering xla,tuned); `skip` skips the step
+#   LATENCY_LIMIT  seconds allowed for that step (default 240)
+#   SUITE_LIMIT    seconds allowed for each suite (default 150)
+#   PRUNEBENCH_CACHE_DIR  the tuner's cache folder (default OUTDIR; lowering.json is copied
+#                  to OUTDIR at the end either way)
+#   PRUNEBENCH_PLUGIN     the plugin; else found through Python (`jax_plugins.xla_cuda13`,
+#                  then `xla_cuda12`)
+# Each step has its own time limit, so a slow or failing step leaves the earlier ones' files.
 set -uo pipefail
-bin="${1:?usage: gpu-check.sh PRUNEBENCH_BINARY OUTDIR}"
-out="${2:?usage: gpu-check.sh PRUNEBENCH_BINARY OUTDIR}"
+usage="usage: gpu-check.sh PRUNEBENCH_BINARY OUTDIR [SUITE.yaml ...]"
+bin="${1:?$usage}"
+out="${2:?$usage}"
+shift 2
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+[ $# -gt 0 ] || set -- "$root/suites/gpu-latency.yaml"
 mkdir -p "$out"
 exec > >(tee -a "$out/log.txt") 2>&1
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
@@ -32,17 +42,24 @@ if [ -z "${PRUNEBENCH_PLUGIN:-}" ]; then
   done
 fi
 [ -n "${PRUNEBENCH_PLUGIN:-}" ] || { echo "gpu-check.sh: no JAX CUDA plugin found (pip install jax-cuda13-pjrt)"; exit 2; }
-export PRUNEBENCH_CACHE_DIR="$out"
+export PRUNEBENCH_CACHE_DIR="${PRUNEBENCH_CACHE_DIR:-$out}"
 
 step "devices"
 timeout 60 "$bin" devices --device gpu || { echo "gpu-check.sh: the plugin did not start"; exit 3; }
 
-step "latency: xla vs tuned"
-timeout "${LATENCY_LIMIT:-240}" "$bin" latency --device gpu --width 1.0,0.5 --batch 1,32,128 \
-  --lowering xla,tuned --min-iters 20 --min-seconds 1 --out "$out/lowering-gpu.csv"
-echo "latency exit: $?"
+latency="${LATENCY:---width 1.0,0.5 --batch 1,32,128 --lowering xla,tuned}"
+if [ "$latency" != skip ]; then
+  step "latency: $latency"
+  # shellcheck disable=SC2086 # the options are meant to split
+  timeout "${LATENCY_LIMIT:-240}" "$bin" latency --device gpu $latency \
+    --min-iters 20 --min-seconds 1 --out "$out/lowering-gpu.csv"
+  echo "latency exit: $?"
+fi
 
-step "suite: suites/gpu-latency.yaml"
-timeout "${SUITE_LIMIT:-150}" "$bin" run "$root/suites/gpu-latency.yaml" --out "$out/gpu-latency.csv"
-echo "suite exit: $?"
+for suite in "$@"; do
+  step "suite: $suite"
+  timeout "${SUITE_LIMIT:-150}" "$bin" run "$suite" --out "$out/$(basename "$suite" .yaml).csv"
+  echo "suite exit: $?"
+done
+[ "$PRUNEBENCH_CACHE_DIR" = "$out" ] || cp "$PRUNEBENCH_CACHE_DIR/lowering.json" "$out/" 2>/dev/null
 step "done"
