@@ -15,6 +15,9 @@ pub struct Session {
     pub found: Found,
     pub client: Client,
     pub device: Device,
+    /// Whether programs compiled here may use the `kernel` lowering (prunebench's own CPU
+    /// kernel, registered with the plugin as an XLA FFI handler): true on the CPU plugin.
+    pub kernel: bool,
 }
 
 impl Session {
@@ -22,13 +25,17 @@ impl Session {
     /// client on its first device.
     pub fn open(choice: DeviceChoice, plugin: Option<&Path>) -> Result<Session> {
         let found = crate::pjrt::find_plugin(choice, plugin)?;
-        let client = Plugin::load(&found.path)?.client()?;
+        let plugin = Plugin::load(&found.path)?;
+        let client = plugin.client()?;
         let device = client
             .devices()?
             .into_iter()
             .next()
             .ok_or_else(|| Error::PjrtApi(format!("plugin {} reports no devices", found.path.display())))?;
-        Ok(Session { found, client, device })
+        let platform = client.platform_name().unwrap_or_default();
+        // Only the CPU plugin runs host code; elsewhere the lowering is simply not offered.
+        let kernel = platform.eq_ignore_ascii_case("cpu") && crate::lower::kernel::register(&plugin, &platform).is_ok();
+        Ok(Session { found, client, device, kernel })
     }
 
     /// `platform (device kind)`, e.g. `cpu (cpu)`.

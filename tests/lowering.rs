@@ -126,3 +126,42 @@ fn tuner_measures_each_distinct_shape_once_and_caches_it() {
     t3.plan(&shapes[..1], &mut p3).unwrap();
     assert_eq!(p3.0, 1);
 }
+
+/// The custom kernel's f32 path (AVX2 blocks of 16 output channels, a scalar tail, the rows
+/// split over XLA's thread pool once the layer has 64K weights) against the f64 reference,
+/// on map sizes from 1x1 to 8x8 and batch > 1.
+#[test]
+fn kernel_f32_matches_the_reference_split_over_two_threads() {
+    let s = common::cpu();
+    assert!(s.kernel, "the CPU plugin registers the kernel");
+    for &(n, hw, cin, cout) in &[(1usize, 4usize, 128usize, 72usize), (3, 2, 96, 88), (2, 1, 40, 24), (1, 8, 16, 9)] {
+        let x = common::images(n, hw, hw, cin, 5);
+        let k = common::images(3, 3, cin, cout, 6);
+        let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
+        let mut b = Builder::new();
+        let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F32));
+        let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F32));
+        let y = Lowering::Kernel.emit(&mut b, &xv, &kv).unwrap();
+        let exe = s.client.compile(&b.finish(&[&y])).unwrap();
+        let xb = s.upload(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64], DType::F32).unwrap();
+        let kb = s.upload(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64], DType::F32).unwrap();
+        // Twice: the second call reuses the executable (and XLA's pool) with the same result.
+        for _ in 0..2 {
+            let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
+            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+            let want: Vec<f64> = want.iter().copied().collect();
+            let err = common::rel_err(&got, &want);
+            assert!(err < 1e-5, "kernel f32 n{n} {hw}x{hw} {cin}->{cout}: rel err {err:e}");
+        }
+    }
+}
+
+/// bf16 is refused with a message that names the way out.
+#[test]
+fn kernel_refuses_bf16() {
+    let mut b = Builder::new();
+    let xv = b.arg(Shape::new([1, 2, 2, 8], DType::BF16));
+    let kv = b.arg(Shape::new([3, 3, 8, 8], DType::BF16));
+    let e = Lowering::Kernel.emit(&mut b, &xv, &kv).unwrap_err().to_string();
+    assert!(e.contains("f32") && e.contains("im2col"), "{e}");
+}

@@ -57,7 +57,11 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
         for (i, (s, l)) in shapes.iter().zip(&plan).enumerate() {
             let d = tuner.cached(s).expect("tuned");
             let t = |k: &Lowering| d.seconds.get(k).map(|x| x * 1e3).unwrap_or(f64::NAN);
-            let cols: Vec<String> = ALL.iter().map(|k| format!("{:>10.3}", t(k))).collect();
+            // A lowering not offered for this shape (the kernel off the CPU or on big maps): "-".
+            let cols: Vec<String> = ALL
+                .iter()
+                .map(|k| if t(k).is_nan() { format!("{:>10}", "-") } else { format!("{:>10.3}", t(k)) })
+                .collect();
             let gain = t(&Lowering::Direct) / t(l);
             println!("  conv{:<2} {:<24} {}  {:>7.2}x  {l}", i, s.to_string(), cols.join(" "), gain);
         }

@@ -475,6 +475,16 @@ impl Builder {
         Ok(self.emit("stablehlo.dot_general", &[lhs, rhs], &attrs, lhs.shape.with_dims(dims)))
     }
 
+    /// `stablehlo.custom_call @target(operands)` of a typed XLA FFI handler
+    /// (`api_version = 4`) with one result of shape `result`. The handler must be registered
+    /// with the plugin before the program is compiled.
+    pub fn custom_call(&mut self, target: &str, operands: &[&Value], result: Shape) -> Value {
+        let attrs = format!(
+            "api_version = 4 : i32, backend_config = {{}}, call_target_name = \"{target}\", has_side_effect = false"
+        );
+        self.emit("stablehlo.custom_call", operands, &attrs, result)
+    }
+
     /// Plain matrix product `[m, k] x [k, n] -> [m, n]`.
     pub fn matmul(&mut self, a: &Value, b: &Value) -> Result<Value> {
         self.dot_general(a, b, (&[], &[]), (&[1], &[0]))

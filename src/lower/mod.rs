@@ -3,14 +3,16 @@
 //! XLA lowers a plain `convolution` well on large maps and very badly on tiny ones (on CPU a
 //! 2x2 map runs ~30-50x slower than the same layer as one matrix product). Every way of
 //! lowering a layer is a variant of [`Lowering`] with its own file: the plain convolution,
-//! im2col, gemm9 (a sum of 9 GEMMs) and Winograd F(2x2, 3x3) (2.25x fewer multiplies). Each
-//! handles every map size. The autotuner in [`tune`] times them all per layer shape on the
+//! im2col, gemm9 (a sum of 9 GEMMs), Winograd F(2x2, 3x3) (2.25x fewer multiplies) and
+//! `kernel`, a custom call to prunebench's own CPU kernel for maps of few pixels (CPU plugin
+//! only). Each handles every map size. The autotuner in [`tune`] times them all per layer shape on the
 //! device, with the layer's weights out of cache as they are inside a network, and picks the
 //! fastest.
 
 mod direct;
 mod gemm9;
 mod im2col;
+pub mod kernel;
 pub mod tune;
 mod winograd;
 
@@ -35,10 +37,14 @@ pub enum Lowering {
     /// Winograd F(2x2, 3x3): 16 matrix products on transformed 4x4 tiles, 2.25x fewer
     /// multiplies than the direct form.
     Winograd,
+    /// A custom call to prunebench's own CPU kernel for maps of few pixels (f32, CPU plugin
+    /// only; see [`kernel`]).
+    Kernel,
 }
 
 /// Every lowering, in the order the tuner tries them (the first is the reference).
-pub const ALL: [Lowering; 4] = [Lowering::Direct, Lowering::Im2col, Lowering::Gemm9, Lowering::Winograd];
+pub const ALL: [Lowering; 5] =
+    [Lowering::Direct, Lowering::Im2col, Lowering::Gemm9, Lowering::Winograd, Lowering::Kernel];
 
 impl Lowering {
     pub fn name(self) -> &'static str {
@@ -47,6 +53,7 @@ impl Lowering {
             Lowering::Im2col => "im2col",
             Lowering::Gemm9 => "gemm9",
             Lowering::Winograd => "winograd",
+            Lowering::Kernel => "kernel",
         }
     }
 
@@ -57,6 +64,7 @@ impl Lowering {
             Lowering::Im2col => im2col::emit(b, x, kernel),
             Lowering::Gemm9 => gemm9::emit(b, x, kernel),
             Lowering::Winograd => winograd::emit(b, x, kernel),
+            Lowering::Kernel => kernel::emit(b, x, kernel),
         }
     }
 }

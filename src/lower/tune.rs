@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{LayerShape, Lowering, ALL};
+use super::{kernel, LayerShape, Lowering, ALL};
 use crate::error::{Error, Result};
 use crate::hlo::{Builder, DType, Shape};
 use crate::pjrt::Buffer;
@@ -64,7 +64,7 @@ struct CacheFile {
     entries: BTreeMap<String, Decision>,
 }
 
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 
 /// Times lowerings on one device and remembers the winners.
 pub struct Tuner<'a> {
@@ -142,7 +142,7 @@ impl<'a> Tuner<'a> {
         let inputs = self.inputs(shape)?;
         let mut seconds = BTreeMap::new();
         let mut best = f64::INFINITY;
-        for l in ALL {
+        for l in ALL.into_iter().filter(|&l| self.offers(l, shape)) {
             let t = self.time_layer(shape, &inputs, l, best)?;
             best = best.min(t);
             seconds.insert(l, t);
@@ -157,6 +157,13 @@ impl<'a> Tuner<'a> {
             }
         }
         Ok(Decision { choice, seconds })
+    }
+
+    /// Whether `lowering` is a candidate for `shape` on this session: the custom kernel only
+    /// where it is registered, in f32, on maps of at most [`kernel::MAX_PIXELS`] pixels.
+    fn offers(&self, lowering: Lowering, shape: &LayerShape) -> bool {
+        lowering != Lowering::Kernel
+            || (self.session.kernel && shape.dtype == "f32" && shape.batch * shape.h * shape.w <= kernel::MAX_PIXELS)
     }
 
     fn save(&self) -> Result<()> {

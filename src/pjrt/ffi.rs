@@ -525,6 +525,45 @@ pub struct PJRT_Api {
 /// The plugin's one exported symbol.
 pub type GetPjrtApiFn = unsafe extern "C" fn() -> *const PJRT_Api;
 
+// ---- the FFI extension (`pjrt_c_api_ffi_extension.h`, extension version 2) ------------------
+
+/// `PJRT_Extension_Type_FFI`: the sixth entry of `PJRT_Extension_Type`.
+pub const EXTENSION_TYPE_FFI: c_int = 5;
+
+/// `PJRT_FFI_Register_Handler_Args` as the 0.81 CPU plugin reads it (52 bytes; read off its
+/// code, since the wheel ships no FFI header): no `extension_start` and no `api_version`,
+/// the handler is always a typed XLA FFI handler. Later headers add an `api_version` field
+/// before `handler`, so [`crate::pjrt::Plugin::register_ffi_handler`] refuses other PJRT
+/// versions rather than guess.
+#[repr(C)]
+pub struct PJRT_FFI_Register_Handler_Args {
+    pub struct_size: usize,
+    pub target_name: *const c_char,
+    pub target_name_size: usize,
+    pub handler: *mut c_void,
+    pub platform_name: *const c_char,
+    pub platform_name_size: usize,
+    pub traits: c_int,
+}
+
+impl PJRT_FFI_Register_Handler_Args {
+    /// The end of `traits`, as `PJRT_STRUCT_SIZE` computes it.
+    pub const STRUCT_SIZE: usize = std::mem::offset_of!(Self, traits) + std::mem::size_of::<c_int>();
+}
+
+pub type PJRT_FFI_Register_Handler =
+    unsafe extern "C" fn(*mut PJRT_FFI_Register_Handler_Args) -> *mut PJRT_Error;
+
+/// `PJRT_FFI_Extension`. `register_handler` exists from extension version 2 on: the caller
+/// checks `base.struct_size` before reading it.
+#[repr(C)]
+pub struct PJRT_FFI_Extension {
+    pub base: PJRT_Extension_Base,
+    pub type_id_register: Unused,
+    pub user_data_add: Unused,
+    pub register_handler: Option<PJRT_FFI_Register_Handler>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +588,8 @@ mod tests {
         assert_eq!(PJRT_Buffer_ToHostBuffer_Args::STRUCT_SIZE, 56);
         assert_eq!(PJRT_Buffer_Dimensions_Args::STRUCT_SIZE, 40);
         assert_eq!(PJRT_Executable_GetCostAnalysis_Args::STRUCT_SIZE, 40);
+        assert_eq!(PJRT_FFI_Register_Handler_Args::STRUCT_SIZE, 52);
+        assert_eq!(std::mem::size_of::<PJRT_FFI_Extension>(), 48);
     }
 
     #[test]

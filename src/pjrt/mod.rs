@@ -32,6 +32,7 @@ macro_rules! pjrt_call {
 
 pub mod discover;
 pub mod ffi;
+pub mod xla_ffi;
 
 mod buffer;
 mod client;

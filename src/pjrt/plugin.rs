@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::client::Client;
 use super::discover::Probe;
 use super::ffi;
+use super::xla_ffi;
 use crate::error::{Error, Result};
 
 /// A PJRT plugin: the `dlopen`ed library and its function table. Cheap to clone.
@@ -154,6 +155,54 @@ impl Plugin {
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect())
+    }
+
+    /// Registers a typed XLA FFI handler for custom calls to `target` on `platform` (e.g.
+    /// `"Host"` for the CPU plugin), through the plugin's FFI extension. An error if the plugin
+    /// has no FFI extension, or is not built with PJRT API 0.81: the registration struct's
+    /// layout changed across versions and only 0.81's is known (see
+    /// [`ffi::PJRT_FFI_Register_Handler_Args`]).
+    pub fn register_ffi_handler(&self, target: &str, platform: &str, handler: xla_ffi::Handler) -> Result<()> {
+        let name = "PJRT_FFI_Register_Handler";
+        if self.lib.version != (0, 81) {
+            let (major, minor) = self.lib.version;
+            return Err(Error::PjrtApi(format!(
+                "{name}: only the layout of PJRT API 0.81 is known, the plugin has {major}.{minor}"
+            )));
+        }
+        let mut ext = self.api().extension_start;
+        // SAFETY: the plugin's extension chain is immutable and lives as long as the library;
+        // each node's `struct_size` is checked before reading past the base.
+        let register = unsafe {
+            loop {
+                if ext.is_null() {
+                    return Err(Error::PjrtApi(format!("the plugin has no FFI extension, so {name} is unavailable")));
+                }
+                if (*ext).type_ == ffi::EXTENSION_TYPE_FFI {
+                    let min = std::mem::offset_of!(ffi::PJRT_FFI_Extension, register_handler) + std::mem::size_of::<usize>();
+                    if (*ext).struct_size < min {
+                        return Err(Error::PjrtApi(format!(
+                            "the plugin's FFI extension ({} bytes) predates {name}",
+                            (*ext).struct_size
+                        )));
+                    }
+                    break (*(ext as *const ffi::PJRT_FFI_Extension)).register_handler.ok_or_else(|| self.null_entry(name))?;
+                }
+                ext = (*ext).next;
+            }
+        };
+        let mut args = ffi::PJRT_FFI_Register_Handler_Args {
+            struct_size: ffi::PJRT_FFI_Register_Handler_Args::STRUCT_SIZE,
+            target_name: target.as_ptr().cast(),
+            target_name_size: target.len(),
+            handler: handler as *mut std::ffi::c_void,
+            platform_name: platform.as_ptr().cast(),
+            platform_name_size: platform.len(),
+            traits: 0,
+        };
+        // SAFETY: `register` comes from the plugin's FFI extension; `args` is fully initialised
+        // and its strings outlive the call (XLA copies them).
+        self.check(name, unsafe { register(&mut args) })
     }
 
     /// A client with default options (`PJRT_Client_Create`).

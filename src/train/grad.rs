@@ -44,6 +44,8 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
             let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
             lowering.emit(b, dy, &swapped)
         }
+        // The custom kernel has no gradient rule of its own: its backward is im2col's.
+        Lowering::Kernel => conv3x3_input(b, dy, kernel, Lowering::Im2col),
     }
 }
 
@@ -52,14 +54,14 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
 /// as its batch and the batch as the contracted feature (what JAX emits); `Im2col` takes the
 /// 9 shifted windows of the padded input and contracts them with `dy` in one `dot_general`.
 ///
-/// `Gemm9` uses the patch form; `Winograd` the convolution, except on maps of 4 pixels or
-/// fewer, where XLA's convolution has its cliff and the patch form is used.
+/// `Gemm9` and `Kernel` use the patch form; `Winograd` the convolution, except on maps of 4
+/// pixels or fewer, where XLA's convolution has its cliff and the patch form is used.
 pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering) -> Result<Value> {
     let [_, h, w, c] = nhwc("conv3x3_kernel", x)?;
     let [_, _, _, o] = nhwc("conv3x3_kernel", dy)?;
     let patch_form = match lowering {
         Lowering::Direct => false,
-        Lowering::Im2col | Lowering::Gemm9 => true,
+        Lowering::Im2col | Lowering::Gemm9 | Lowering::Kernel => true,
         Lowering::Winograd => crate::lower::plain_conv_is_slow(h as usize, w as usize),
     };
     if !patch_form {
