@@ -38,27 +38,37 @@ fn every_lowering_matches_the_reference_at_every_map_size() {
     }
 }
 
+/// One f32 layer through `lowering` on random data (seeds `seed`, `seed + 1`), called `calls`
+/// times: the relative error of each call against the f64 reference.
+fn f32_layer_errors(lowering: Lowering, (n, hw, cin, cout): (usize, usize, usize, usize), seed: u64, calls: usize) -> Vec<f64> {
+    let s = common::cpu();
+    let x = common::images(n, hw, hw, cin, seed);
+    let k = common::images(3, 3, cin, cout, seed + 1);
+    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
+    let want: Vec<f64> = want.iter().copied().collect();
+    let (xd, kd) = ([n as i64, hw as i64, hw as i64, cin as i64], [3, 3, cin as i64, cout as i64]);
+    let mut b = Builder::new();
+    let xv = b.arg(Shape::new(xd, DType::F32));
+    let kv = b.arg(Shape::new(kd, DType::F32));
+    let y = lowering.emit(&mut b, &xv, &kv).unwrap();
+    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
+    let xb = s.upload(x.as_slice().unwrap(), &xd, DType::F32).unwrap();
+    let kb = s.upload(k.as_slice().unwrap(), &kd, DType::F32).unwrap();
+    (0..calls)
+        .map(|_| {
+            let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
+            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+            common::rel_err(&got, &want)
+        })
+        .collect()
+}
+
 /// Winograd rounds differently from the direct sum (its transforms add and halve before the
 /// products): in f32 on a wide layer it must still agree with the f64 reference to about
 /// 1e-5, like every other lowering.
 #[test]
 fn winograd_f32_is_close_on_a_wide_layer() {
-    let s = common::cpu();
-    let (n, hw, cin, cout) = (2usize, 8usize, 64usize, 32usize);
-    let x = common::images(n, hw, hw, cin, 3);
-    let k = common::images(3, 3, cin, cout, 4);
-    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
-    let mut b = Builder::new();
-    let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F32));
-    let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F32));
-    let y = Lowering::Winograd.emit(&mut b, &xv, &kv).unwrap();
-    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
-    let xb = s.upload(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64], DType::F32).unwrap();
-    let kb = s.upload(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64], DType::F32).unwrap();
-    let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
-    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
-    let want: Vec<f64> = want.iter().copied().collect();
-    let err = common::rel_err(&got, &want);
+    let err = f32_layer_errors(Lowering::Winograd, (2, 8, 64, 32), 3, 1)[0];
     assert!(err < 1e-5, "winograd f32 rel err {err:e}");
 }
 
@@ -129,29 +139,14 @@ fn tuner_measures_each_distinct_shape_once_and_caches_it() {
 
 /// The custom kernel's f32 path (AVX2 blocks of 16 output channels, a scalar tail, the rows
 /// split over XLA's thread pool once the layer has 64K weights) against the f64 reference,
-/// on map sizes from 1x1 to 8x8 and batch > 1.
+/// on map sizes from 1x1 to 8x8 and batch > 1. Each layer runs twice: the second call reuses
+/// the executable (and XLA's pool) and must give the same result.
 #[test]
 fn kernel_f32_matches_the_reference_split_over_two_threads() {
-    let s = common::cpu();
-    assert!(s.kernel, "the CPU plugin registers the kernel");
-    for &(n, hw, cin, cout) in &[(1usize, 4usize, 128usize, 72usize), (3, 2, 96, 88), (2, 1, 40, 24), (1, 8, 16, 9)] {
-        let x = common::images(n, hw, hw, cin, 5);
-        let k = common::images(3, 3, cin, cout, 6);
-        let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
-        let mut b = Builder::new();
-        let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F32));
-        let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F32));
-        let y = Lowering::Kernel.emit(&mut b, &xv, &kv).unwrap();
-        let exe = s.client.compile(&b.finish(&[&y])).unwrap();
-        let xb = s.upload(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64], DType::F32).unwrap();
-        let kb = s.upload(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64], DType::F32).unwrap();
-        // Twice: the second call reuses the executable (and XLA's pool) with the same result.
-        for _ in 0..2 {
-            let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
-            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
-            let want: Vec<f64> = want.iter().copied().collect();
-            let err = common::rel_err(&got, &want);
-            assert!(err < 1e-5, "kernel f32 n{n} {hw}x{hw} {cin}->{cout}: rel err {err:e}");
+    assert!(common::cpu().kernel, "the CPU plugin registers the kernel");
+    for layer in [(1, 4, 128, 72), (3, 2, 96, 88), (2, 1, 40, 24), (1, 8, 16, 9)] {
+        for err in f32_layer_errors(Lowering::Kernel, layer, 5, 2) {
+            assert!(err < 1e-5, "kernel f32 {layer:?}: rel err {err:e}");
         }
     }
 }
