@@ -177,7 +177,7 @@ fn a_failing_variant_writes_an_error_row_and_the_rest_run() {
     let rows = read_csv(&out);
     let tuned = rows.iter().find(|r| r["variant"] == "unpruned/f32/b1/tuned/cpu").unwrap();
     let plan = &tuned["lowering_plan"];
-    assert!(plan.len() == 13 && plan.chars().all(|c| "digw".contains(c)), "{plan}");
+    assert!(plan.len() == 13 && plan.chars().all(|c| "digwk".contains(c)), "{plan}");
     let xla = rows.iter().find(|r| r["variant"] == "unpruned/f32/b1/xla/cpu").unwrap();
     assert_eq!(xla["lowering_plan"], "d".repeat(13));
     let bad = rows.iter().find(|r| r["status"] == "error").unwrap();

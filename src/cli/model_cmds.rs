@@ -217,6 +217,13 @@ pub fn hlo(a: &HloArgs) -> anyhow::Result<()> {
     crate::util::write_atomic(&a.out, prog.text.as_bytes())?;
     let names: Vec<&str> = plan.iter().map(|l| l.name()).collect();
     eprintln!("wrote {} ({} args, lowering per conv: {})", a.out.display(), prog.args.len(), names.join(","));
+    if plan.contains(&lower::Lowering::Kernel) {
+        eprintln!(
+            "note: `kernel` convs are custom calls to prunebench's own CPU kernel ({}), which only a \
+             prunebench session can run; for a self-contained program use --lowering im2col, winograd or xla",
+            lower::kernel::TARGET
+        );
+    }
     Ok(())
 }
 
