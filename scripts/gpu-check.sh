@@ -3,7 +3,8 @@
 # already installed on a GPU host (no build, no network), writing everything under OUTDIR:
 #   log.txt             everything printed, with the time of each step
 #   lowering-gpu.csv    prunebench latency: xla vs tuned (see LATENCY below)
-#   <suite>.csv         prunebench run SUITE, for each SUITE given (default suites/gpu-latency.yaml)
+#   <suite>.csv         prunebench run SUITE, for each SUITE given (default suites/gpu-latency.yaml;
+#                       `none` runs no suite)
 #   lowering.json       the tuner's per-layer decisions on this GPU
 #
 #   bash scripts/gpu-check.sh target/release/prunebench /tmp/gpu-out [SUITE.yaml ...]
@@ -57,6 +58,7 @@ if [ "$latency" != skip ]; then
 fi
 
 for suite in "$@"; do
+  [ "$suite" != none ] || continue
   step "suite: $suite"
   timeout "${SUITE_LIMIT:-150}" "$bin" run "$suite" --out "$out/$(basename "$suite" .yaml).csv"
   echo "suite exit: $?"

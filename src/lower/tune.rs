@@ -64,7 +64,7 @@ struct CacheFile {
     entries: BTreeMap<String, Decision>,
 }
 
-const CACHE_VERSION: u32 = 3;
+const CACHE_VERSION: u32 = 4;
 
 /// Times lowerings on one device and remembers the winners.
 pub struct Tuner<'a> {
@@ -76,7 +76,15 @@ pub struct Tuner<'a> {
     pub min_iters: usize,
     /// ...and this many seconds of samples (whichever is later), after one warm-up call.
     pub min_seconds: f64,
+    /// Copies of the layer in each timed program (each on its own kernel copy), so that the
+    /// fixed cost of one call is shared: 1 on the CPU, [`ACCELERATOR_REPEATS`] elsewhere.
+    pub repeats: usize,
 }
+
+/// Layer copies per timed program off the CPU. A GPU call costs about 0.06 ms whatever it
+/// runs, as much as a whole small layer: timed one per call, the H200's per-layer timings were
+/// mostly that cost, and two tunings of the same network picked plans 3x apart.
+pub const ACCELERATOR_REPEATS: usize = 8;
 
 /// The default cache file.
 pub fn default_cache_path() -> Option<PathBuf> {
@@ -108,7 +116,8 @@ impl<'a> Tuner<'a> {
         };
         let platform = session.client.platform_name().unwrap_or_default();
         let device_key = format!("{}|{platform}|{}", session.found.path.display(), session.device.kind());
-        Ok(Tuner { session, cache_path, cache, device_key, min_iters: 5, min_seconds: 0.2 })
+        let repeats = if platform.eq_ignore_ascii_case("cpu") { 1 } else { ACCELERATOR_REPEATS };
+        Ok(Tuner { session, cache_path, cache, device_key, min_iters: 5, min_seconds: 0.2, repeats })
     }
 
     fn key(&self, shape: &LayerShape) -> String {
@@ -182,31 +191,37 @@ impl<'a> Tuner<'a> {
         let mut rand = |len: i64| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
         let x = self.session.upload(&rand(n * h * w * ci), &[n, h, w, ci], dtype)?;
         let kernel = rand(9 * ci * co);
-        let kernels = (0..cold_copies(kernel.len() * dtype.size_bytes()))
+        let kernels = (0..cold_copies(kernel.len() * dtype.size_bytes()).max(self.repeats))
             .map(|_| self.session.upload(&kernel, &[3, 3, ci, co], dtype))
             .collect::<Result<Vec<_>>>()?;
         Ok(LayerInputs { x, kernels })
     }
 
-    /// Median seconds of one call of `lowering` on `shape`. Stops early (after two samples)
-    /// once the lowering is clearly slower than `best_so_far`.
+    /// Median seconds of one layer of `lowering` on `shape`: each timed call runs
+    /// [`repeats`](Self::repeats) independent copies of the layer, each on its own kernel
+    /// copy, and counts for a share. Stops early (after two samples) once the lowering is
+    /// clearly slower than `best_so_far`.
     fn time_layer(&self, shape: &LayerShape, inputs: &LayerInputs, lowering: Lowering, best_so_far: f64) -> Result<f64> {
         let dtype: DType = shape.dtype.parse()?;
         let (n, h, w, ci, co) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64, shape.cout as i64);
+        let reps = self.repeats.max(1);
         let mut b = Builder::new();
         let x = b.arg(Shape::new([n, h, w, ci], dtype));
-        let k = b.arg(Shape::new([3, 3, ci, co], dtype));
-        let y = lowering.emit(&mut b, &x, &k)?;
-        let exe = self.session.client.compile(&b.finish(&[&y]))?;
+        let ks: Vec<_> = (0..reps).map(|_| b.arg(Shape::new([3, 3, ci, co], dtype))).collect();
+        let ys = ks.iter().map(|k| lowering.emit(&mut b, &x, k)).collect::<Result<Vec<_>>>()?;
+        let exe = self.session.client.compile(&b.finish(&ys.iter().collect::<Vec<_>>()))?;
         let LayerInputs { x: xb, kernels } = inputs;
-        exe.execute(&[xb, &kernels[0]])?; // warm-up
+        let args = |call: usize| -> Vec<&Buffer> {
+            std::iter::once(xb).chain((0..reps).map(|j| &kernels[(call * reps + j) % kernels.len()])).collect()
+        };
+        exe.execute(&args(0))?; // warm-up
         let mut samples = Vec::new();
         let start = Instant::now();
         loop {
-            let kb = &kernels[samples.len() % kernels.len()];
+            let a = args(samples.len() + 1);
             let t = Instant::now();
-            exe.execute(&[xb, kb])?;
-            samples.push(t.elapsed().as_secs_f64());
+            exe.execute(&a)?;
+            samples.push(t.elapsed().as_secs_f64() / reps as f64);
             let enough = samples.len() >= self.min_iters && start.elapsed().as_secs_f64() >= self.min_seconds;
             let hopeless = samples.len() >= 2 && median(&samples) > 2.0 * best_so_far;
             if enough || hopeless || samples.len() >= 1000 {
