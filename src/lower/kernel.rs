@@ -292,13 +292,15 @@ pub fn accumulate(s: Shape, taps: &[Vec<(u32, u32)>], x: &[f32], k: &[f32], r0: 
                 continue;
             }
         }
-        chunk_scalar(s, &taps[t], x, c, len, &k[r * s.o..(r + len) * s.o], acc, 0);
+        chunk_scalar(s, &taps[t], x, c, &k[r * s.o..(r + len) * s.o], acc, 0);
         r += len;
     }
 }
 
-/// Rows `c..c+len` of one tap against the tap's valid pixels, output channels `from..O`.
-fn chunk_scalar(s: Shape, pairs: &[(u32, u32)], x: &[f32], c: usize, len: usize, rows: &[f32], acc: &mut [f32], from: usize) {
+/// The rows `rows` (channels `c..` of one tap) against the tap's valid pixels, output
+/// channels `from..O`.
+fn chunk_scalar(s: Shape, pairs: &[(u32, u32)], x: &[f32], c: usize, rows: &[f32], acc: &mut [f32], from: usize) {
+    let len = rows.len() / s.o;
     for &(p, q) in pairs {
         let (p, q) = (p as usize, q as usize);
         let out = &mut acc[p * s.o + from..(p + 1) * s.o];
@@ -352,7 +354,7 @@ unsafe fn chunk_avx2(
         }
     }
     if o16 < s.o {
-        chunk_scalar(s, pairs, x, c, len, rows, acc, o16);
+        chunk_scalar(s, pairs, x, c, rows, acc, o16);
     }
 }
 
