@@ -33,8 +33,9 @@ impl Session {
             .next()
             .ok_or_else(|| Error::PjrtApi(format!("plugin {} reports no devices", found.path.display())))?;
         let platform = client.platform_name().unwrap_or_default();
-        // Only the CPU plugin runs host code; elsewhere the lowering is simply not offered.
-        let kernel = platform.eq_ignore_ascii_case("cpu") && crate::lower::kernel::register(&plugin, &platform).is_ok();
+        // Only the CPU plugin runs host code (`register` refuses other platforms); where it
+        // fails the lowering is simply not offered.
+        let kernel = crate::lower::kernel::register(&plugin, &platform).is_ok();
         Ok(Session { found, client, device, kernel })
     }
 

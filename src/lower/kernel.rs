@@ -5,20 +5,22 @@
 //! weights each. XLA's matrix-product libraries (Eigen, XNNPACK) re-pack the whole weight
 //! matrix on every call and reach 10-15 GB/s; the 4x4 layers also do 31% of their multiplies
 //! (56% at 2x2) against the zero padding. This kernel reads each weight row once, straight
-//! from the HWIO layout, in one sequential stream per thread, and multiplies it only into the
-//! output pixels whose input pixel for that tap is inside the map:
+//! from the HWIO layout, and multiplies it only into the output pixels whose input pixel for
+//! that tap is inside the map:
 //!
-//! - the 9C weight rows are split in two halves (taps x input channels), one per thread, each
-//!   with its own `[pixels, O]` accumulator, summed at the end;
-//! - a block of 8 rows of one tap is held in 8 AVX2 registers per 8 output channels, and each
-//!   valid pixel's accumulator is updated with 8 fused multiply-adds;
-//! - the second half runs on XLA's own compute thread pool (`XLA_FFI_ThreadPool_Schedule`), so
-//!   no thread of ours competes with XLA's; if the pool is busy the calling thread takes it.
+//! - the 9C weight rows are split in two halves (taps x input channels), each with its own
+//!   `[pixels, O]` accumulator, summed at the end; the second half runs on XLA's own compute
+//!   thread pool (`XLA_FFI_ThreadPool_Schedule`), so no thread of ours competes with XLA's,
+//!   and if that pool is busy the calling thread takes it too;
+//! - each half goes through its rows in chunks of [`CHUNK_ROWS`] rows of one tap: a chunk is
+//!   first read through in order (so the hardware prefetchers stream it from memory), then a
+//!   micro-kernel sweeps it for every block of 16 output channels and group of up to 6 valid
+//!   pixels, with the 12 accumulators in AVX2 registers.
 //!
 //! It is emitted as `stablehlo.custom_call @prunebench_conv3x3` (typed XLA FFI; f32, and f64
 //! through plain loops for exact checks) and works where the handler is registered: the CPU
-//! plugin. The tuner offers it on maps of at
-//! most [`MAX_PIXELS`] pixels (batch x H x W). Its gradients use the im2col forms.
+//! plugin. The tuner offers it on maps of at most [`MAX_PIXELS`] pixels (batch x H x W). Its
+//! gradients use the im2col forms.
 
 use std::cell::UnsafeCell;
 use std::collections::BTreeMap;
@@ -279,20 +281,24 @@ const CHUNK_ROWS: usize = 64;
 pub fn accumulate(s: Shape, taps: &[Vec<(u32, u32)>], x: &[f32], k: &[f32], r0: usize, r1: usize, acc: &mut [f32]) {
     assert!(x.len() == s.pixels() * s.c && k.len() == s.rows() * s.o && acc.len() == s.pixels() * s.o);
     assert!(r0 <= r1 && r1 <= s.rows());
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
     let mut r = r0;
     while r < r1 {
         let (t, c) = (r / s.c, r % s.c);
         let len = (s.c - c).min(r1 - r).min(CHUNK_ROWS);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA; every index is checked against the slices.
-                unsafe { chunk_avx2(s, &taps[t], x, c, len, &k[r * s.o..(r + len) * s.o], acc) };
-                r += len;
-                continue;
-            }
+        let rows = &k[r * s.o..(r + len) * s.o];
+        if avx2 {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA; every index is checked against the slices.
+            unsafe {
+                chunk_avx2(s, &taps[t], x, c, len, rows, acc)
+            };
+        } else {
+            chunk_scalar(s, &taps[t], x, c, rows, acc, 0);
         }
-        chunk_scalar(s, &taps[t], x, c, &k[r * s.o..(r + len) * s.o], acc, 0);
         r += len;
     }
 }
@@ -431,30 +437,11 @@ pub fn conv3x3(s: Shape, x: &[f32], k: &[f32], parts: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
+    /// The project's plain Rust reference (`model::reference::conv3x3`), flattened.
     fn reference(s: Shape, x: &[f32], k: &[f32]) -> Vec<f64> {
-        let mut y = vec![0f64; s.pixels() * s.o];
-        for n in 0..s.n {
-            for i in 0..s.h {
-                for j in 0..s.w {
-                    for dy in 0..3 {
-                        for dx in 0..3 {
-                            let (si, sj) = (i as isize + dy as isize - 1, j as isize + dx as isize - 1);
-                            if si < 0 || sj < 0 || si as usize >= s.h || sj as usize >= s.w {
-                                continue;
-                            }
-                            let q = (n * s.h + si as usize) * s.w + sj as usize;
-                            let p = (n * s.h + i) * s.w + j;
-                            for c in 0..s.c {
-                                for o in 0..s.o {
-                                    y[p * s.o + o] += x[q * s.c + c] as f64 * k[((dy * 3 + dx) * s.c + c) * s.o + o] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        y
+        let x = ndarray::Array4::from_shape_fn((s.n, s.h, s.w, s.c), |(n, i, j, c)| x[((n * s.h + i) * s.w + j) * s.c + c] as f64);
+        let k = ndarray::Array4::from_shape_fn((3, 3, s.c, s.o), |(u, v, c, o)| k[((u * 3 + v) * s.c + c) * s.o + o] as f64);
+        crate::model::reference::conv3x3(&x, &k, &vec![0.0; s.o]).iter().copied().collect()
     }
 
     #[test]

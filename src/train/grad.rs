@@ -40,12 +40,12 @@ pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowe
             cd.layout.kernel = [3, 2, 0, 1];
             b.convolution(dy, &rev, &cd)
         }
-        Lowering::Im2col | Lowering::Gemm9 | Lowering::Winograd => {
+        Lowering::Im2col | Lowering::Gemm9 | Lowering::Winograd | Lowering::Kernel => {
             let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
-            lowering.emit(b, dy, &swapped)
+            // The custom kernel has no gradient rule of its own: its backward is im2col's.
+            let forward = if lowering == Lowering::Kernel { Lowering::Im2col } else { lowering };
+            forward.emit(b, dy, &swapped)
         }
-        // The custom kernel has no gradient rule of its own: its backward is im2col's.
-        Lowering::Kernel => conv3x3_input(b, dy, kernel, Lowering::Im2col),
     }
 }
 
