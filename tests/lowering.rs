@@ -8,22 +8,38 @@ use prunebench::lower::tune::{Decision, Progress, Tuner};
 use prunebench::lower::{LayerShape, Lowering, ALL};
 use prunebench::model::reference;
 
-fn layer(lowering: Lowering, n: usize, hw: usize, cin: usize, cout: usize) {
+/// One layer through `lowering` in `dtype` (f64 or f32) on random data (seeds `seed`,
+/// `seed + 1`), called `calls` times: the relative error of each call against the f64
+/// reference.
+fn layer_errors(lowering: Lowering, dtype: DType, (n, hw, cin, cout): (usize, usize, usize, usize), seed: u64, calls: usize) -> Vec<f64> {
     let s = common::cpu();
-    let x = common::images(n, hw, hw, cin, 1).mapv(f64::from);
-    let k = common::images(3, 3, cin, cout, 2).mapv(f64::from);
-    let want = reference::conv3x3(&x, &k, &vec![0.0; cout]);
+    let x = common::images(n, hw, hw, cin, seed);
+    let k = common::images(3, 3, cin, cout, seed + 1);
+    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
+    let want: Vec<f64> = want.iter().copied().collect();
+    let (xd, kd) = ([n as i64, hw as i64, hw as i64, cin as i64], [3, 3, cin as i64, cout as i64]);
     let mut b = Builder::new();
-    let xv = b.arg(Shape::new([n as i64, hw as i64, hw as i64, cin as i64], DType::F64));
-    let kv = b.arg(Shape::new([3, 3, cin as i64, cout as i64], DType::F64));
+    let xv = b.arg(Shape::new(xd, dtype));
+    let kv = b.arg(Shape::new(kd, dtype));
     let y = lowering.emit(&mut b, &xv, &kv).unwrap();
     assert_eq!(y.dims(), &[n as i64, hw as i64, hw as i64, cout as i64]);
     let exe = s.client.compile(&b.finish(&[&y])).unwrap();
-    let xb = s.upload_f64(x.as_slice().unwrap(), &[n as i64, hw as i64, hw as i64, cin as i64]).unwrap();
-    let kb = s.upload_f64(k.as_slice().unwrap(), &[3, 3, cin as i64, cout as i64]).unwrap();
-    let got: Vec<f64> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
-    let want: Vec<f64> = want.iter().copied().collect();
-    let err = common::rel_err(&got, &want);
+    let xb = s.upload(x.as_slice().unwrap(), &xd, dtype).unwrap();
+    let kb = s.upload(k.as_slice().unwrap(), &kd, dtype).unwrap();
+    (0..calls)
+        .map(|_| {
+            let out = &exe.execute(&[&xb, &kb]).unwrap()[0];
+            let got: Vec<f64> = match dtype {
+                DType::F64 => out.to_host().unwrap(),
+                _ => out.to_host::<f32>().unwrap().iter().map(|&v| v as f64).collect(),
+            };
+            common::rel_err(&got, &want)
+        })
+        .collect()
+}
+
+fn layer(lowering: Lowering, n: usize, hw: usize, cin: usize, cout: usize) {
+    let err = layer_errors(lowering, DType::F64, (n, hw, cin, cout), 1, 1)[0];
     assert!(err < 1e-12, "{lowering} n{n} {hw}x{hw} {cin}->{cout}: rel err {err:e}");
 }
 
@@ -38,37 +54,12 @@ fn every_lowering_matches_the_reference_at_every_map_size() {
     }
 }
 
-/// One f32 layer through `lowering` on random data (seeds `seed`, `seed + 1`), called `calls`
-/// times: the relative error of each call against the f64 reference.
-fn f32_layer_errors(lowering: Lowering, (n, hw, cin, cout): (usize, usize, usize, usize), seed: u64, calls: usize) -> Vec<f64> {
-    let s = common::cpu();
-    let x = common::images(n, hw, hw, cin, seed);
-    let k = common::images(3, 3, cin, cout, seed + 1);
-    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
-    let want: Vec<f64> = want.iter().copied().collect();
-    let (xd, kd) = ([n as i64, hw as i64, hw as i64, cin as i64], [3, 3, cin as i64, cout as i64]);
-    let mut b = Builder::new();
-    let xv = b.arg(Shape::new(xd, DType::F32));
-    let kv = b.arg(Shape::new(kd, DType::F32));
-    let y = lowering.emit(&mut b, &xv, &kv).unwrap();
-    let exe = s.client.compile(&b.finish(&[&y])).unwrap();
-    let xb = s.upload(x.as_slice().unwrap(), &xd, DType::F32).unwrap();
-    let kb = s.upload(k.as_slice().unwrap(), &kd, DType::F32).unwrap();
-    (0..calls)
-        .map(|_| {
-            let got: Vec<f32> = exe.execute(&[&xb, &kb]).unwrap()[0].to_host().unwrap();
-            let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
-            common::rel_err(&got, &want)
-        })
-        .collect()
-}
-
 /// Winograd rounds differently from the direct sum (its transforms add and halve before the
 /// products): in f32 on a wide layer it must still agree with the f64 reference to about
 /// 1e-5, like every other lowering.
 #[test]
 fn winograd_f32_is_close_on_a_wide_layer() {
-    let err = f32_layer_errors(Lowering::Winograd, (2, 8, 64, 32), 3, 1)[0];
+    let err = layer_errors(Lowering::Winograd, DType::F32, (2, 8, 64, 32), 3, 1)[0];
     assert!(err < 1e-5, "winograd f32 rel err {err:e}");
 }
 
@@ -145,7 +136,7 @@ fn tuner_measures_each_distinct_shape_once_and_caches_it() {
 fn kernel_f32_matches_the_reference_split_over_two_threads() {
     assert!(common::cpu().kernel, "the CPU plugin registers the kernel");
     for layer in [(1, 4, 128, 72), (3, 2, 96, 88), (2, 1, 40, 24), (1, 8, 16, 9)] {
-        for err in f32_layer_errors(Lowering::Kernel, layer, 5, 2) {
+        for err in layer_errors(Lowering::Kernel, DType::F32, layer, 5, 2) {
             assert!(err < 1e-5, "kernel f32 {layer:?}: rel err {err:e}");
         }
     }
