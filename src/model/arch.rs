@@ -65,7 +65,7 @@ pub struct Arch {
 
 /// `c` channels scaled by a width multiplier: `round(c * width)`, at least 1.
 pub fn scale_width(c: usize, width: f64) -> usize {
-    ((c as f64 * width).round() as usize).max(1)
+    crate::util::count_of(width, c, crate::util::Rounding::Nearest).max(1)
 }
 
 impl Arch {

@@ -1,6 +1,7 @@
 //! Schedules: how many channels each conv keeps, given the criterion's scores.
 //!
-//! A ratio is the fraction of channels *removed*, in `[0, 1)`. Counts are then adjusted in
+//! A ratio is the fraction of channels *removed*, in `[0, 1)`; `ratio * n` becomes a count
+//! through [`crate::util::count_of`], so `0.29` of 100 removes 29 exactly. Counts are then adjusted in
 //! this order, each step only ever keeping more:
 //! 1. skipped layers keep everything;
 //! 2. the floor: every layer keeps at least `max(min_channels, 1)` (or all it has);
@@ -14,6 +15,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::model::arch::NUM_CONVS;
+use crate::util::{count_of, Rounding};
 
 /// How the removal ratio is spread over the layers.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,8 +97,8 @@ pub fn keep_counts(schedule: &Schedule, scores: &[Vec<f64>], b: Bounds) -> Resul
     let sizes: Vec<usize> = scores.iter().map(|s| s.len()).collect();
     let floor = |n: usize| b.min_channels.max(1).min(n);
     let raw: Vec<usize> = match schedule {
-        Schedule::Uniform(r) => sizes.iter().map(|&n| n - (r * n as f64).floor() as usize).collect(),
-        Schedule::Layers(rs) => sizes.iter().zip(rs).map(|(&n, r)| n - (r * n as f64).floor() as usize).collect(),
+        Schedule::Uniform(r) => sizes.iter().map(|&n| n - count_of(*r, n, Rounding::Down)).collect(),
+        Schedule::Layers(rs) => sizes.iter().zip(rs).map(|(&n, &r)| n - count_of(r, n, Rounding::Down)).collect(),
         Schedule::Global(r) => global(*r, scores, b.skip, &floor),
     };
     Ok(raw
@@ -122,7 +124,7 @@ fn global(ratio: f64, scores: &[Vec<f64>], skip: &[usize], floor: &dyn Fn(usize)
         let scale = if max > 0.0 { 1.0 / max } else { 0.0 };
         all.extend(s.iter().enumerate().map(|(j, &x)| (x * scale, i, j)));
     }
-    let target = (ratio * all.len() as f64).floor() as usize;
+    let target = count_of(ratio, all.len(), Rounding::Down);
     all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)));
     let mut removed = 0;
     for &(_, i, _) in &all {
@@ -166,6 +168,36 @@ mod tests {
         assert_eq!(k, vec![5; 13]); // floor(5.5) = 5 removed
         let k = keep_counts(&Schedule::Uniform(0.0), &s, bounds(1, 1, &[])).unwrap();
         assert_eq!(k, vec![10; 13]);
+    }
+
+    #[test]
+    fn ratios_with_few_decimals_remove_exactly_that_fraction() {
+        // The reported fault: 0.29 of 100 channels kept 72 (28.999999999999996 floored).
+        let mut sizes = vec![10; 13];
+        sizes[7..].fill(100);
+        let s = flat(&sizes);
+        let k = keep_counts(&Schedule::Uniform(0.29), &s, bounds(1, 1, &[])).unwrap();
+        assert_eq!(k[7..], [71; 6]);
+        assert_eq!(k[0], 8); // floor(2.9) = 2 removed
+        let k28 = keep_counts(&Schedule::Uniform(0.28), &s, bounds(1, 1, &[])).unwrap();
+        assert_eq!(k28[7..], [72; 6]);
+        let k = keep_counts(&Schedule::Uniform(0.7), &flat(&[10; 13]), bounds(1, 1, &[])).unwrap();
+        assert_eq!(k, vec![3; 13]);
+        let k = keep_counts(&Schedule::Uniform(0.1), &flat(&[10; 13]), bounds(1, 1, &[])).unwrap();
+        assert_eq!(k, vec![9; 13]);
+        let mut rs = vec![0.0; 13];
+        rs[7] = 0.29;
+        rs[8] = 0.57; // 56.99999999999999 in f64: still 57
+        let k = keep_counts(&Schedule::Layers(rs), &s, bounds(1, 1, &[])).unwrap();
+        assert_eq!(k[7..9], [71, 43]);
+        // Global: 0.29 of 7 * 10 + 6 * 100 = 670 channels is 194.3 -> 194 removed.
+        let k = keep_counts(&Schedule::Global(0.29), &s, bounds(1, 1, &[])).unwrap();
+        assert_eq!(k.iter().sum::<usize>(), 670 - 194);
+        // 0.29 of 12 * 50 + 200 = 800 is 232 (f64: 231.99999999999997).
+        let mut sizes = vec![50; 13];
+        sizes[12] = 200;
+        let k = keep_counts(&Schedule::Global(0.29), &flat(&sizes), bounds(1, 1, &[])).unwrap();
+        assert_eq!(k.iter().sum::<usize>(), 800 - 232);
     }
 
     #[test]

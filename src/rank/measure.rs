@@ -4,6 +4,7 @@
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
+use crate::util::{count_of, Rounding};
 
 /// Which forward pass of a candidate a measure reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +68,7 @@ impl Probe {
     /// held-out part; both non-empty.
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
         let n = self.len();
-        let k = ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1));
+        let k = count_of(fraction, n, Rounding::Nearest).clamp(1, n.saturating_sub(1));
         if n < 2 {
             return Err(Error::invalid(
                 "probe set",

@@ -14,6 +14,7 @@ use crate::model::{checkpoint, Arch, Form, Vgg};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, Needs, Schedule};
 use crate::train::{Decay, LrSchedule, OptConfig};
+use crate::util::{count_of, Rounding};
 
 /// Where the network's weights come from.
 #[derive(Clone, Debug)]
@@ -43,7 +44,7 @@ impl TrainSettings {
     pub fn total_steps(&self, n: usize) -> usize {
         match (self.steps, self.epochs) {
             (Some(s), _) => s,
-            (None, Some(e)) => ((e * n as f64) / self.batch as f64).ceil().max(1.0) as usize,
+            (None, Some(e)) => count_of(e, n, Rounding::Up).div_ceil(self.batch).max(1),
             (None, None) => n.div_ceil(self.batch).max(1),
         }
     }
@@ -531,4 +532,28 @@ fn dedup<T: PartialEq + Clone>(v: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_become_steps_exactly() {
+        let s = |epochs: f64, batch: usize| TrainSettings {
+            steps: None,
+            epochs: Some(epochs),
+            batch,
+            lr: LrSchedule::constant(0.01),
+            opt: OptConfig::default(),
+            augment: false,
+            seed: 0,
+        };
+        // 0.07 of 100 images is 7 (7.000000000000001 in f64): one batch of 7, not two.
+        assert_eq!(s(0.07, 7).total_steps(100), 1);
+        assert_eq!(s(0.07, 6).total_steps(100), 2);
+        assert_eq!(s(1.0, 32).total_steps(100), 4);
+        assert_eq!(s(0.5, 10).total_steps(100), 5);
+        assert_eq!(s(0.001, 32).total_steps(100), 1);
+    }
 }
