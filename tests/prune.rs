@@ -170,23 +170,9 @@ fn statistics_program_matches_reference_and_data_criteria_find_dead_channels() {
     bn.beta[2] = -1.0;
     let x = common::images(5, 32, 32, 3, 9);
     let ctx = ScoreContext::with_data(common::cpu(), x.as_slice().unwrap(), 5, 2);
+    // Every image: batches of 2, 2 and 1 (two compiled sizes).
     let st = stats::collect(&v, &ctx, "test").unwrap();
-    // Whole batches only: 2 batches of 2 images.
-    let mut sums: Vec<Vec<f64>> = vec![];
-    let mut zeros: Vec<Vec<f64>> = vec![];
-    reference::forward_with(&v, &x.slice(s![..4, .., .., ..]).mapv(f64::from), |_, act| {
-        let c = act.shape()[3];
-        sums.push((0..c).map(|j| act.slice(s![.., .., .., j]).sum()).collect());
-        zeros.push((0..c).map(|j| act.slice(s![.., .., .., j]).iter().filter(|&&a| a == 0.0).count() as f64).collect());
-    });
-    for i in 0..13 {
-        let (h, w) = v.arch.conv_hw(i);
-        assert_eq!(st[i].positions, (4 * h * w) as f64);
-        let err = common::rel_err(&st[i].sum, &sums[i]);
-        assert!(err < 1e-4, "conv {i} sums: {err:e}");
-        let diff: f64 = st[i].zeros.iter().zip(&zeros[i]).map(|(a, b)| (a - b).abs()).sum();
-        assert!(diff <= 0.001 * st[i].positions, "conv {i} zero counts differ by {diff}");
-    }
+    assert_stats_match_reference(&v, &x, &st);
     assert_eq!(st[0].zeros[2], st[0].positions);
     for name in ["apoz", "mean-activation"] {
         let mut r = vec![0.0; 13];
@@ -194,6 +180,48 @@ fn statistics_program_matches_reference_and_data_criteria_find_dead_channels() {
         let keep = prune::keep_sets(&v, &Plan::new(name, Schedule::Layers(r)), &ctx).unwrap();
         assert_eq!(keep[0], vec![0, 1, 3], "{name}");
     }
+}
+
+/// Asserts device statistics `st` are the f64 host reference's over every image of `x`.
+fn assert_stats_match_reference(v: &Vgg, x: &ndarray::Array4<f32>, st: &[stats::ChannelStats]) {
+    let mut sums: Vec<Vec<f64>> = vec![];
+    let mut zeros: Vec<Vec<f64>> = vec![];
+    reference::forward_with(v, &x.mapv(f64::from), |_, act| {
+        let c = act.shape()[3];
+        sums.push((0..c).map(|j| act.slice(s![.., .., .., j]).sum()).collect());
+        zeros.push((0..c).map(|j| act.slice(s![.., .., .., j]).iter().filter(|&&a| a == 0.0).count() as f64).collect());
+    });
+    for i in 0..13 {
+        let (h, w) = v.arch.conv_hw(i);
+        assert_eq!(st[i].positions, (x.shape()[0] * h * w) as f64);
+        let err = common::rel_err(&st[i].sum, &sums[i]);
+        assert!(err < 1e-4, "conv {i} sums: {err:e}");
+        let diff: f64 = st[i].zeros.iter().zip(&zeros[i]).map(|(a, b)| (a - b).abs()).sum();
+        assert!(diff <= 0.001 * st[i].positions, "conv {i} zero counts differ by {diff}");
+    }
+}
+
+#[test]
+fn data_criteria_score_on_every_image_not_whole_batches() {
+    // The reported fault: 40 images with --batch 32 were scored on the first 32 only.
+    let v = net(cifar(), 4);
+    let mut x = common::images(40, 32, 32, 3, 19);
+    // 8 unusual images at the end.
+    x.slice_mut(s![32.., .., .., ..]).mapv_inplace(|a| -4.0 * a + 1.5);
+    let ctx = ScoreContext::with_data(common::cpu(), x.as_slice().unwrap(), 40, 32);
+    let st = stats::collect(&v, &ctx, "test").unwrap();
+    assert_stats_match_reference(&v, &x, &st);
+    // The mean over 40 is not the mean over the first 32.
+    let first = x.slice(s![..32, .., .., ..]).to_owned();
+    let ctx32 = ScoreContext::with_data(common::cpu(), first.as_slice().unwrap(), 32, 32);
+    let st32 = stats::collect(&v, &ctx32, "test").unwrap();
+    let mean = |s: &stats::ChannelStats| s.sum.iter().map(|t| t / s.positions).collect::<Vec<_>>();
+    assert!(common::rel_err(&mean(&st[5]), &mean(&st32[5])) > 1e-3);
+    // The recorded count is every image.
+    let p = prune::prune(&v, &Plan::new("mean-activation", Schedule::Uniform(0.5)), &ctx).unwrap();
+    assert_eq!(p.meta["prunebench.prune.calibration_images"], "40");
+    let p = prune::prune(&v, &Plan::new("l1", Schedule::Uniform(0.5)), &ctx).unwrap();
+    assert!(!p.meta.contains_key("prunebench.prune.calibration_images"));
 }
 
 #[test]
@@ -309,6 +337,10 @@ fn taylor_scores_filter_groups_from_gradients() {
     r[0] = 0.25;
     let keep = prune::keep_sets(&v, &Plan::new("taylor", Schedule::Layers(r)), &ctx).unwrap();
     assert_eq!(keep[0], vec![0, 2, 3]);
+    // Batches of at most 4: every image, near-equal sizes, so two of 3, as above (before the
+    // fix: one batch of 4, the last 2 images left out).
+    let ctx4 = ScoreContext::with_labelled_data(common::cpu(), x.as_slice().unwrap(), &labels, n, 4);
+    assert_eq!(taylor.scores(&v, &ctx4).unwrap(), scores);
     // Fewer images than a batch: one batch of all 6.
     let one = ScoreContext::with_labelled_data(common::cpu(), x.as_slice().unwrap(), &labels, n, 32);
     let s1 = taylor.scores(&v, &one).unwrap();

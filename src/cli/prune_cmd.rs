@@ -71,7 +71,8 @@ pub struct PruneArgs {
     /// How many training images of --dataset score the channels.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub calibration_images: usize,
-    /// Images per compiled batch of the statistics or gradient program (whole batches only).
+    /// The largest batch of the statistics or gradient program; every image is used, in
+    /// ceil(N / batch) batches of near-equal size.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Device that runs the statistics or gradient program (data and gradient criteria only).

@@ -16,6 +16,23 @@ use crate::error::{Error, Result};
 use super::dataset::Dataset;
 use super::transform::{Augment, Normalize};
 
+/// Splits `count` images, in order, into `ceil(count / max_batch)` consecutive batches of
+/// near-equal size (sizes differ by at most one, larger first), so a statistic computed
+/// batch by batch sees every image and needs at most two compiled batch sizes: 40 images
+/// with `max_batch` 32 are two batches of 20, 70 are 24, 23, 23. Returns image index ranges;
+/// empty when `count` is 0. `max_batch` 0 is taken as 1.
+pub fn even_batches(count: usize, max_batch: usize) -> Vec<std::ops::Range<usize>> {
+    let k = count.div_ceil(max_batch.max(1));
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = count / k + usize::from(i < count % k);
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
+
 /// Purposes, so that the shuffle, the subset and the augmentation of one seed are independent.
 const SHUFFLE: u64 = 0x5348_5546_464c_4531; // "SHUFFLE1"
 const SUBSET: u64 = 0x5355_4253_4554_3031; // "SUBSET01"
@@ -218,6 +235,25 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn even_batches_cover_every_image_with_at_most_two_sizes() {
+        assert_eq!(even_batches(40, 32), vec![0..20, 20..40]);
+        assert_eq!(even_batches(70, 32), vec![0..24, 24..47, 47..70]);
+        assert_eq!(even_batches(64, 32), vec![0..32, 32..64]);
+        assert_eq!(even_batches(5, 32), vec![0..5]);
+        assert_eq!(even_batches(0, 32), Vec::<std::ops::Range<usize>>::new());
+        for n in 1..200 {
+            for b in 1..40 {
+                let r = even_batches(n, b);
+                assert_eq!(r.len(), n.div_ceil(b));
+                assert_eq!((r[0].start, r[r.len() - 1].end), (0, n));
+                assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+                let sizes: Vec<usize> = r.iter().map(|x| x.len()).collect();
+                assert!(sizes.iter().all(|&s| s <= b && s + 1 >= sizes[0] && s <= sizes[0]), "{n} {b} {sizes:?}");
+            }
+        }
+    }
 
     #[test]
     fn epoch_order_is_a_seeded_permutation() {

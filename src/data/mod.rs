@@ -22,7 +22,7 @@ pub mod idx;
 pub mod source;
 pub mod transform;
 
-pub use batch::{epoch_order, Batch, Batches, LastBatch};
+pub use batch::{epoch_order, even_batches, Batch, Batches, LastBatch};
 pub use cifar::{cifar10, cifar100, load_cifar_files, CifarKind};
 pub use dataset::{Dataset, Split};
 pub use fashion::{fashion_mnist, fashion_mnist_dir, fashion_mnist_from};

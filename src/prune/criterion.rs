@@ -32,8 +32,9 @@ pub struct ScoreContext<'a> {
     /// One class label per image (gradient criteria), `count` of them.
     pub labels: Option<&'a [i32]>,
     pub count: usize,
-    /// Images per compiled statistics (or gradient) batch (0 = 32). Only whole batches are
-    /// used; fewer images than one batch run as one smaller batch.
+    /// The largest batch of the statistics (or gradient) program (0 = 32). Every image is
+    /// used: the `count` images run as `ceil(count / batch)` batches of near-equal size
+    /// ([`even_batches`](crate::data::even_batches)).
     pub batch: usize,
 }
 
@@ -58,6 +59,15 @@ impl<'a> ScoreContext<'a> {
         batch: usize,
     ) -> Self {
         ScoreContext { labels: Some(labels), ..Self::with_data(session, images, count, batch) }
+    }
+
+    /// The largest batch a criterion runs: `batch`, or 32 when it is 0.
+    pub fn max_batch(&self) -> usize {
+        if self.batch == 0 {
+            32
+        } else {
+            self.batch
+        }
     }
 
     /// The session and images, or the error that says `criterion` needs them.

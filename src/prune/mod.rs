@@ -144,14 +144,19 @@ pub fn provenance(v: &Vgg, plan: &Plan, keep: &[Vec<usize>], source_sha256: Opti
 }
 
 /// Scores, schedules and cuts (or masks, per `plan.control`) in one call. The metadata
-/// lacks the source checkpoint's hash; add it with [`Pruned::with_source`].
+/// lacks the source checkpoint's hash; add it with [`Pruned::with_source`]. A criterion
+/// that reads images records how many it scored on (all of them) as
+/// `prunebench.prune.calibration_images`.
 pub fn prune(v: &Vgg, plan: &Plan, ctx: &ScoreContext) -> Result<Pruned> {
     let keep = keep_sets(v, plan, ctx)?;
     let model = match plan.control {
         Control::Physical => surgery(v, &keep)?,
         Control::Masked => mask(v, &keep)?,
     };
-    let meta = provenance(v, plan, &keep, None);
+    let mut meta = provenance(v, plan, &keep, None);
+    if find(&plan.criterion)?.needs() != Needs::Weights {
+        meta.insert(format!("{META_PREFIX}calibration_images"), ctx.count.to_string());
+    }
     Ok(Pruned { model, keep, meta })
 }
 

@@ -1,12 +1,17 @@
 //! The statistics program behind the data criteria: for a batch of images, per conv and per
 //! output channel, the sum of the post-ReLU activations and the number of exact zeros.
 //! Built with the same emitter as the inference program (plain convolutions, BN folded) and
-//! run batch by batch; the host accumulates in f64.
+//! run batch by batch over every image given; the host accumulates in f64.
 
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use crate::data::even_batches;
 use crate::error::{Error, Result};
 use crate::hlo::{Builder, Compare, DType, ReduceOp, Shape};
 use crate::lower::Lowering;
 use crate::model::{program, Arch, Vgg};
+use crate::pjrt::Executable;
 use crate::prune::criterion::ScoreContext;
 use crate::runtime::Session;
 
@@ -51,8 +56,10 @@ pub fn program(arch: &Arch, batch: usize) -> Result<String> {
     Ok(b.finish(&refs))
 }
 
-/// Runs the statistics program over the images of `ctx` (whole batches only; fewer images
-/// than one batch run as one batch of that size). `criterion` names the caller in errors.
+/// Runs the statistics program over every image of `ctx`: the images are split into
+/// near-equal batches of at most `ctx.batch` ([`even_batches`]), each size compiled once,
+/// and the sums added on the host, so the statistics are those of all `count` images.
+/// `criterion` names the caller in errors.
 pub fn collect(v: &Vgg, ctx: &ScoreContext, criterion: &str) -> Result<Vec<ChannelStats>> {
     let (session, images, count) = ctx.data(criterion)?;
     let per: usize = v.arch.input.iter().product();
@@ -63,13 +70,11 @@ pub fn collect(v: &Vgg, ctx: &ScoreContext, criterion: &str) -> Result<Vec<Chann
             format!("give {count} NHWC images of {:?} ({} values)", v.arch.input, count * per),
         ));
     }
-    let batch = if ctx.batch == 0 { 32 } else { ctx.batch }.min(count);
-    run(v, session, &images[..count / batch * batch * per], batch)
+    run(v, session, images, &even_batches(count, ctx.max_batch()))
 }
 
-fn run(v: &Vgg, session: &Session, images: &[f32], batch: usize) -> Result<Vec<ChannelStats>> {
+fn run(v: &Vgg, session: &Session, images: &[f32], batches: &[Range<usize>]) -> Result<Vec<ChannelStats>> {
     let arch = &v.arch;
-    let exe = session.client.compile(&program(arch, batch)?)?;
     let n = arch.channels.len();
     let weights = v.inference_weights()[..2 * n]
         .iter()
@@ -82,7 +87,14 @@ fn run(v: &Vgg, session: &Session, images: &[f32], batch: usize) -> Result<Vec<C
         .iter()
         .map(|&ch| ChannelStats { sum: vec![0.0; ch], zeros: vec![0.0; ch], positions: 0.0 })
         .collect();
-    for chunk in images.chunks_exact(batch * per) {
+    let mut exes: BTreeMap<usize, Executable> = BTreeMap::new();
+    for r in batches {
+        let batch = r.len();
+        if !exes.contains_key(&batch) {
+            exes.insert(batch, session.client.compile(&program(arch, batch)?)?);
+        }
+        let exe = &exes[&batch];
+        let chunk = &images[r.start * per..r.end * per];
         let input = session.upload(chunk, &[batch as i64, h as i64, w as i64, c as i64], DType::F32)?;
         let mut args = vec![&input];
         args.extend(weights.iter());

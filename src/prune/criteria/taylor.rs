@@ -3,16 +3,24 @@
 //! removing output channel `j` of a conv is estimated to first order by
 //! `(sum over the group's parameters of w * dL/dw)^2`, the group being the kernel slice
 //! `[:, :, :, j]`, bias `j` and, with batch norm, gamma `j` and beta `j`. The squared sums
-//! are accumulated batch by batch and averaged over the batches, as in the paper.
+//! are accumulated batch by batch and averaged over the batches, as in the paper, each batch
+//! weighted by its share of the images. Every image is used: the images run as
+//! `ceil(count / batch)` batches of near-equal size
+//! ([`even_batches`](crate::data::even_batches)), so the batch statistics of BN never see a
+//! tiny leftover batch; with equal batches the weights are equal.
 //!
 //! The gradients come from [`grad_program`](crate::train::grad_program) (training-mode
 //! forward with batch statistics, hand-written backward) in f32, compiled once; the
 //! parameters are uploaded once and each batch's gradients downloaded and reduced on the
 //! host in f64.
 
+use std::collections::BTreeMap;
+
+use crate::data::even_batches;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::model::Vgg;
+use crate::pjrt::{Buffer, Executable};
 use crate::prune::criterion::{Criterion, Needs, ScoreContext};
 use crate::train::{default_plan, grad_program, host_state};
 
@@ -43,23 +51,29 @@ impl Criterion for Taylor {
         if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l as usize >= arch.classes) {
             return Err(Error::invalid("label", bad, format!("labels must lie in 0..{} (the model's classes)", arch.classes)));
         }
-        let batch = if ctx.batch == 0 { 32 } else { ctx.batch }.min(count);
         let dtype = DType::F32;
-        let program = grad_program(arch, batch, dtype, &default_plan(arch))?;
-        let exe = session.client.compile(&program.text)?;
+        let plan = default_plan(arch);
         let (params, _) = host_state(v)?;
-        let weights = params
-            .iter()
-            .zip(&program.params)
-            .map(|(data, s)| session.upload(data, &s.shape.dims, dtype))
-            .collect::<Result<Vec<_>>>()?;
-        let np = program.params.len();
         let per_conv = if arch.batch_norm { 4 } else { 2 };
         let mut acc: Vec<Vec<f64>> = arch.channels.iter().map(|&n| vec![0.0; n]).collect();
-        let batches = count / batch;
-        for b in 0..batches {
-            let x = &images[b * batch * per..(b + 1) * batch * per];
-            let y = &labels[b * batch..(b + 1) * batch];
+        // One compiled program and parameter upload per distinct batch size (at most two).
+        let mut programs: BTreeMap<usize, (Executable, Vec<Buffer>, usize)> = BTreeMap::new();
+        for r in even_batches(count, ctx.max_batch()) {
+            let batch = r.len();
+            if !programs.contains_key(&batch) {
+                let program = grad_program(arch, batch, dtype, &plan)?;
+                let exe = session.client.compile(&program.text)?;
+                let weights = params
+                    .iter()
+                    .zip(&program.params)
+                    .map(|(data, s)| session.upload(data, &s.shape.dims, dtype))
+                    .collect::<Result<Vec<_>>>()?;
+                programs.insert(batch, (exe, weights, program.params.len()));
+            }
+            let (exe, weights, np) = &programs[&batch];
+            let np = *np;
+            let x = &images[r.start * per..r.end * per];
+            let y = &labels[r.clone()];
             let xb = session.upload(x, &[batch as i64, h as i64, w as i64, c as i64], dtype)?;
             let yb = session.client.upload(y, &[batch as i64], &session.device)?;
             let mut args = vec![&xb, &yb];
@@ -79,10 +93,10 @@ impl Criterion for Taylor {
                         group[t % n] += wt as f64 * gt as f64;
                     }
                 }
-                a.iter_mut().zip(&group).for_each(|(s, &t)| *s += t * t);
+                let share = batch as f64 / count as f64;
+                a.iter_mut().zip(&group).for_each(|(s, &t)| *s += share * t * t);
             }
         }
-        let inv = 1.0 / batches as f64;
-        Ok(acc.into_iter().map(|a| a.into_iter().map(|s| s * inv).collect()).collect())
+        Ok(acc)
     }
 }
