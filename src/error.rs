@@ -39,6 +39,15 @@ pub enum Error {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 
+    // ---- Training ------------------------------------------------------------------------
+    /// A training run diverged: a non-finite loss, parameter or BN statistic, or a loss that
+    /// exploded (see [`crate::train::fit`]). Nothing of the diverged state is saved.
+    #[error(
+        "training diverged at step {step}: {what}. Nothing was saved from the diverged run (an earlier \
+         checkpoint, if any, is intact); lower the learning rate (CLI --lr, suite lr:) or add warm-up steps"
+    )]
+    Diverged { step: usize, what: String },
+
     #[error("{path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
 }

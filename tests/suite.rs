@@ -244,3 +244,28 @@ fn train_prune_finetune() {
     assert_eq!(r.outcome.ok, 1);
     assert_eq!(std::fs::metadata(&save).unwrap().modified().unwrap(), mtime);
 }
+
+/// The reported fault: a suite with `lr: 1000` wrote `status=ok` rows with a fine-tuned loss
+/// of 8.3e13. A diverged fine-tune is an error row naming the divergence, for the physical
+/// variant and its masked twin; the unpruned variant is unaffected.
+#[test]
+fn a_diverged_finetune_is_an_error_row() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "model: {width: 0.0625, in_channels: 1}\ninit: {seed: 0}\n\
+         dataset: {eval_limit: 16, train_limit: 64, eval_batch: 16}\n\
+         pruning: {methods: [l1], ratios: [0.5], controls: [physical, masked]}\n\
+         finetune: {steps: 8, batch: 8, lr: 1000}\n\
+         measure: {devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0}\n";
+    let s = Suite::from_text(Path::new("diverge.yaml"), text).unwrap();
+    let out = dir.path().join("r.csv");
+    let r = suite::run(&s, &RunOptions { out: Some(out.clone()), ..RunOptions::default() }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed, r.outcome.interrupted), (1, 2, false));
+    let rows = read_csv(&out);
+    for id in ["l1-uniform-0.5-r1/f32/b1/xla/cpu", "l1-uniform-0.5-r1-masked/f32/b1/xla/cpu"] {
+        let row = rows.iter().find(|r| r["variant"] == id).unwrap();
+        assert_eq!(row["status"], "error", "{row:?}");
+        assert!(row["error"].contains("fine-tuning: training diverged at step"), "{}", row["error"]);
+        assert!(row["loss_after_ft"].is_empty());
+    }
+}

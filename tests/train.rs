@@ -669,3 +669,63 @@ fn grad_program_matches_the_step_program() {
         assert!(e < 1e-5, "{name}: rel err {e:e}\n  analytic {a:?}\n  numeric  {f:?}");
     }
 }
+
+/// A fit job on 64 bright-squares images (2 classes, batch 16, 4 steps an epoch).
+fn squares_job<'a>(
+    train: &'a prunebench::data::Dataset,
+    lr: f64,
+    steps: usize,
+    out: Option<std::path::PathBuf>,
+    stop: &'a std::sync::atomic::AtomicBool,
+) -> prunebench::train::fit::FitJob<'a> {
+    use prunebench::train::fit::{FitConfig, FitJob};
+    FitJob {
+        session: common::cpu(),
+        train,
+        test: None,
+        normalize: prunebench::data::Normalize::new(vec![0.0], vec![1.0]).unwrap(),
+        config: FitConfig {
+            epochs: 1,
+            max_steps: Some(steps),
+            batch: 16,
+            lr: LrSchedule::constant(lr),
+            opt: OptConfig::default(),
+            augment: false,
+            shuffle: true,
+            seed: 0,
+        },
+        plan: train::default_plan(&Arch::cifar(0.0625, 1, 2, vec![]).unwrap()),
+        out,
+        meta: Default::default(),
+        stop,
+    }
+}
+
+/// The reported fault: a learning rate of 50 made a fine-tune "succeed" with infinite BN
+/// running variances in its checkpoint. Divergence is an error, and nothing of it is saved:
+/// the checkpoint of the last healthy epoch stays as it was and loads.
+#[test]
+fn a_diverged_run_is_an_error_and_saves_nothing_unloadable() {
+    use prunebench::model::checkpoint;
+    use prunebench::train::fit::{fit, Position, Silent};
+    let arch = Arch::cifar(0.0625, 1, 2, vec![]).unwrap();
+    let (x, y) = squares(64, &mut ChaCha8Rng::seed_from_u64(8));
+    let data = prunebench::data::Dataset::new("squares", x, y.iter().map(|&l| l as u32).collect(), (32, 32), 1, 2).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ft.safetensors");
+    let v = Vgg::init(&arch, 5);
+    // A healthy epoch first: its checkpoint is written.
+    let (healthy, r) = fit(&v, &squares_job(&data, 0.01, 4, Some(out.clone()), &stop), Position::default(), &mut Silent).unwrap();
+    assert_eq!(r.steps, 4);
+    let sha = checkpoint::load(&out).unwrap().sha256;
+    // Then the same file as the target of a run at lr 50.
+    let e = fit(&healthy, &squares_job(&data, 50.0, 20, Some(out.clone()), &stop), Position::default(), &mut Silent).unwrap_err();
+    assert!(matches!(e, prunebench::Error::Diverged { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("diverged at step") && msg.contains("lower the learning rate"), "{msg}");
+    assert_eq!(checkpoint::load(&out).unwrap().sha256, sha, "the diverged run replaced the checkpoint");
+    // Without a file (the suite's fine-tune) it is the same error, never a network.
+    let e = fit(&healthy, &squares_job(&data, 50.0, 20, None, &stop), Position::default(), &mut Silent).unwrap_err();
+    assert!(matches!(e, prunebench::Error::Diverged { .. }), "{e}");
+}

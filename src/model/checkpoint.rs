@@ -79,10 +79,23 @@ pub fn to_bytes(v: &Vgg, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
 
 /// Writes a checkpoint atomically (a temporary file renamed into place), so a crash never
 /// leaves a half-written file under `path`. Returns the file's SHA-256.
+///
+/// The bytes are first read back with the loader's own rules ([`from_bytes`]: shapes,
+/// finite values, ...), so no writer can leave a file prunebench cannot load: a network that
+/// fails them (e.g. an infinite BN `running_var`) is an error and nothing is written.
 pub fn save(path: &Path, v: &Vgg, meta: &BTreeMap<String, String>) -> Result<String> {
     let bytes = to_bytes(v, meta)?;
+    from_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("not written, prunebench could not load it back: {m}")))?;
     crate::util::write_atomic(path, &bytes)?;
     Ok(hex_sha256(&bytes))
+}
+
+/// Checks `v` against the loader's rules (what [`save`] checks before writing); the error
+/// names the first bad tensor, e.g. `tensor 'features.3.bn.running_var' holds a non-finite
+/// value at flat index 2`.
+pub fn check(v: &Vgg) -> std::result::Result<(), String> {
+    let bytes = to_bytes(v, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    from_bytes(&bytes).map(|_| ())
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
@@ -212,6 +225,27 @@ mod tests {
         let ck = from_bytes(&to_bytes(&v, &meta).unwrap()).unwrap();
         assert_eq!(ck.model, v);
         assert_eq!(ck.meta, meta);
+    }
+
+    #[test]
+    fn save_refuses_what_load_would_refuse_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let v = small();
+        let sha = save(&path, &v, &BTreeMap::new()).unwrap();
+        let mut bad = v.clone();
+        bad.convs[3].bn.as_mut().unwrap().var[2] = f32::INFINITY;
+        assert_eq!(check(&bad).unwrap_err(), "tensor 'features.3.bn.running_var' holds a non-finite value at flat index 2");
+        assert!(check(&v).is_ok());
+        let e = save(&path, &bad, &BTreeMap::new()).unwrap_err().to_string();
+        assert!(e.contains("not written") && e.contains("features.3.bn.running_var") && e.contains("non-finite"), "{e}");
+        // The earlier file is untouched and still loads; a new path is not created.
+        assert_eq!(load(&path).unwrap().sha256, sha);
+        let fresh = dir.path().join("new.safetensors");
+        bad.dense[0].weight[[0, 0]] = f32::NAN;
+        assert!(save(&fresh, &bad, &BTreeMap::new()).is_err());
+        assert!(!fresh.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left behind");
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! the settings; batch order and augmentation are pure functions of (seed, epoch, batch), so
 //! a resumed run sees exactly the batches it would have seen. Momentum buffers are saved
 //! beside the checkpoint (`FILE.momentum.safetensors`) and restored too.
+//!
+//! Divergence stops a run with [`Error::Diverged`] and saves nothing of the diverged state:
+//! a non-finite loss at any step; a loss above [`EXPLODE_FACTOR`] times the larger of the
+//! run's first loss and `ln(classes)` (the loss of a uniform guess); or a non-finite
+//! parameter or BN statistic, read back from the device at the end of every epoch, on
+//! interruption and at the end of the run (the checks of the checkpoint loader,
+//! [`checkpoint::check`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,6 +135,11 @@ pub struct FitJob<'a> {
     pub stop: &'a AtomicBool,
 }
 
+/// A loss above this many times the larger of the run's first loss and `ln(classes)` is a
+/// divergence. A healthy run never comes near it (a uniform guess over 10 classes loses 2.3;
+/// 100 x that is a network that is confidently wrong on every image).
+pub const EXPLODE_FACTOR: f64 = 100.0;
+
 const KEY_EPOCH: &str = "prunebench.train.epoch";
 const KEY_BATCH: &str = "prunebench.train.batch_in_epoch";
 const KEY_STEP: &str = "prunebench.train.step";
@@ -157,16 +169,23 @@ pub fn resume_position(meta: &BTreeMap<String, String>, config: &FitConfig) -> R
     Ok(Some(Position { epoch: num(KEY_EPOCH), batch_in_epoch: num(KEY_BATCH), step: num(KEY_STEP) }))
 }
 
-fn save(job: &FitJob, trainer: &Trainer, pos: Position, complete: bool) -> Result<()> {
-    let Some(out) = &job.out else { return Ok(()) };
+/// The trainer's network, checked against the checkpoint loader's rules (every parameter
+/// and BN statistic finite) as it stands at `step`.
+fn checked_network(trainer: &Trainer, step: usize) -> Result<Vgg> {
     let vgg = trainer.to_vgg()?;
+    checkpoint::check(&vgg).map_err(|what| Error::Diverged { step, what })?;
+    Ok(vgg)
+}
+
+fn save(job: &FitJob, trainer: &Trainer, vgg: &Vgg, pos: Position, complete: bool) -> Result<()> {
+    let Some(out) = &job.out else { return Ok(()) };
     let mut meta = job.meta.clone();
     meta.insert(KEY_EPOCH.into(), pos.epoch.to_string());
     meta.insert(KEY_BATCH.into(), pos.batch_in_epoch.to_string());
     meta.insert(KEY_STEP.into(), pos.step.to_string());
     meta.insert(KEY_CONFIG.into(), serde_json::to_string(&job.config).expect("config serialises"));
     meta.insert(KEY_DONE.into(), complete.to_string());
-    checkpoint::save(out, &vgg, &meta)?;
+    checkpoint::save(out, vgg, &meta)?;
     trainer.save_momentum(&momentum_path(out))?;
     Ok(())
 }
@@ -202,6 +221,9 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
     let mut test = None;
     let mut images = 0usize;
     let mut interrupted = false;
+    let mut first_loss: Option<f64> = None;
+    let uniform_loss = (vgg.arch.classes as f64).ln();
+    let mut checked: Option<(usize, Vgg)> = None;
     let augment = if cfg.augment { Augment::standard() } else { Augment::none() };
     'epochs: while pos.step < total {
         let mut batches = Batches::new(job.train, cfg.batch, LastBatch::Drop)?;
@@ -217,11 +239,17 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
             let lr = lr_at(&cfg.lr, pos.step, total);
             let (loss, correct) = trainer.step(&b.images, &b.labels, lr)?;
             if !loss.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!("loss {loss} at step {}", pos.step),
-                    "the run diverged; lower the learning rate or add warm-up steps (CLI: --lr, --warmup)",
-                ));
+                return Err(Error::Diverged { step: pos.step, what: format!("the loss is {loss}") });
+            }
+            let limit = EXPLODE_FACTOR * first_loss.get_or_insert(loss as f64).max(uniform_loss);
+            if loss as f64 > limit {
+                return Err(Error::Diverged {
+                    step: pos.step,
+                    what: format!(
+                        "the loss {loss:.4e} exploded past {EXPLODE_FACTOR} x {:.3} (the larger of the first loss and ln(classes))",
+                        limit / EXPLODE_FACTOR
+                    ),
+                });
             }
             pos.step += 1;
             pos.batch_in_epoch = i + 1;
@@ -239,17 +267,23 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         last_acc = correct_sum / seen.max(1) as f64;
         let epoch_done = pos.batch_in_epoch >= per_epoch || pos.step >= total;
         if epoch_done {
+            let vgg = checked_network(&trainer, pos.step)?;
             if let Some(t) = &test_set {
-                test = Some(eval_now(&trainer, job, t)?);
+                test = Some(eval_now(&vgg, job, t)?);
             }
             progress.epoch(pos.epoch, last_loss, last_acc, test.as_ref());
             pos = Position { epoch: pos.epoch + 1, batch_in_epoch: 0, step: pos.step };
             (loss_sum, correct_sum, seen) = (0.0, 0.0, 0);
-            save(job, &trainer, pos, pos.step >= total)?;
+            save(job, &trainer, &vgg, pos, pos.step >= total)?;
+            checked = Some((pos.step, vgg));
         }
     }
+    let vgg = match checked {
+        Some((step, vgg)) if step == pos.step => vgg,
+        _ => checked_network(&trainer, pos.step)?,
+    };
     if interrupted {
-        save(job, &trainer, pos, false)?;
+        save(job, &trainer, &vgg, pos, false)?;
     }
     progress.finish();
     let seconds = t0.elapsed().as_secs_f64();
@@ -263,12 +297,11 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         images_per_s: images as f64 / seconds.max(1e-9),
         seconds,
     };
-    Ok((trainer.to_vgg()?, report))
+    Ok((vgg, report))
 }
 
-fn eval_now(trainer: &Trainer, job: &FitJob, test: &Dataset) -> Result<Accuracy> {
-    let vgg = trainer.to_vgg()?;
-    let m = CompiledModel::new(job.session, &vgg, eval_batch(test.n), DType::F32, &job.plan)?;
+fn eval_now(vgg: &Vgg, job: &FitJob, test: &Dataset) -> Result<Accuracy> {
+    let m = CompiledModel::new(job.session, vgg, eval_batch(test.n), DType::F32, &job.plan)?;
     evaluate(&m, test)
 }
 
