@@ -48,6 +48,11 @@ pub enum Error {
     )]
     Diverged { step: usize, what: String },
 
+    /// A run stopped by a signal (Ctrl-C, SIGTERM) at a safe point; `what` says where and
+    /// what was kept. The CLI exits with status 130.
+    #[error("interrupted {what}")]
+    Interrupted { what: String },
+
     #[error("{path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
 }

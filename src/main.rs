@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     }
     match prunebench::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if matches!(e.downcast_ref(), Some(prunebench::Error::Interrupted { .. })) => {
+            eprintln!("{e:#}");
+            ExitCode::from(prunebench::cli::EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -96,3 +96,62 @@ fn bad_input_gives_one_clear_line() {
     fails(&["init", "--input-size", "28x28", "--out", s(&out)], "28x28");
     fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--dtype", "f16"], "f16");
 }
+
+/// Starts `prunebench args`, waits for a `step ` progress line on stderr, sends `signal`,
+/// and returns the exit code and all of stderr.
+fn interrupt_after_first_steps(args: &[&str], signal: libc::c_int) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(args)
+        .env("PRUNEBENCH_CACHE_DIR", std::env::temp_dir().join("prunebench-cli-test-cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run prunebench");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "prunebench {args:?} ended before a step: {text}");
+        text += &line;
+        if line.starts_with("step ") {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on the child we started and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    err.read_to_string(&mut text).unwrap();
+    (child.wait().unwrap().code(), text)
+}
+
+/// The reported fault: Ctrl-C during `train` or `finetune` saved a resumable checkpoint and
+/// exited 0, so `finetune && eval` went on with a half-trained network. And a fine-tune at
+/// lr 50 exited 0 with infinite BN statistics in its checkpoint.
+#[test]
+fn interrupted_training_exits_130_and_a_diverged_finetune_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m.safetensors");
+    let common = ["--limit", "256", "--eval-limit", "0", "--steps", "5000", "--batch", "8", "--lowering", "xla"];
+    let train = [&["train", "--width", "0.0625", "--in-channels", "1", "--out", s(&m)][..], &common].concat();
+    let (code, err) = interrupt_after_first_steps(&train, libc::SIGINT);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted at step") && err.contains("--resume") && !err.contains("error:"), "{err}");
+    let ck = checkpoint::load(&m).unwrap();
+    assert_eq!(ck.meta["prunebench.train.complete"], "false");
+    let step: usize = ck.meta["prunebench.train.step"].parse().unwrap();
+    assert!((250..5000).contains(&step), "saved at step {step}");
+
+    let ft = dir.path().join("ft.safetensors");
+    let finetune = [&["finetune", "--checkpoint", s(&m), "--lr", "0.01", "--out", s(&ft)][..], &common].concat();
+    let (code, err) = interrupt_after_first_steps(&finetune, libc::SIGTERM);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(checkpoint::load(&ft).is_ok(), "{err}");
+
+    let bad = dir.path().join("bad.safetensors");
+    let args = ["finetune", "--checkpoint", s(&m), "--lr", "50", "--steps", "20", "--out", s(&bad)];
+    let o = pb(&[&args[..], &common[..4], &common[6..]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: ") && err.contains("training diverged at step"), "{err}");
+    assert!(!bad.exists(), "a diverged fine-tune wrote {}", bad.display());
+}

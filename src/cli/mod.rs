@@ -1,6 +1,7 @@
 //! The command line: clap definitions here, one file per command family.
 
 mod device;
+mod interrupt;
 mod latency_cmd;
 mod merge_cmd;
 mod model_cmds;
@@ -14,6 +15,7 @@ mod tune_cmd;
 use clap::{Parser, Subcommand};
 
 pub use device::DeviceArgs;
+pub use interrupt::EXIT_INTERRUPTED;
 
 /// prunebench: how much faster, smaller and less accurate does a structurally pruned VGG-16
 /// really get on your accelerator? Channels are removed for real, every variant is compiled
@@ -68,6 +70,7 @@ pub enum Command {
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    interrupt::install()?;
     match cli.command {
         Command::Devices(a) => device::devices(&a),
         Command::Init(a) => model_cmds::init(&a),

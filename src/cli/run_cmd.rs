@@ -1,10 +1,8 @@
 //! `run`: measure every variant of a suite file, one CSV row each.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
 use crate::suite::{self, Display, RunOptions, Shard, Suite};
@@ -74,16 +72,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted twice: exiting now (the row in progress is lost)");
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: finishing the current row (Ctrl-C again to quit now)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = super::interrupt::stop_flag(
+        "interrupted: a row being measured is finished and written; a network being trained, pruned or \
+         fine-tuned stops after its current step (or compilation), and its variant writes no row and is redone on the next run",
+    );
     let opts = RunOptions {
         out: a.out.clone(),
         force: a.force,
@@ -91,7 +83,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         display: if a.quiet { Display::Quiet } else { Display::auto() },
         shard,
     };
-    let r = suite::run(&s, &opts, &stop)?;
+    let r = suite::run(&s, &opts, stop)?;
     eprintln!(
         "{}: {} measured, {} failed, {} already done, of {} variants in {:.1}s -> {}{}",
         s.name,
@@ -104,7 +96,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         if r.outcome.interrupted { " (interrupted; run again to continue)" } else { "" }
     );
     if r.outcome.interrupted {
-        std::process::exit(130);
+        return Err(crate::Error::Interrupted { what: format!("{}: run the same command again to continue", s.name) }.into());
     }
     Ok(())
 }

@@ -1,8 +1,6 @@
 //! `train` (from scratch) and `finetune` (from a checkpoint, e.g. a pruned one).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -12,6 +10,7 @@ use super::device::DeviceArgs;
 use super::model_cmds::{build_arch, resolve_plan, LoweringArgs, ModelArgs};
 use crate::bench::accuracy::Accuracy;
 use crate::data::{Source, Split};
+use crate::error::Error;
 use crate::hlo::DType;
 use crate::model::{checkpoint, Vgg};
 use crate::train::fit::{fit, resume_position, FitConfig, FitJob, FitProgress, Position};
@@ -228,15 +227,7 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
     }
     let session = a.device.open()?;
     let plan = resolve_plan(&session, &arch, a.batch, a.dtype, a.lowering.lowering)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            eprintln!("\ninterrupted: finishing the current step and saving a resumable checkpoint");
-            stop.store(true, Ordering::SeqCst);
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let stop = super::interrupt::stop_flag("interrupted: finishing the current step, then saving a resumable checkpoint");
     let job = FitJob {
         session: &session,
         train: &train,
@@ -246,7 +237,7 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         plan,
         out: Some(a.out.clone()),
         meta,
-        stop: &stop,
+        stop,
     };
     eprintln!(
         "training {} on {} ({} images{}) on {}",
@@ -268,7 +259,14 @@ fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<S
         a.out.display()
     );
     if r.interrupted {
-        println!("resume with the same command plus --resume");
+        return Err(Error::Interrupted {
+            what: format!(
+                "at step {}: the resumable checkpoint {} holds the network so far; continue with the same command plus --resume",
+                r.steps,
+                a.out.display()
+            ),
+        }
+        .into());
     }
     Ok(())
 }

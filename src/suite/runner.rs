@@ -6,7 +6,8 @@
 //! fine-tuning; accuracy is evaluated once per configuration and dtype; a compiled program is
 //! reused by every variant with the same shapes (channel list, batch, dtype, lowering plan,
 //! device), its weights replaced with `set_weights`. A failing variant becomes an error row
-//! and the run goes on. A set stop flag (Ctrl-C) ends the run after the current row.
+//! and the run goes on. A set stop flag (Ctrl-C) ends the run after the current row; a
+//! variant whose training or fine-tuning it stops writes no row (it is redone next run).
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -151,7 +152,9 @@ pub fn run(
         }
         let rec = r.variant(v);
         if stop.load(Ordering::Relaxed) && rec.status == Status::Error {
-            // Interrupted inside a long step (training): the row is not finished.
+            // Interrupted inside a long step (training, fine-tuning): the row is not finished.
+            let why = rec.error.as_deref().unwrap_or("interrupted");
+            progress.note(&format!("{} stopped ({why}): no row written; it is redone on the next run", v.id));
             outcome.interrupted = true;
             break;
         }

@@ -2,7 +2,7 @@
 //! (`train:`) and fine-tuning a pruned one (`finetune:`), both with [`crate::train::Trainer`]
 //! (f32 SGD with momentum, state on the device).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::config::TrainSettings;
@@ -48,8 +48,8 @@ impl FitProgress for Ticks<'_> {
 
 /// Trains `v` on `data` (pixels in [0, 1], normalised per batch with `norm`) as `s` says,
 /// with [`crate::train::fit::fit`] and the default training lowering.
-/// `tick(step, total, loss)` is called after every step; a set `stop` ends training early
-/// with an error.
+/// `tick(step, total, loss)` is called after every step; a set `stop` ends training after
+/// the current step with [`Error::Interrupted`]; a diverged run is [`Error::Diverged`].
 pub fn train(
     session: &Session,
     v: &Vgg,
@@ -66,8 +66,12 @@ pub fn train(
             format!("a training batch needs {}; raise dataset.train_limit or lower the batch", s.batch),
         ));
     }
-    let start = Instant::now();
     let total = s.total_steps(data.n);
+    if stop.load(Ordering::Relaxed) {
+        // Interrupted before it began: do not compile the step program first.
+        return Err(Error::Interrupted { what: format!("at step 0/{total}") });
+    }
+    let start = Instant::now();
     let job = FitJob {
         session,
         train: data,
@@ -91,7 +95,7 @@ pub fn train(
     let mut ticks = Ticks { tick, total, recent: Vec::new() };
     let (model, r) = fit(v, &job, Position::default(), &mut ticks)?;
     if r.interrupted {
-        return Err(Error::invalid("training", format!("step {}/{total}", r.steps), "interrupted"));
+        return Err(Error::Interrupted { what: format!("at step {}/{total}", r.steps) });
     }
     let final_loss = ticks.recent.iter().sum::<f32>() / ticks.recent.len().max(1) as f32;
     Ok(Trained { model, steps: r.steps, seconds: start.elapsed().as_secs_f64(), final_loss })
