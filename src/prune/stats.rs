@@ -3,7 +3,7 @@
 //! Built with the same emitter as the inference program (plain convolutions, BN folded) and
 //! run batch by batch over every image given; the host accumulates in f64.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::ops::Range;
 
 use crate::data::even_batches;
@@ -90,10 +90,10 @@ fn run(v: &Vgg, session: &Session, images: &[f32], batches: &[Range<usize>]) -> 
     let mut exes: BTreeMap<usize, Executable> = BTreeMap::new();
     for r in batches {
         let batch = r.len();
-        if !exes.contains_key(&batch) {
-            exes.insert(batch, session.client.compile(&program(arch, batch)?)?);
-        }
-        let exe = &exes[&batch];
+        let exe = match exes.entry(batch) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(session.client.compile(&program(arch, batch)?)?),
+        };
         let chunk = &images[r.start * per..r.end * per];
         let input = session.upload(chunk, &[batch as i64, h as i64, w as i64, c as i64], DType::F32)?;
         let mut args = vec![&input];

@@ -14,7 +14,7 @@
 //! parameters are uploaded once and each batch's gradients downloaded and reduced on the
 //! host in f64.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 
 use crate::data::even_batches;
 use crate::error::{Error, Result};
@@ -60,17 +60,19 @@ impl Criterion for Taylor {
         let mut programs: BTreeMap<usize, (Executable, Vec<Buffer>, usize)> = BTreeMap::new();
         for r in even_batches(count, ctx.max_batch()) {
             let batch = r.len();
-            if !programs.contains_key(&batch) {
-                let program = grad_program(arch, batch, dtype, &plan)?;
-                let exe = session.client.compile(&program.text)?;
-                let weights = params
-                    .iter()
-                    .zip(&program.params)
-                    .map(|(data, s)| session.upload(data, &s.shape.dims, dtype))
-                    .collect::<Result<Vec<_>>>()?;
-                programs.insert(batch, (exe, weights, program.params.len()));
-            }
-            let (exe, weights, np) = &programs[&batch];
+            let (exe, weights, np) = match programs.entry(batch) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let program = grad_program(arch, batch, dtype, &plan)?;
+                    let exe = session.client.compile(&program.text)?;
+                    let weights = params
+                        .iter()
+                        .zip(&program.params)
+                        .map(|(data, s)| session.upload(data, &s.shape.dims, dtype))
+                        .collect::<Result<Vec<_>>>()?;
+                    e.insert((exe, weights, program.params.len()))
+                }
+            };
             let np = *np;
             let x = &images[r.start * per..r.end * per];
             let y = &labels[r.clone()];
