@@ -4,10 +4,10 @@
 //!
 //! A command that can stop cleanly (`train`, `finetune`, `run`) asks for a [`stop_flag`]
 //! with the line to print: the first signal sets the flag and prints the line, the command
-//! stops at its next safe point and returns [`Error::Interrupted`](crate::error::Error::Interrupted)
-//! (which `main` turns into
-//! exit status 130), and a second signal exits at once. Every other command exits at once
-//! with status 130 (its files are written atomically, so nothing half-written is left).
+//! stops at its next safe point and returns
+//! [`Error::Interrupted`](crate::error::Error::Interrupted), which `main` turns into exit
+//! status 130; a second signal exits at once. Every other command exits at once with status
+//! 130 (its files are written atomically, so nothing half-written is left).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};

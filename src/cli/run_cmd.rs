@@ -96,7 +96,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         if r.outcome.interrupted { " (interrupted; run again to continue)" } else { "" }
     );
     if r.outcome.interrupted {
-        return Err(crate::Error::Interrupted { what: format!("{}: run the same command again to continue", s.name) }.into());
+        return Err(crate::Error::Interrupted { what: format!("suite {}: run the same command again to continue", s.name) }.into());
     }
     Ok(())
 }
