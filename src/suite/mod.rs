@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod export;
 pub mod host;
+pub mod measure;
 pub mod plan;
 pub mod progress;
 pub mod record;
