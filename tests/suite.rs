@@ -263,6 +263,24 @@ fn train_prune_finetune() {
     let (a, b): (f64, f64) = (phys["loss_after_ft"].parse().unwrap(), masked["loss_after_ft"].parse().unwrap());
     assert!((a - b).abs() < 1e-3, "{a} vs {b}");
     assert_eq!(phys["lowering_plan"], "d".repeat(13));
+    // The pruned, fine-tuned network was saved in the work folder beside the CSV; a run that
+    // lost its rows (a crash) reloads it instead of fine-tuning again: same rows, files untouched.
+    let work = dir.path().join("r.csv.work");
+    let after = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".after.safetensors"))
+        .expect("a saved fine-tuned network");
+    let saved_at = std::fs::metadata(&after).unwrap().modified().unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed), (3, 0));
+    let again = read_csv(&out);
+    let phys2 = again.iter().find(|r| r["variant"] == "l1-uniform-0.5-r1/f32/b1/xla/cpu").unwrap();
+    for c in ["finetune_s", "loss_after_ft", "top1_after_ft", "top1_before_ft"] {
+        assert_eq!(phys2[c], phys[c], "{c}");
+    }
+    assert_eq!(std::fs::metadata(&after).unwrap().modified().unwrap(), saved_at);
     // The trained network is reused by a run with the same training settings.
     let mtime = std::fs::metadata(&save).unwrap().modified().unwrap();
     let text = format!(

@@ -26,6 +26,7 @@ use super::progress::{Progress, TuneProgress};
 use super::measure::{self, Pending, Reference};
 use super::record::{Record, Status};
 use super::train::train;
+use super::work::{Prepared, Scores, WorkDir};
 use crate::bench::accuracy::{evaluate, Accuracy};
 use crate::bench::latency;
 use crate::bench::rounds::Stop;
@@ -49,22 +50,6 @@ pub struct Outcome {
     pub failed: usize,
     /// The stop flag ended the run before every variant was done.
     pub interrupted: bool,
-}
-
-/// A pruning configuration made ready: the network before and after fine-tuning.
-struct Prepared {
-    before: Vgg,
-    after: Option<Vgg>,
-    keep: Option<Vec<Vec<usize>>>,
-    ft_steps: Option<usize>,
-    ft_seconds: Option<f64>,
-}
-
-/// Accuracy before and after fine-tuning.
-#[derive(Clone)]
-struct Scores {
-    before: Accuracy,
-    after: Option<Accuracy>,
 }
 
 /// Compiled programs by shape set, least recently used dropped first.
@@ -126,16 +111,20 @@ pub struct Runner<'a> {
     /// rows use them.
     prepared: HashMap<String, std::result::Result<Rc<Prepared>, String>>,
     scores: HashMap<(String, DType), std::result::Result<Scores, String>>,
+    /// Where prepared configurations and their accuracy are saved for a resumed run.
+    work: Option<WorkDir>,
 }
 
 /// Runs `variants` of `suite`, writing each record to `out`. Stops between rows once `stop`
-/// is set.
+/// is set. With `work`, pruned (fine-tuned) configurations and their accuracy are saved there
+/// and reloaded from there.
 pub fn run(
     suite: &Suite,
     variants: &[&Variant],
     out: &mut dyn Exporter,
     progress: &Progress,
     stop: &AtomicBool,
+    work: Option<WorkDir>,
 ) -> Result<Outcome> {
     let mut r = Runner {
         suite,
@@ -148,6 +137,7 @@ pub fn run(
         device: None,
         prepared: HashMap::new(),
         scores: HashMap::new(),
+        work,
     };
     let mut outcome = Outcome::default();
     let all = super::plan::expand(suite);
@@ -283,7 +273,7 @@ impl Runner<'_> {
                         };
                         let measured_for = &rows[first[of_row[r]]].variant.id;
                         measure::fill(&mut rec, &m.models[i], m, measured_for, reference, &self.suite.rules, self.suite.sampling.seed);
-                        rec.compile_s = Some(compiled[i].1.compile_seconds);
+                        rec.compile_s = Some((compiled[i].1.compile_seconds * 1e6).round() / 1e6);
                     }
                     Err(e) => rec = self.error_row(&rows[r], format!("measuring: {e}")),
                 }
@@ -507,7 +497,21 @@ impl Runner<'_> {
         if let Some(p) = self.prepared.get(&cfg.key()) {
             return p.clone();
         }
+        // Only physically pruned configurations are saved: the rest are cheap to remake.
+        let saved = self.work.clone().filter(|_| !cfg.is_baseline() && cfg.control == Control::Physical);
+        let fp = self.fingerprint(cfg);
+        if let Some(p) = saved.as_ref().and_then(|w| w.load_prepared(&fp)) {
+            self.progress.note(&format!("reusing {} from {}", cfg.key(), saved.as_ref().expect("some").dir.display()));
+            let p = Ok(Rc::new(p));
+            self.prepared.insert(cfg.key(), p.clone());
+            return p;
+        }
         let p = self.prepare(session, cfg, id).map(Rc::new);
+        if let (Ok(p), Some(w)) = (&p, &saved) {
+            if let Err(e) = w.save_prepared(&fp, p) {
+                self.progress.note(&format!("could not save {} to the work folder: {e}", cfg.key()));
+            }
+        }
         if p.is_ok() || !self.stop.load(Ordering::Relaxed) {
             self.prepared.insert(cfg.key(), p.clone());
         }
@@ -576,10 +580,29 @@ impl Runner<'_> {
         if let Some(s) = self.scores.get(&key) {
             return s.clone().map(Some);
         }
+        let fp = self.fingerprint(cfg);
+        if let Some(saved) = self.work.as_ref().and_then(|w| w.load_scores(&fp, v.dtype)) {
+            self.scores.insert(key, Ok(saved.clone()));
+            return Ok(Some(saved));
+        }
         self.progress.step(&v.id, "eval");
         let s = self.evaluate_both(session, prepared, v);
+        if let (Ok(s), Some(w)) = (&s, &self.work) {
+            if let Err(e) = w.save_scores(&fp, v.dtype, s) {
+                self.progress.note(&format!("could not save the accuracy of {} to the work folder: {e}", cfg.key()));
+            }
+        }
         self.scores.insert(key, s.clone());
         s.map(Some)
+    }
+
+    /// The work-folder fingerprint of `cfg` (suite file, base checkpoint, configuration).
+    fn fingerprint(&self, cfg: &PruneConfig) -> String {
+        let base = match &self.suite.weights {
+            WeightsSource::Checkpoint { sha256, .. } => Some(sha256.as_str()),
+            _ => None,
+        };
+        WorkDir::fingerprint(&self.suite.sha256, base, &cfg.key())
     }
 
     fn evaluate_both(&mut self, session: &Session, p: &Prepared, v: &Variant) -> std::result::Result<Scores, String> {
