@@ -122,6 +122,12 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     let mut csv = match &a.out {
         Some(p) => {
             let fresh = !p.exists() || std::fs::metadata(p).map(|m| m.len() == 0).unwrap_or(true);
+            if !fresh {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                if text.lines().next() != Some(HEADER.join(",").as_str()) {
+                    bail!("invalid --out {}: its header is not this version's latency columns; write to a new file", p.display());
+                }
+            }
             let f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?;
             let mut w = csv::Writer::from_writer(f);
             if fresh {
@@ -152,7 +158,11 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             let m = latency::measure(&refs, &sampling, &stop)?;
             let first = &m.models[0];
             for (p, r) in progs.iter().zip(&m.models) {
-                let speedup = ratio_of_medians(&first.samples, &r.samples, a.seed);
+                let speedup = if std::ptr::eq(r, first) {
+                    Some((1.0, (1.0, 1.0))) // the same measurement
+                } else {
+                    ratio_of_medians(&first.samples, &r.samples, a.seed)
+                };
                 let valid = verdict(&r.samples, m.load.as_ref(), &rules);
                 let ci = r.p50_ci.map(|(l, h)| format!("[{:.3}, {:.3}]", l * 1e3, h * 1e3)).unwrap_or_else(|| "-".into());
                 let sp = speedup.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
