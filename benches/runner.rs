@@ -2,8 +2,8 @@
 //! - `suite_forward`: batch-1 forward latency (tuned lowering, weights and input on the
 //!   device) of the unpruned VGG-16 CIFAR form and of its 0.5 L1-pruned version, through
 //!   the same compile-and-set-weights path the runner uses;
-//! - `runner_overhead`: the cost per timed iteration of the runner's timing loop
-//!   ([`prunebench::bench::sample`]) around nothing, and around execute-and-await of a
+//! - `runner_overhead`: the cost per timed iteration of the runner's timing rounds
+//!   ([`prunebench::bench::rounds::interleave_timed`], one program) around nothing, and around execute-and-await of a
 //!   1-element add (the fixed cost of one PJRT call). The target: well under 1% of the
 //!   unpruned batch-1 latency.
 //!
@@ -12,7 +12,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use prunebench::bench::{sample, Budget};
+use std::sync::atomic::AtomicBool;
+
+use prunebench::bench::rounds::interleave_timed;
+use prunebench::bench::Sampling;
 use prunebench::hlo::{Builder, DType, Shape};
 use prunebench::lower::tune::{Quiet, Tuner};
 use prunebench::model::{program, Arch, Vgg};
@@ -41,14 +44,24 @@ fn forward(c: &mut Criterion) {
     g.finish();
 }
 
-/// Seconds of `iters` timed iterations of `f` inside the runner's timing loop.
+/// Seconds of `iters` timed iterations of `f` inside the runner's timing rounds (one round of
+/// one program: one untimed call, then `iters` timed ones).
 fn timed_loop(iters: u64, f: &mut dyn FnMut() -> prunebench::Result<()>) -> Duration {
     let n = iters as usize;
-    let budget = Budget { warmup: 0, min_iters: n, min_seconds: 0.0, max_iters: n };
+    let one = Sampling {
+        warmup: 0,
+        calls_per_round: n,
+        min_rounds: 1,
+        min_samples: n,
+        target_ci: f64::INFINITY,
+        time_cap_s: 0.0,
+        max_samples: n,
+        ..Sampling::default()
+    };
     let t = Instant::now();
-    let samples = sample(&budget, f).unwrap();
+    let r = interleave_timed(1, &one, &AtomicBool::new(false), |_| f()).unwrap();
     let d = t.elapsed();
-    assert_eq!(samples.len(), n);
+    assert_eq!(r.samples[0].len(), n);
     d
 }
 

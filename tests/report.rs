@@ -79,7 +79,7 @@ fn rec(dev: &str, method: &str, ratio: f64, round_to: usize, masked: bool, batch
         output_bytes: Some(40 * batch as i64),
         temp_bytes: Some((65_536.0 * batch as f64 * keep) as i64),
         code_bytes: Some(0),
-        program_peak_bytes: None,
+        compiler_peak_bytes: None,
         device_peak_bytes: if dev == "cpu" { None } else { Some((2_000_000.0 * keep) as i64) },
         host_peak_rss_bytes: Some(180_000_000),
         eval_images: Some(200),

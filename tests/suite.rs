@@ -143,15 +143,48 @@ fn smoke_suite_end_to_end_and_resume() {
     assert!(by_id.contains_key("unpruned/f32/b4/im2col/cpu"));
     let phys = by_id["l1-uniform-0.5-r1/f32/b1/xla/cpu"];
     let masked = by_id["l1-uniform-0.5-r1-masked/f32/b1/xla/cpu"];
-    // The masked control keeps the shapes (and reuses the unpruned program) and computes the
-    // same function as the physically pruned network.
+    // The masked control keeps the shapes and computes the same function as the physically
+    // pruned network, but keeps its own measurement (not the unpruned network's).
     assert_eq!(masked["channels"], base["channels"]);
-    assert_eq!(masked["program_reused"], "true");
+    assert_eq!(masked["measured_for"], masked["variant"]);
+    assert_eq!(masked["program_reused"], "false");
     assert_ne!(phys["channels"], base["channels"]);
     assert!(phys["params"].parse::<u64>().unwrap() < base["params"].parse::<u64>().unwrap());
     assert_eq!(masked["top1_before_ft"], phys["top1_before_ft"]);
-    // fpgm and l1 at the same uniform ratio share shapes, so fpgm reuses l1's program.
-    assert_eq!(by_id["fpgm-uniform-0.5-r1/f32/b1/xla/cpu"]["program_reused"], "true");
+    // fpgm and l1 at the same uniform ratio share their program: one measurement, made for
+    // l1 (the first row using it), reported by both rows.
+    let fpgm = by_id["fpgm-uniform-0.5-r1/f32/b1/xla/cpu"];
+    assert_eq!(fpgm["channels"], phys["channels"]);
+    assert_eq!((fpgm["measured_for"].as_str(), fpgm["program_reused"].as_str()), (phys["variant"].as_str(), "true"));
+    assert_eq!(phys["measured_for"], phys["variant"]);
+    let timing = |r: &HashMap<String, String>| {
+        r.iter().filter(|(k, _)| k.starts_with("latency_") || *k == "samples" || *k == "rounds").map(|(k, v)| (k.clone(), v.clone())).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(timing(fpgm), timing(phys));
+    assert_ne!(timing(masked), timing(base));
+    // Speed-ups are against the unpruned row of the same setting and lowering, inside their
+    // interval; the unpruned rows themselves are 1; rows of one setting share their rounds.
+    for row in &rows {
+        let (s, lo, hi): (f64, f64, f64) =
+            (row["speedup"].parse().unwrap(), row["speedup_ci_low"].parse().unwrap(), row["speedup_ci_high"].parse().unwrap());
+        assert!(lo <= s && s <= hi && s > 0.0, "{row:?}");
+        if row["method"] == "none" {
+            assert_eq!((s, lo, hi), (1.0, 1.0, 1.0));
+        }
+        let (p50, lo, hi): (f64, f64, f64) = (
+            row["latency_p50_ms"].parse().unwrap(),
+            row["latency_p50_ci_low_ms"].parse().unwrap(),
+            row["latency_p50_ci_high_ms"].parse().unwrap(),
+        );
+        assert!(lo <= p50 && p50 <= hi, "{row:?}");
+        assert!(row["samples"].parse::<usize>().unwrap() >= 6);
+        let valid = &row["valid"];
+        assert!(valid == "yes" || valid.contains("ci ") || valid.contains("machine busy"), "{valid}");
+        assert_eq!(row["rounds"], by_id[format!("unpruned/f32/b{}/xla/cpu", row["batch"]).as_str()]["rounds"]);
+        let (a, o, t): (i64, i64, i64) =
+            (row["argument_bytes"].parse().unwrap(), row["output_bytes"].parse().unwrap(), row["temp_bytes"].parse().unwrap());
+        assert_eq!(row["program_min_bytes"].parse::<i64>().unwrap(), a + o + t);
+    }
 
     // Resume: everything is there, nothing is measured.
     let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
@@ -166,7 +199,7 @@ fn a_failing_variant_writes_an_error_row_and_the_rest_run() {
     let text = format!(
         "{TINY}dataset: {{eval_limit: 0}}\npruning: {{methods: [l1], ratios: [0.5, 0.75]}}\n\
          measure: {{devices: [cpu], batches: [1], lowerings: [xla], baseline_lowerings: [tuned], warmup: 0,\
-         min_iters: 2, min_seconds: 0, tune_min_seconds: 0.01}}\n\
+         min_iters: 2, min_seconds: 0, time_cap_s: 1, tune_min_seconds: 0.01}}\n\
          inject_failure: l1-uniform-0.5-\n"
     );
     let s = Suite::from_text(Path::new("inject.yaml"), &text).unwrap();
@@ -207,7 +240,7 @@ fn train_prune_finetune() {
          dataset: {{eval_limit: 16, train_limit: 64, eval_batch: 16}}\n\
          pruning: {{methods: [l1], ratios: [0.5], controls: [physical, masked]}}\n\
          finetune: {{steps: 3, batch: 8, lr: 0.01}}\n\
-         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0}}\n",
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0, time_cap_s: 1}}\n",
         save.display()
     );
     let s = Suite::from_text(Path::new("train.yaml"), &text).unwrap();
@@ -230,13 +263,31 @@ fn train_prune_finetune() {
     let (a, b): (f64, f64) = (phys["loss_after_ft"].parse().unwrap(), masked["loss_after_ft"].parse().unwrap());
     assert!((a - b).abs() < 1e-3, "{a} vs {b}");
     assert_eq!(phys["lowering_plan"], "d".repeat(13));
+    // The pruned, fine-tuned network was saved in the work folder beside the CSV; a run that
+    // lost its rows (a crash) reloads it instead of fine-tuning again: same rows, files untouched.
+    let work = dir.path().join("r.csv.work");
+    let after = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".after.safetensors"))
+        .expect("a saved fine-tuned network");
+    let saved_at = std::fs::metadata(&after).unwrap().modified().unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed), (3, 0));
+    let again = read_csv(&out);
+    let phys2 = again.iter().find(|r| r["variant"] == "l1-uniform-0.5-r1/f32/b1/xla/cpu").unwrap();
+    for c in ["finetune_s", "loss_after_ft", "top1_after_ft", "top1_before_ft"] {
+        assert_eq!(phys2[c], phys[c], "{c}");
+    }
+    assert_eq!(std::fs::metadata(&after).unwrap().modified().unwrap(), saved_at);
     // The trained network is reused by a run with the same training settings.
     let mtime = std::fs::metadata(&save).unwrap().modified().unwrap();
     let text = format!(
         "model: {{width: 0.0625, in_channels: 1}}\n\
          train: {{steps: 4, batch: 8, lr: 0.01, save: {}}}\n\
          dataset: {{eval_limit: 0, train_limit: 64}}\n\
-         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0}}\n",
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0, time_cap_s: 1}}\n",
         save.display()
     );
     let s = Suite::from_text(Path::new("again.yaml"), &text).unwrap();

@@ -1,12 +1,12 @@
 //! Top-1 / top-5 accuracy and mean cross-entropy of a compiled model on a dataset.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Batches, Dataset, LastBatch};
 use crate::error::{Error, Result};
 use crate::runtime::CompiledModel;
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
     pub images: usize,
     pub top1: f64,

@@ -1,18 +1,29 @@
-//! Forward latency of a compiled model with its weights and one input batch on the device.
+//! Forward latency of several compiled models measured together: their calls interleaved
+//! in rounds ([`super::rounds`]), the machine's load read around them ([`super::load`]).
+
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use super::{sample, Budget, Summary};
+use super::ci::median_ci;
+use super::load::{Load, LoadProbe};
+use super::rounds::{interleave_timed, Sampling, Stop};
+use super::Summary;
 use crate::error::Result;
 use crate::pjrt::CompiledMemoryStats;
 use crate::runtime::CompiledModel;
 
-/// What one latency measurement found.
+/// What was measured of one model.
 #[derive(Clone, Debug, Serialize)]
 pub struct Latency {
-    /// Execute-and-await of one batch (the output stays on the device).
+    /// Execute-and-await of one batch (the output stays on the device), seconds.
     pub run: Summary,
-    /// Host-to-device copy of the input batch plus execute-and-await.
+    /// Seconds of every timed call, in the order they were made.
+    pub samples: Vec<f64>,
+    /// 95% interval of `run.p50` (order statistics), seconds; `None` under 6 samples.
+    pub p50_ci: Option<(f64, f64)>,
+    /// Host-to-device copy of the input batch plus execute-and-await (a short interleaved
+    /// measurement of its own).
     pub with_upload: Summary,
     /// Images per second at the median latency.
     pub throughput: f64,
@@ -20,23 +31,91 @@ pub struct Latency {
     pub flops: Option<f64>,
 }
 
-/// Measures `m` on a fixed pseudo-random input batch.
-pub fn measure(m: &CompiledModel, budget: &Budget) -> Result<Latency> {
+/// What one interleaved measurement of several models found.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// One per model, in the order given (none when interrupted).
+    pub models: Vec<Latency>,
+    /// Interleaved rounds.
+    pub rounds: usize,
+    pub stop: Stop,
+    /// The machine's load during the rounds (`None` off Linux).
+    pub load: Option<Load>,
+}
+
+/// Memory figures of a compiled program, bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryFigures {
+    /// What PJRT's compiled memory stats call the peak (`peak_memory_in_bytes`); `None` where
+    /// the plugin leaves it 0 (the 0.81 CPU plugin reports argument + output + 4 bytes there).
+    pub compiler_peak: Option<i64>,
+    /// argument + output + temp: the least one call must hold at once, inputs and outputs
+    /// counted apart (an output aliasing a donated input would be counted twice; prunebench's
+    /// forward programs donate nothing).
+    pub program_min: i64,
+}
+
+impl MemoryFigures {
+    pub fn of(m: &CompiledMemoryStats) -> MemoryFigures {
+        MemoryFigures {
+            compiler_peak: (m.peak_bytes > 0).then_some(m.peak_bytes),
+            program_min: m.argument_bytes + m.output_bytes + m.temp_bytes,
+        }
+    }
+}
+
+/// A fixed pseudo-random input batch for `m` (latency does not depend on the values).
+fn input_of(m: &CompiledModel) -> Vec<f32> {
     let per: usize = m.arch.input.iter().product();
-    let x: Vec<f32> = (0..m.batch * per).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    let input = m.upload_input(&x)?;
-    let run = Summary::of(&sample(budget, || m.run(&input).map(drop))?);
-    // The copy is timed on fewer calls: it only adds a column.
-    let short = Budget { min_iters: budget.min_iters.min(5), min_seconds: budget.min_seconds / 4.0, ..*budget };
-    let with_upload = Summary::of(&sample(&short, || {
-        let b = m.upload_input(&x)?;
-        m.run(&b).map(drop)
-    })?);
-    let memory = m.executable().compiled_memory_stats().ok();
-    let flops = m
-        .executable()
-        .cost_analysis()
-        .ok()
-        .and_then(|c| c.into_iter().find(|(k, _)| k == "flops").map(|(_, v)| v));
-    Ok(Latency { throughput: m.batch as f64 / run.p50, run, with_upload, memory, flops })
+    (0..m.batch * per).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+/// Measures `models` side by side: their calls interleaved in rounds as `s` says, then a short
+/// interleaved measurement of upload + call. Errors of any call end the measurement; a set
+/// `stop` ends it early with [`Stop::Interrupted`].
+pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Result<Measurement> {
+    let xs: Vec<Vec<f32>> = models.iter().map(|m| input_of(m)).collect();
+    let inputs = models.iter().zip(&xs).map(|(m, x)| m.upload_input(x)).collect::<Result<Vec<_>>>()?;
+    let probe = LoadProbe::start();
+    let rounds = interleave_timed(models.len(), s, stop, |i| models[i].run(&inputs[i]).map(drop))?;
+    let load = probe.finish();
+    if rounds.stop == Stop::Interrupted {
+        return Ok(Measurement { models: Vec::new(), rounds: rounds.rounds(), stop: rounds.stop, load });
+    }
+    // The copy only adds a column: five interleaved rounds of one call each.
+    let short = Sampling {
+        warmup: 0,
+        calls_per_round: 1,
+        min_rounds: 5,
+        min_samples: 5,
+        min_seconds: 0.0,
+        target_ci: f64::INFINITY,
+        time_cap_s: 0.0,
+        ..*s
+    };
+    let copies = interleave_timed(models.len(), &short, stop, |i| {
+        let b = models[i].upload_input(&xs[i])?;
+        models[i].run(&b).map(drop)
+    })?;
+    let out = models
+        .iter()
+        .zip(rounds.samples.iter().zip(&copies.samples))
+        .map(|(m, (samples, copy))| {
+            let run = Summary::of(samples);
+            Latency {
+                throughput: m.batch as f64 / run.p50,
+                run,
+                p50_ci: median_ci(samples),
+                samples: samples.clone(),
+                with_upload: Summary::of(copy),
+                memory: m.executable().compiled_memory_stats().ok(),
+                flops: m
+                    .executable()
+                    .cost_analysis()
+                    .ok()
+                    .and_then(|c| c.into_iter().find(|(k, _)| k == "flops").map(|(_, v)| v)),
+            }
+        })
+        .collect();
+    Ok(Measurement { models: out, rounds: rounds.rounds(), stop: rounds.stop, load })
 }

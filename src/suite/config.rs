@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::plan::PruneConfig;
 use super::schema::{self, key_line, SuiteFile, TrainSpec};
-use crate::bench::Budget;
+use crate::bench::validity::Rules;
+use crate::bench::{load, Sampling};
 use crate::data::Source;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
@@ -89,7 +90,10 @@ pub struct Suite {
     pub batches: Vec<usize>,
     pub lowerings: Vec<Mode>,
     pub baseline_lowerings: Vec<Mode>,
-    pub budget: Budget,
+    /// How each setting's programs are timed (interleaved rounds).
+    pub sampling: Sampling,
+    /// What makes a row `valid`.
+    pub rules: Rules,
     pub program_cache: usize,
     /// Seconds the autotuner times each candidate lowering per layer shape.
     pub tune_min_seconds: f64,
@@ -265,24 +269,48 @@ impl Checker<'_> {
         let lowerings: Vec<Mode> = self.parse_each(&["measure", "lowerings"], &lowerings)?;
         let baseline_lowerings: Vec<Mode> =
             self.parse_each(&["measure", "baseline_lowerings"], m.baseline_lowerings.as_deref().unwrap_or(&[]))?;
-        let def = Budget::default();
-        let budget = Budget {
+        let def = Sampling::default();
+        let sampling = Sampling {
             warmup: m.warmup.unwrap_or(def.warmup),
-            min_iters: m.min_iters.unwrap_or(def.min_iters),
+            calls_per_round: m.calls_per_round.unwrap_or(def.calls_per_round),
+            min_rounds: m.min_rounds.unwrap_or(def.min_rounds),
+            min_samples: m.min_iters.unwrap_or(def.min_samples),
             min_seconds: m.min_seconds.unwrap_or(def.min_seconds),
-            max_iters: m.max_iters.unwrap_or(def.max_iters),
+            target_ci: m.target_ci.unwrap_or(def.target_ci),
+            time_cap_s: m.time_cap_s.unwrap_or(def.time_cap_s),
+            max_samples: m.max_iters.unwrap_or(def.max_samples),
+            seed: m.seed.unwrap_or(def.seed),
         };
-        if budget.min_iters == 0 {
+        if sampling.min_samples == 0 {
             return Err(self.err(&["measure", "min_iters"], "0; use at least 1 timed call"));
         }
-        if !(budget.min_seconds >= 0.0 && budget.min_seconds.is_finite()) {
-            return Err(self.err(&["measure", "min_seconds"], format!("{}; use a finite value >= 0", budget.min_seconds)));
+        if sampling.calls_per_round == 0 {
+            return Err(self.err(&["measure", "calls_per_round"], "0; use at least 1 timed call per round"));
         }
-        if budget.max_iters < budget.min_iters {
+        for (key, v) in [("min_seconds", sampling.min_seconds), ("time_cap_s", sampling.time_cap_s)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(self.err(&["measure", key], format!("{v}; use a finite value >= 0")));
+            }
+        }
+        if sampling.target_ci.is_nan() || sampling.target_ci <= 0.0 {
+            return Err(self.err(&["measure", "target_ci"], format!("{}; use a fraction > 0, e.g. 0.02 for +-2%", sampling.target_ci)));
+        }
+        if sampling.max_samples < sampling.min_samples {
             return Err(self.err(
                 &["measure", "max_iters"],
-                format!("{} is below min_iters {}", budget.max_iters, budget.min_iters),
+                format!("{} is below min_iters {}", sampling.max_samples, sampling.min_samples),
             ));
+        }
+        let rules = Rules {
+            min_samples: sampling.min_samples,
+            target_ci: sampling.target_ci,
+            busy_other_cpu: m.busy_other_cpu.unwrap_or(load::BUSY_OTHER_CPU),
+            busy_steal: m.busy_steal.unwrap_or(load::BUSY_STEAL),
+        };
+        for (key, v) in [("busy_other_cpu", rules.busy_other_cpu), ("busy_steal", rules.busy_steal)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(self.err(&["measure", key], format!("{v}; use a fraction of CPU time between 0 and 1")));
+            }
         }
         let program_cache = m.program_cache.unwrap_or(16);
         if program_cache == 0 {
@@ -318,7 +346,8 @@ impl Checker<'_> {
             batches: dedup(batches),
             lowerings: dedup(lowerings),
             baseline_lowerings: dedup(baseline_lowerings),
-            budget,
+            sampling,
+            rules,
             program_cache,
             tune_min_seconds,
             inject_failure: f.inject_failure.clone(),

@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod export;
 pub mod host;
+pub mod measure;
 pub mod plan;
 pub mod progress;
 pub mod record;
@@ -28,6 +29,7 @@ pub mod runner;
 pub mod schema;
 pub mod shard;
 pub mod train;
+pub mod work;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -96,7 +98,11 @@ pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summar
         })
         .collect();
     let progress = Progress::new(todo.len(), opts.display);
-    let outcome = runner::run(suite, &todo, &mut csv, &progress, stop)?;
+    let work = work::WorkDir::beside(&output);
+    if opts.force && work.dir.is_dir() {
+        std::fs::remove_dir_all(&work.dir).map_err(|e| crate::Error::io(&work.dir, e))?;
+    }
+    let outcome = runner::run(suite, &todo, &mut csv, &progress, stop, Some(work))?;
     Ok(Summary {
         output,
         planned: variants.len(),

@@ -8,8 +8,9 @@
 //! |---|---|
 //! | identity | `suite`, `variant` (the stable id rows are resumed by), `method` (`none` unpruned), `schedule` (`none`, `uniform`, `global`, `layers`), `ratio` (fraction removed; 13 space-separated values for `layers`), `round_to`, `control` (`physical`, `masked`), `lowering` (`xla`, `tuned`, `im2col`, `winograd`), `lowering_plan` (per conv: `d` direct, `i` im2col, `g` gemm9, `w` winograd, `k` kernel), `dtype`, `batch`, `device` (as asked: `cpu`, `gpu`, `tpu`, `auto`), `platform`, `device_kind` |
 //! | model | `channels` (13 conv widths, space separated), `params`, `macs` (per image) |
-//! | time | `compile_s` (seconds PJRT took to compile the program), `program_reused` (the program was compiled for an earlier variant with the same shapes; `compile_s` is that compile's), `latency_{min,mean,p50,p90,p95,p99,p999,max,std}_ms` (execute-and-await of one batch, input and weights already on the device), `samples`, `throughput_ips` (images/s at the median), `latency_with_copy_{p50,mean}_ms` (host-to-device copy of the input plus execute-and-await) |
-//! | memory | `argument_bytes`, `output_bytes`, `temp_bytes`, `code_bytes` (the compiled program's, from PJRT), `program_peak_bytes` (peak of one run as the compiler computes it, where given), `device_peak_bytes` (the device's peak in use so far, where the plugin reports it), `host_peak_rss_bytes` (this process's peak resident set so far, `VmHWM`) |
+//! | time | `compile_s` (seconds PJRT took to compile the program), `program_reused` (the program was compiled for an earlier variant with the same shapes; `compile_s` is that compile's), `latency_{min,mean,p50,p90,p95,p99,p999,max,std}_ms` (execute-and-await of one batch, input and weights already on the device), `latency_p50_ci_{low,high}_ms` (95% interval of the p50, order statistics) after `latency_p50_ms`, `samples`, `throughput_ips` (images/s at the median), `latency_with_copy_{p50,mean}_ms` (host-to-device copy of the input plus execute-and-await) |
+//! | measurement | `rounds` (interleaved rounds), `measured_for` (the variant whose program measurement the row reports; rows sharing a program have identical latency columns), `speedup`, `speedup_ci_{low,high}` (p50 of the unpruned row of the same device/dtype/batch/lowering over this row's, 95% bootstrap interval), `valid` (`yes` or the reasons, `; ` separated), `load_other_cpu`, `load_steal` (fractions of all cores' time during the measurement) |
+//! | memory | `argument_bytes`, `output_bytes`, `temp_bytes`, `code_bytes` (the compiled program's, from PJRT), `compiler_peak_bytes` (what PJRT's compiled memory stats call the peak, where given), `program_min_bytes` (argument + output + temp: the least one call must hold), `device_peak_bytes` (the device's peak in use so far, where the plugin reports it), `host_peak_rss_bytes` (this process's peak resident set so far, `VmHWM`) |
 //! | accuracy | `eval_images`, `top1_before_ft`, `top5_before_ft`, `loss_before_ft` (pruned, before fine-tuning; for the unpruned network, its accuracy), `top1_after_ft`, `top5_after_ft`, `loss_after_ft`, `finetune_steps`, `finetune_s` (empty without fine-tuning) |
 //! | cost | `flops` (PJRT cost analysis of the program, per batch, where given) |
 //! | provenance | `timestamp` (UTC, RFC 3339, when the row was written), `prunebench_commit`, `plugin` (path), `pjrt_api` (`major.minor`), `host_cpu`, `suite_sha256` |
@@ -45,6 +46,8 @@ pub struct Record {
     pub latency_min_ms: Option<f64>,
     pub latency_mean_ms: Option<f64>,
     pub latency_p50_ms: Option<f64>,
+    pub latency_p50_ci_low_ms: Option<f64>,
+    pub latency_p50_ci_high_ms: Option<f64>,
     pub latency_p90_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
@@ -55,12 +58,21 @@ pub struct Record {
     pub throughput_ips: Option<f64>,
     pub latency_with_copy_p50_ms: Option<f64>,
     pub latency_with_copy_mean_ms: Option<f64>,
+    pub rounds: Option<usize>,
+    pub measured_for: Option<String>,
+    pub speedup: Option<f64>,
+    pub speedup_ci_low: Option<f64>,
+    pub speedup_ci_high: Option<f64>,
+    pub valid: Option<String>,
+    pub load_other_cpu: Option<f64>,
+    pub load_steal: Option<f64>,
     // memory
     pub argument_bytes: Option<i64>,
     pub output_bytes: Option<i64>,
     pub temp_bytes: Option<i64>,
     pub code_bytes: Option<i64>,
-    pub program_peak_bytes: Option<i64>,
+    pub compiler_peak_bytes: Option<i64>,
+    pub program_min_bytes: Option<i64>,
     pub device_peak_bytes: Option<i64>,
     pub host_peak_rss_bytes: Option<u64>,
     // accuracy
@@ -96,14 +108,15 @@ pub enum Status {
     Error,
 }
 
-/// Columns that are filled in every `ok` row (the rest may be empty by design: device peak
-/// bytes, accuracy, fine-tuning, flops, error).
+/// Columns that are filled in every `ok` row (the rest may be empty by design: device and
+/// compiler peak bytes, load figures off Linux, accuracy, fine-tuning, flops, error).
 pub const ALWAYS_FILLED_WHEN_OK: &[&str] = &[
     "suite", "variant", "method", "schedule", "ratio", "round_to", "control", "lowering", "lowering_plan", "dtype",
     "batch", "device", "platform", "device_kind", "channels", "params", "macs", "compile_s", "program_reused",
-    "latency_min_ms", "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+    "latency_min_ms", "latency_mean_ms", "latency_p50_ms", "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
     "latency_p999_ms", "latency_max_ms", "latency_std_ms", "samples", "throughput_ips", "latency_with_copy_p50_ms",
-    "latency_with_copy_mean_ms", "argument_bytes", "output_bytes", "temp_bytes", "code_bytes", "host_peak_rss_bytes",
+    "latency_with_copy_mean_ms", "rounds", "measured_for", "speedup", "speedup_ci_low", "speedup_ci_high", "valid",
+    "argument_bytes", "output_bytes", "temp_bytes", "code_bytes", "program_min_bytes", "host_peak_rss_bytes",
     "timestamp", "prunebench_commit", "plugin", "pjrt_api", "host_cpu", "suite_sha256", "status",
 ];
 

@@ -3,11 +3,16 @@
 //!
 //! Work is shared where results allow: the network is made once; each pruning configuration
 //! is pruned (and fine-tuned) once, its masked twin reuses the physical one's channels and
-//! fine-tuning; accuracy is evaluated once per configuration and dtype; a compiled program is
-//! reused by every variant with the same shapes (channel list, batch, dtype, lowering plan,
-//! device), its weights replaced with `set_weights`. A failing variant becomes an error row
-//! and the run goes on. A set stop flag (Ctrl-C) ends the run after the current row; a
-//! variant whose training or fine-tuning it stops writes no row (it is redone next run).
+//! fine-tuning; accuracy is evaluated once per configuration and dtype (an evaluation program
+//! is reused by every configuration with the same shapes, its weights replaced with
+//! `set_weights`). A failing variant becomes an error row and the run goes on. A set stop
+//! flag (Ctrl-C) ends the run after the current row or timing round; a variant whose training
+//! or fine-tuning it stops writes no row (the run names it; it is redone next run).
+//!
+//! Rows are timed a setting (device, dtype, batch) at a time, each distinct program once,
+//! side by side with the unpruned program (see [`super::measure`]); a setting's rows are
+//! written as soon as their chunk is measured, so a crash loses at most the rows of the
+//! chunk in progress.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -19,10 +24,13 @@ use super::export::Exporter;
 use super::host;
 use super::plan::{PruneConfig, Variant};
 use super::progress::{Progress, TuneProgress};
-use super::record::{ms, Record, Status};
+use super::measure::{self, Pending, Reference};
+use super::record::{Record, Status};
 use super::train::train;
+use super::work::{Prepared, Scores, WorkDir};
 use crate::bench::accuracy::{evaluate, Accuracy};
 use crate::bench::latency;
+use crate::bench::rounds::Stop;
 use crate::data::{Dataset, Split};
 use crate::error::Result;
 use crate::hlo::DType;
@@ -43,22 +51,6 @@ pub struct Outcome {
     pub failed: usize,
     /// The stop flag ended the run before every variant was done.
     pub interrupted: bool,
-}
-
-/// A pruning configuration made ready: the network before and after fine-tuning.
-struct Prepared {
-    before: Vgg,
-    after: Option<Vgg>,
-    keep: Option<Vec<Vec<usize>>>,
-    ft_steps: Option<usize>,
-    ft_seconds: Option<f64>,
-}
-
-/// Accuracy before and after fine-tuning.
-#[derive(Clone)]
-struct Scores {
-    before: Accuracy,
-    after: Option<Accuracy>,
 }
 
 /// Compiled programs by shape set, least recently used dropped first.
@@ -116,20 +108,24 @@ pub struct Runner<'a> {
     test: Option<std::result::Result<Rc<Dataset>, String>>,
     train: Option<std::result::Result<Rc<Dataset>, String>>,
     device: Option<DeviceState>,
-    /// Prepared configurations of the current physical configuration (by config key).
+    /// Prepared configurations (by config key), kept for the whole run: every setting's
+    /// rows use them.
     prepared: HashMap<String, std::result::Result<Rc<Prepared>, String>>,
     scores: HashMap<(String, DType), std::result::Result<Scores, String>>,
-    current_physical: String,
+    /// Where prepared configurations and their accuracy are saved for a resumed run.
+    work: Option<WorkDir>,
 }
 
 /// Runs `variants` of `suite`, writing each record to `out`. Stops between rows once `stop`
-/// is set.
+/// is set. With `work`, pruned (fine-tuned) configurations and their accuracy are saved there
+/// and reloaded from there.
 pub fn run(
     suite: &Suite,
     variants: &[&Variant],
     out: &mut dyn Exporter,
     progress: &Progress,
     stop: &AtomicBool,
+    work: Option<WorkDir>,
 ) -> Result<Outcome> {
     let mut r = Runner {
         suite,
@@ -142,27 +138,14 @@ pub fn run(
         device: None,
         prepared: HashMap::new(),
         scores: HashMap::new(),
-        current_physical: String::new(),
+        work,
     };
     let mut outcome = Outcome::default();
-    for v in variants {
-        if stop.load(Ordering::Relaxed) {
+    let all = super::plan::expand(suite);
+    for group in measure::settings(variants) {
+        if stop.load(Ordering::Relaxed) || !r.setting(&group, &all, out, &mut outcome)? {
             outcome.interrupted = true;
             break;
-        }
-        let rec = r.variant(v);
-        if stop.load(Ordering::Relaxed) && rec.status == Status::Error {
-            // Interrupted inside a long step (training, fine-tuning): the row is not finished.
-            let why = rec.error.as_deref().unwrap_or("interrupted");
-            progress.note(&format!("{} stopped ({why}): no row written; it is redone on the next run", v.id));
-            outcome.interrupted = true;
-            break;
-        }
-        out.write(&rec)?;
-        progress.row(&rec);
-        match rec.status {
-            Status::Ok => outcome.ok += 1,
-            Status::Error => outcome.failed += 1,
         }
     }
     out.finish()?;
@@ -171,24 +154,175 @@ pub fn run(
 }
 
 impl Runner<'_> {
-    /// The record of one variant: measured, or an error row.
-    fn variant(&mut self, v: &Variant) -> Record {
+    /// Writes one finished row.
+    fn write(&self, out: &mut dyn Exporter, mut rec: Record, outcome: &mut Outcome) -> Result<()> {
+        rec.timestamp = host::timestamp();
+        if rec.status == Status::Ok {
+            if let Some(Ok(session)) = self.device.as_ref().map(|d| &d.session) {
+                rec.device_peak_bytes = session.device.memory_stats().ok().flatten().and_then(|s| s.peak_bytes_in_use);
+            }
+            rec.host_peak_rss_bytes = host::peak_rss_bytes();
+        }
+        out.write(&rec)?;
+        self.progress.row(&rec);
+        match rec.status {
+            Status::Ok => outcome.ok += 1,
+            Status::Error => outcome.failed += 1,
+        }
+        Ok(())
+    }
+
+    /// The rows of one setting (device, dtype, batch): made ready one by one (error rows are
+    /// written at once), then their distinct programs timed together in interleaved rounds,
+    /// chunk by chunk, and each chunk's rows written as soon as it is measured. `all` is the
+    /// suite's whole plan (to find the unpruned reference when its row is already done).
+    /// `Ok(false)`: the stop flag interrupted the setting; its unwritten rows are not finished.
+    fn setting(
+        &mut self,
+        group: &[&Variant],
+        all: &[Variant],
+        out: &mut dyn Exporter,
+        outcome: &mut Outcome,
+    ) -> Result<bool> {
+        let mut rows: Vec<Pending> = Vec::new();
+        for v in group {
+            match self.pending(v, true) {
+                Ok(p) => rows.push(p),
+                // Interrupted inside a long step (training, fine-tuning): the row is not finished.
+                Err(rec) if self.stop.load(Ordering::Relaxed) => {
+                    let why = rec.error.as_deref().unwrap_or("interrupted");
+                    self.progress.note(&format!("{} stopped ({why}): no row written; it is redone on the next run", v.id));
+                    return Ok(false);
+                }
+                Err(rec) => self.write(out, *rec, outcome)?,
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+        }
+        // The unpruned reference of each lowering, measured even when its row is done.
+        let mut lowerings: Vec<_> = rows.iter().map(|p| p.variant.lowering).collect();
+        lowerings.dedup();
+        for l in lowerings {
+            if rows.iter().any(|p| p.baseline && p.variant.lowering == l) {
+                continue;
+            }
+            let g = group[0];
+            let reference = all.iter().find(|v| {
+                self.suite.pruning[v.prune].is_baseline() && (v.device, v.dtype, v.batch, v.lowering) == (g.device, g.dtype, g.batch, l)
+            });
+            if let Some(Ok(p)) = reference.map(|v| self.pending(v, false)) {
+                rows.push(p);
+            }
+        }
+        if rows.iter().all(|p| !p.write) {
+            return Ok(true);
+        }
+        let session = match self.session(group[0].device) {
+            Ok(s) => s,
+            Err(e) => unreachable!("rows were made ready on this device: {e}"),
+        };
+        let (of_row, first) = measure::programs(&rows);
+        let baselines: Vec<usize> = (0..first.len()).filter(|&p| rows[first[p]].baseline).collect();
+        let mut done = vec![false; rows.len()];
+        for chunk in measure::chunks(first.len(), &baselines, self.suite.program_cache) {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            // Compile the chunk's programs; a program that fails to compile fails its rows.
+            let mut compiled: Vec<(usize, CompiledModel)> = Vec::new();
+            for &p in &chunk {
+                let row = &rows[first[p]];
+                self.progress.step(&row.variant.id, "compile");
+                match CompiledModel::new(&session, &row.model, row.variant.batch, row.variant.dtype, &row.plan) {
+                    Ok(m) => compiled.push((p, m)),
+                    Err(e) => {
+                        let failing: Vec<usize> = (0..rows.len()).filter(|&r| of_row[r] == p && !done[r]).collect();
+                        for r in failing {
+                            done[r] = true;
+                            if rows[r].write {
+                                let rec = self.error_row(&rows[r], format!("compiling: {e}"));
+                                self.write(out, rec, outcome)?;
+                            }
+                        }
+                    }
+                }
+            }
+            let n = compiled.len();
+            self.progress.step(&rows[first[chunk[0]]].variant.id, &format!("measure {n} programs side by side"));
+            let models: Vec<&CompiledModel> = compiled.iter().map(|(_, m)| m).collect();
+            let measured = latency::measure(&models, &self.suite.sampling, self.stop);
+            if matches!(&measured, Ok(m) if m.stop == Stop::Interrupted) {
+                return Ok(false);
+            }
+            let index = |p: usize| compiled.iter().position(|(q, _)| *q == p);
+            for r in 0..rows.len() {
+                let Some(i) = index(of_row[r]).filter(|_| !done[r]) else { continue };
+                done[r] = true;
+                if !rows[r].write {
+                    continue;
+                }
+                let mut rec = rows[r].rec.clone();
+                match &measured {
+                    Ok(m) => {
+                        let lowering = rows[r].variant.lowering;
+                        let reference = if rows[r].baseline {
+                            Reference::Itself
+                        } else {
+                            let base = (0..rows.len()).find(|&b| rows[b].baseline && rows[b].variant.lowering == lowering);
+                            match base.and_then(|b| index(of_row[b])) {
+                                Some(b) if b == i => Reference::Itself,
+                                Some(b) => Reference::Of(&m.models[b]),
+                                None => Reference::Missing,
+                            }
+                        };
+                        let measured_for = &rows[first[of_row[r]]].variant.id;
+                        measure::fill(&mut rec, &m.models[i], m, measured_for, reference, &self.suite.rules, self.suite.sampling.seed);
+                        rec.compile_s = Some((compiled[i].1.compile_seconds * 1e6).round() / 1e6);
+                    }
+                    Err(e) => rec = self.error_row(&rows[r], format!("measuring: {e}")),
+                }
+                self.write(out, rec, outcome)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// A variant made ready for timing (pruned, fine-tuned, evaluated, its lowering planned),
+    /// or its error row.
+    fn pending(&mut self, v: &Variant, write: bool) -> std::result::Result<Pending, Box<Record>> {
         let cfg = self.suite.pruning[v.prune].clone();
         let mut rec = self.identity(v, &cfg);
-        if let Err(e) = self.measure(v, &cfg, &mut rec) {
-            let identity = self.identity(v, &cfg);
-            rec = Record {
-                status: Status::Error,
-                error: Some(e),
-                platform: rec.platform,
-                device_kind: rec.device_kind,
-                plugin: rec.plugin,
-                pjrt_api: rec.pjrt_api,
-                ..identity
-            };
+        match self.ready(v, &cfg, &mut rec) {
+            Ok((model, plan)) => Ok(Pending {
+                variant: v.clone(),
+                rec,
+                model,
+                plan,
+                baseline: cfg.is_baseline(),
+                masked: cfg.control == Control::Masked,
+                write,
+            }),
+            Err(e) => Err(Box::new(self.failed(v, &cfg, rec, e))),
         }
-        rec.timestamp = host::timestamp();
-        rec
+    }
+
+    /// The error row of `p`: its identity and device, the message.
+    fn error_row(&self, p: &Pending, e: String) -> Record {
+        let cfg = &self.suite.pruning[p.variant.prune];
+        self.failed(&p.variant, cfg, p.rec.clone(), e)
+    }
+
+    fn failed(&self, v: &Variant, cfg: &PruneConfig, rec: Record, e: String) -> Record {
+        Record {
+            status: Status::Error,
+            error: Some(e),
+            platform: rec.platform,
+            device_kind: rec.device_kind,
+            plugin: rec.plugin,
+            pjrt_api: rec.pjrt_api,
+            ..self.identity(v, cfg)
+        }
     }
 
     fn identity(&self, v: &Variant, cfg: &PruneConfig) -> Record {
@@ -227,7 +361,13 @@ impl Runner<'_> {
         self.device.as_ref().expect("opened above").session.clone()
     }
 
-    fn measure(&mut self, v: &Variant, cfg: &PruneConfig, rec: &mut Record) -> std::result::Result<(), String> {
+    /// Fills `rec` with everything but the measurement; the network to time and its plan.
+    fn ready(
+        &mut self,
+        v: &Variant,
+        cfg: &PruneConfig,
+        rec: &mut Record,
+    ) -> std::result::Result<(Rc<Vgg>, Vec<Lowering>), String> {
         let session = self.session(v.device)?;
         rec.platform = session.client.platform_name().ok();
         rec.device_kind = Some(session.device.kind().to_string());
@@ -262,39 +402,7 @@ impl Runner<'_> {
         }
         let plan = self.lowering_plan(&session, &model.arch, v.batch, v.dtype, v.lowering, &v.id)?;
         rec.lowering_plan = Some(plan.iter().map(|l| &l.name()[..1]).collect());
-        self.progress.step(&v.id, "compile");
-        let budget = self.suite.budget;
-        let dev = self.device.as_mut().expect("session opened");
-        let (m, reused) = dev.programs.get(&session, model, v.batch, v.dtype, &plan).map_err(|e| e.to_string())?;
-        rec.compile_s = Some(m.compile_seconds);
-        rec.program_reused = Some(reused);
-        self.progress.step(&v.id, "measure");
-        let lat = latency::measure(m, &budget).map_err(|e| e.to_string())?;
-        let r = &lat.run;
-        rec.latency_min_ms = Some(ms(r.min));
-        rec.latency_mean_ms = Some(ms(r.mean));
-        rec.latency_p50_ms = Some(ms(r.p50));
-        rec.latency_p90_ms = Some(ms(r.p90));
-        rec.latency_p95_ms = Some(ms(r.p95));
-        rec.latency_p99_ms = Some(ms(r.p99));
-        rec.latency_p999_ms = Some(ms(r.p999));
-        rec.latency_max_ms = Some(ms(r.max));
-        rec.latency_std_ms = Some(ms(r.std));
-        rec.samples = Some(r.samples);
-        rec.throughput_ips = Some((lat.throughput * 1e3).round() / 1e3);
-        rec.latency_with_copy_p50_ms = Some(ms(lat.with_upload.p50));
-        rec.latency_with_copy_mean_ms = Some(ms(lat.with_upload.mean));
-        if let Some(mem) = lat.memory {
-            rec.argument_bytes = Some(mem.argument_bytes);
-            rec.output_bytes = Some(mem.output_bytes);
-            rec.temp_bytes = Some(mem.temp_bytes);
-            rec.code_bytes = Some(mem.generated_code_bytes);
-            rec.program_peak_bytes = (mem.peak_bytes > 0).then_some(mem.peak_bytes);
-        }
-        rec.device_peak_bytes = session.device.memory_stats().ok().flatten().and_then(|s| s.peak_bytes_in_use);
-        rec.host_peak_rss_bytes = host::peak_rss_bytes();
-        rec.flops = lat.flops;
-        Ok(())
+        Ok((Rc::new(model.clone()), plan))
     }
 
     fn lowering_plan(
@@ -391,16 +499,24 @@ impl Runner<'_> {
 
     /// The configuration pruned (and fine-tuned), from the cache when possible.
     fn prepared(&mut self, session: &Session, cfg: &PruneConfig, id: &str) -> std::result::Result<Rc<Prepared>, String> {
-        let phys = cfg.physical_key();
-        if phys != self.current_physical {
-            self.prepared.clear();
-            self.scores.clear();
-            self.current_physical = phys;
-        }
         if let Some(p) = self.prepared.get(&cfg.key()) {
             return p.clone();
         }
+        // Only physically pruned configurations are saved: the rest are cheap to remake.
+        let saved = self.work.clone().filter(|_| !cfg.is_baseline() && cfg.control == Control::Physical);
+        let fp = self.fingerprint(cfg);
+        if let Some(p) = saved.as_ref().and_then(|w| w.load_prepared(&fp)) {
+            self.progress.note(&format!("reusing {} from {}", cfg.key(), saved.as_ref().expect("some").dir.display()));
+            let p = Ok(Rc::new(p));
+            self.prepared.insert(cfg.key(), p.clone());
+            return p;
+        }
         let p = self.prepare(session, cfg, id).map(Rc::new);
+        if let (Ok(p), Some(w)) = (&p, &saved) {
+            if let Err(e) = w.save_prepared(&fp, p) {
+                self.progress.note(&format!("could not save {} to the work folder: {e}", cfg.key()));
+            }
+        }
         if p.is_ok() || !self.stop.load(Ordering::Relaxed) {
             self.prepared.insert(cfg.key(), p.clone());
         }
@@ -469,10 +585,29 @@ impl Runner<'_> {
         if let Some(s) = self.scores.get(&key) {
             return s.clone().map(Some);
         }
+        let fp = self.fingerprint(cfg);
+        if let Some(saved) = self.work.as_ref().and_then(|w| w.load_scores(&fp, v.dtype)) {
+            self.scores.insert(key, Ok(saved.clone()));
+            return Ok(Some(saved));
+        }
         self.progress.step(&v.id, "eval");
         let s = self.evaluate_both(session, prepared, v);
+        if let (Ok(s), Some(w)) = (&s, &self.work) {
+            if let Err(e) = w.save_scores(&fp, v.dtype, s) {
+                self.progress.note(&format!("could not save the accuracy of {} to the work folder: {e}", cfg.key()));
+            }
+        }
         self.scores.insert(key, s.clone());
         s.map(Some)
+    }
+
+    /// The work-folder fingerprint of `cfg` (suite file, base checkpoint, configuration).
+    fn fingerprint(&self, cfg: &PruneConfig) -> String {
+        let base = match &self.suite.weights {
+            WeightsSource::Checkpoint { sha256, .. } => Some(sha256.as_str()),
+            _ => None,
+        };
+        WorkDir::fingerprint(&self.suite.sha256, base, &cfg.key())
     }
 
     fn evaluate_both(&mut self, session: &Session, p: &Prepared, v: &Variant) -> std::result::Result<Scores, String> {

@@ -42,10 +42,18 @@
 //!   batches: [1, 32]
 //!   lowerings: [tuned]        # xla | tuned | im2col | winograd
 //!   baseline_lowerings: [xla] # extra lowerings measured for the unpruned network only
-//!   warmup: 3
-//!   min_iters: 10
-//!   min_seconds: 1.0
-//!   max_iters: 100000
+//!   # Timing: the programs of one setting (device, dtype, batch) in interleaved rounds.
+//!   warmup: 3                 # untimed calls of each program first
+//!   calls_per_round: 3        # timed calls of each program per round (after 1 untimed)
+//!   min_rounds: 4
+//!   min_iters: 10             # at least this many samples of each program
+//!   min_seconds: 0.0          # at least this many seconds of rounds per setting
+//!   target_ci: 0.02           # stop once every p50's 95% interval is within +-2%...
+//!   time_cap_s: 25            # ...or after this many seconds of rounds per setting
+//!   max_iters: 100000         # samples of one program at most
+//!   seed: 0                   # seed of the round order and of the speed-up bootstrap
+//!   busy_other_cpu: 0.25      # valid only if other processes used at most this share of CPU
+//!   busy_steal: 0.05          # ...and the hypervisor stole at most this share
 //!   program_cache: 16         # compiled programs (weights on the device) kept for reuse
 //!   tune_min_seconds: 0.2     # tuned lowering: seconds each candidate is timed per layer shape
 //! inject_failure: null        # FOR TESTS ONLY: variants whose id contains this fail on purpose
@@ -182,6 +190,13 @@ pub struct MeasureSpec {
     pub min_iters: Option<usize>,
     pub min_seconds: Option<f64>,
     pub max_iters: Option<usize>,
+    pub calls_per_round: Option<usize>,
+    pub min_rounds: Option<usize>,
+    pub target_ci: Option<f64>,
+    pub time_cap_s: Option<f64>,
+    pub seed: Option<u64>,
+    pub busy_other_cpu: Option<f64>,
+    pub busy_steal: Option<f64>,
     pub program_cache: Option<usize>,
     pub tune_min_seconds: Option<f64>,
 }
