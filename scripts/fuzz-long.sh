@@ -9,7 +9,8 @@
 #               below (cheap parsers get more);
 #   FUZZ_SEED   seed of the case generator (default: the current time, printed);
 #   FUZZ_JOBS   targets run at once (default 2), each on one thread;
-#   FUZZ_OUT    the CSV written (default results/fuzz-long.csv).
+#   FUZZ_OUT    the CSV written (default results/fuzz-long.csv);
+#   FUZZ_BIN    an already built tests/fuzz.rs binary to run (default: build it).
 # Prints `fuzz-count target=NAME executions=N seconds=S` per target and writes one CSV row
 # per target: target,executions,failures,seconds,commit,machine. A failing target's log
 # (with proptest's minimized input) is kept in target/fuzz-logs/NAME.log; exit status 1.
@@ -23,9 +24,13 @@ export PRUNEBENCH_CACHE_DIR="${PRUNEBENCH_CACHE_DIR:-$PWD/target/prunebench-cach
 # target test name:weight (weights sum to 100)
 weights="fuzz_idx:20 fuzz_tuner_cache:20 fuzz_cifar:12 fuzz_image:10 fuzz_npy:6 fuzz_checkpoint:5
 fuzz_torchvision_import:6 fuzz_suite_yaml:6 fuzz_report_csv:6 fuzz_rank_truth:6 fuzz_merge_csv:3"
-cargo test --release --locked --test fuzz --no-run
-bin=$(cargo test --release --locked --test fuzz --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+if [ -n "${FUZZ_BIN:-}" ]; then
+    bin="$FUZZ_BIN"
+else
+    cargo test --release --locked --test fuzz --no-run
+    bin=$(cargo test --release --locked --test fuzz --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+fi
 logs="${CARGO_TARGET_DIR:-target}/fuzz-logs"
 mkdir -p "$logs"
 echo "fuzz-long: $total executions, seed $seed, $jobs at once, binary $bin"
