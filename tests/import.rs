@@ -2,52 +2,12 @@
 //! layout (OIHW kernels, [out, in] dense weights, CHW flatten, vgg16 / vgg16_bn indices)
 //! becomes the same network, and its classifier computes what PyTorch's would.
 
-use ndarray::Array2;
+mod common;
+
+use common::torchvision_bytes;
 use prunebench::model::import::from_torchvision_bytes;
 use prunebench::model::{Arch, Vgg};
 use safetensors::tensor::{Dtype, TensorView};
-
-const PLAIN: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
-const WITH_BN: [usize; 13] = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
-
-/// Writes `v` the way torchvision names and lays out its tensors.
-fn torchvision_bytes(v: &Vgg) -> Vec<u8> {
-    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-    let idx = if v.arch.batch_norm { WITH_BN } else { PLAIN };
-    for (i, c) in v.convs.iter().enumerate() {
-        let n = idx[i];
-        let oihw = c.kernel.view().permuted_axes([3, 2, 0, 1]);
-        t.push((format!("features.{n}.weight"), oihw.shape().to_vec(), oihw.iter().copied().collect()));
-        t.push((format!("features.{n}.bias"), vec![c.bias.len()], c.bias.to_vec()));
-        if let Some(bn) = &c.bn {
-            for (k, a) in [("weight", &bn.gamma), ("bias", &bn.beta), ("running_mean", &bn.mean), ("running_var", &bn.var)] {
-                t.push((format!("features.{}.{k}", n + 1), vec![a.len()], a.to_vec()));
-            }
-        }
-    }
-    let (h, w) = v.arch.final_hw();
-    let c_last = *v.arch.channels.last().unwrap();
-    for (j, d) in v.dense.iter().enumerate() {
-        let mut wt: Array2<f32> = d.weight.t().to_owned(); // [out, in]
-        if j == 0 {
-            // NHWC feature order -> torchvision's CHW order.
-            let mut chw = wt.clone();
-            for c in 0..c_last {
-                for p in 0..h * w {
-                    chw.column_mut(c * h * w + p).assign(&wt.column(p * c_last + c));
-                }
-            }
-            wt = chw;
-        }
-        let n = [0, 3, 6][j];
-        t.push((format!("classifier.{n}.weight"), wt.shape().to_vec(), wt.iter().copied().collect()));
-        t.push((format!("classifier.{n}.bias"), vec![d.bias.len()], d.bias.to_vec()));
-    }
-    let bytes: Vec<Vec<u8>> = t.iter().map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views: Vec<(String, TensorView)> =
-        t.iter().zip(&bytes).map(|((n, s, _), b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
-    safetensors::serialize(views, &None).unwrap()
-}
 
 #[test]
 fn imports_vgg16_and_vgg16_bn() {

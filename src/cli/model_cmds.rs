@@ -176,8 +176,7 @@ pub fn predict(a: &PredictArgs) -> anyhow::Result<()> {
     let ck = checkpoint::load(&a.checkpoint)?;
     let arch = &ck.model.arch;
     let want = format!("float32 .npy of shape [N, {}, {}, {}] (NHWC)", arch.input[0], arch.input[1], arch.input[2]);
-    let x: Array4<f32> = ndarray_npy::read_npy(&a.input)
-        .with_context(|| format!("reading input {}: expected a {want}", a.input.display()))?;
+    let x: Array4<f32> = crate::data::read_images_npy(&a.input).with_context(|| format!("reading input: expected a {want}"))?;
     if x.shape()[1..] != arch.input[..] {
         bail!("input {} has shape {:?}; this checkpoint needs a {want}", a.input.display(), x.shape());
     }

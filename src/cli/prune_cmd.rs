@@ -146,8 +146,8 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         (Needs::Data, Some(path), None) => {
             let [h, w, c] = v.arch.input;
             let want = format!("float32 .npy of shape [N, {h}, {w}, {c}] (NHWC)");
-            let x: Array4<f32> = ndarray_npy::read_npy(path)
-                .with_context(|| format!("reading --images {}: expected a {want}", path.display()))?;
+            let x: Array4<f32> =
+                crate::data::read_images_npy(path).with_context(|| format!("reading --images: expected a {want}"))?;
             if x.shape()[1..] != v.arch.input[..] || x.shape()[0] == 0 {
                 bail!(
                     "--images {} has shape {:?}; this checkpoint needs a {want} with N >= 1",

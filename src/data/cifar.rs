@@ -79,24 +79,33 @@ impl CifarKind {
 /// Appends one file's records to `images` (NHWC, `[0, 1]`) and `labels`, checking its size and
 /// its labels.
 fn append_file(path: &Path, kind: CifarKind, images: &mut Vec<f32>, labels: &mut Vec<u32>) -> Result<()> {
-    let bytes = read_maybe_gz(path)?;
+    append_records(&read_maybe_gz(path)?, kind, images, labels).map_err(|m| Error::file(path, m))
+}
+
+/// Appends the records of one (decompressed) CIFAR binary file to `images` (NHWC, `[0, 1]`,
+/// 3072 values per record) and `labels`, as [`load_cifar_files`] does for each file. The error
+/// (a message without the file name) names the record and byte offset that is wrong; on error the
+/// records before the wrong one stay appended.
+pub fn append_records(
+    bytes: &[u8],
+    kind: CifarKind,
+    images: &mut Vec<f32>,
+    labels: &mut Vec<u32>,
+) -> std::result::Result<(), String> {
     let rec = kind.record_len();
     if bytes.is_empty() {
-        return Err(Error::file(path, format!("empty: a {} file holds {rec}-byte records", kind.name())));
+        return Err(format!("empty: a {} file holds {rec}-byte records", kind.name()));
     }
     if bytes.len() % rec != 0 {
         let whole = bytes.len() / rec;
-        return Err(Error::file(
-            path,
-            format!(
-                "{} bytes is not a multiple of the {rec}-byte {} record: record #{whole} at byte offset {} \
-                 is incomplete ({} of {rec} bytes); the file is truncated or not {} binary",
-                bytes.len(),
-                kind.name(),
-                whole * rec,
-                bytes.len() - whole * rec,
-                kind.name()
-            ),
+        return Err(format!(
+            "{} bytes is not a multiple of the {rec}-byte {} record: record #{whole} at byte offset {} \
+             is incomplete ({} of {rec} bytes); the file is truncated or not {} binary",
+            bytes.len(),
+            kind.name(),
+            whole * rec,
+            bytes.len() - whole * rec,
+            kind.name()
         ));
     }
     let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);
@@ -105,7 +114,7 @@ fn append_file(path: &Path, kind: CifarKind, images: &mut Vec<f32>, labels: &mut
     labels.reserve(n);
     for (i, r) in bytes.chunks_exact(rec).enumerate() {
         let bad = |what: &str, v: u8, max: usize| {
-            Error::file(path, format!("record #{i} (byte offset {}): {what} {v} is out of range 0..{max}", i * rec))
+            format!("record #{i} (byte offset {}): {what} {v} is out of range 0..{max}", i * rec)
         };
         let label = match kind {
             CifarKind::Cifar10 => r[0],

@@ -33,12 +33,16 @@ pub struct FolderConfig {
     pub normalize: Option<Normalize>,
     /// Decoding threads; 0 uses every available core.
     pub threads: usize,
+    /// The most pixels an image may have, as stored and after the resize (2^26 by default,
+    /// 64 Mpx); a bigger one is an error naming its size. Bounds memory per decoding thread
+    /// to about 8 bytes per pixel of this, whatever an image's header claims.
+    pub max_pixels: u64,
 }
 
 impl Default for FolderConfig {
-    /// Resize 256, crop 224, ImageNet normalisation, all cores.
+    /// Resize 256, crop 224, ImageNet normalisation, all cores, at most 2^26 pixels.
     fn default() -> Self {
-        FolderConfig { resize: 256, crop: 224, normalize: Some(Normalize::imagenet()), threads: 0 }
+        FolderConfig { resize: 256, crop: 224, normalize: Some(Normalize::imagenet()), threads: 0, max_pixels: 1 << 26 }
     }
 }
 
@@ -53,6 +57,14 @@ impl FolderConfig {
         }
         if let Some(n) = &self.normalize {
             n.check_channels(3, "image folder")?;
+        }
+        let crop_px = self.crop as u64 * self.crop as u64;
+        if self.max_pixels < crop_px {
+            return Err(Error::invalid(
+                "image folder max_pixels",
+                self.max_pixels,
+                format!("allow at least the crop's {crop_px} pixels"),
+            ));
         }
         Ok(())
     }
@@ -208,25 +220,50 @@ pub fn load_image_folder(root: &Path, config: &FolderConfig) -> Result<Dataset> 
 /// Decodes `path` (format from its content, not its name) and writes the transformed
 /// `crop x crop x 3` HWC image into `dst`.
 fn eval_transform(path: &Path, config: &FolderConfig, dst: &mut [f32]) -> Result<()> {
-    let decoded = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::file(path, format!("cannot decode image: {e}")))?;
-    let rgb = decoded.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    if w == 0 || h == 0 {
-        return Err(Error::file(path, format!("image is {w}x{h}")));
-    }
-    let r = config.resize as u64;
-    let (nw, nh) = if w <= h {
-        (config.resize, (r * h as u64 / w as u64) as u32)
-    } else {
-        ((r * w as u64 / h as u64) as u32, config.resize)
-    };
-    let resized = if (nw, nh) == (w, h) { rgb } else { image::imageops::resize(&rgb, nw, nh, FilterType::Triangle) };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    eval_transform_bytes(&bytes, config, dst).map_err(|m| Error::file(path, m))
+}
+
+/// Decodes the bytes of one JPEG or PNG image (format from its content) and writes it, with
+/// the evaluation transform of `config`, into `dst` (`crop x crop x 3` HWC `f32`, so
+/// `dst.len()` must be `3 * crop^2`). The error (a message without the file name) says why the
+/// image cannot be read: not decodable, 0 pixels, or more than `config.max_pixels` pixels as
+/// stored or once its shorter side is resized (a 1 x 60000 image would become 256 x 15.4M).
+pub fn eval_transform_bytes(bytes: &[u8], config: &FolderConfig, dst: &mut [f32]) -> std::result::Result<(), String> {
+    config.check().map_err(|e| e.to_string())?;
     let crop = config.crop;
+    let want = 3 * crop as usize * crop as usize;
+    if dst.len() != want {
+        return Err(format!("output holds {} values; a {crop}x{crop}x3 image needs {want}", dst.len()));
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(config.max_pixels.saturating_mul(8));
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| format!("cannot decode image: {e}"))?;
+    let too_big = |what: &str, w: u32, h: u32| {
+        format!(
+            "image is {w}x{h} pixels {what}, more than the {} allowed (raise FolderConfig::max_pixels, or shrink it)",
+            config.max_pixels
+        )
+    };
+    let (w, h) = (decoded.width(), decoded.height());
+    if w == 0 || h == 0 {
+        return Err(format!("image is {w}x{h}"));
+    }
+    if w as u64 * h as u64 > config.max_pixels {
+        return Err(too_big("as stored", w, h));
+    }
+    let rgb = decoded.to_rgb8();
+    let r = config.resize as u64;
+    let (nw, nh) = if w <= h { (r, r * h as u64 / w as u64) } else { (r * w as u64 / h as u64, r) };
+    if nw.saturating_mul(nh) > config.max_pixels {
+        return Err(too_big(&format!("once resized to {nw}x{nh}"), w, h));
+    }
+    let (nw, nh) = (nw as u32, nh as u32);
+    let resized = if (nw, nh) == (w, h) { rgb } else { image::imageops::resize(&rgb, nw, nh, FilterType::Triangle) };
     let top = ((nh - crop) as f64 / 2.0).round_ties_even() as u32;
     let left = ((nw - crop) as f64 / 2.0).round_ties_even() as u32;
     let lut: [f32; 256] = std::array::from_fn(|v| v as f32 / 255.0);

@@ -20,13 +20,19 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// Reads a whole file, decompressing it if it starts with the gzip magic `1f 8b`.
 pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    gunzip_if_gz(raw).map_err(|m| Error::file(path, m))
+}
+
+/// `raw` itself, or its decompressed contents if it starts with the gzip magic `1f 8b`; the
+/// error (a message without the file name) says where a corrupt or truncated stream broke.
+pub fn gunzip_if_gz(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
         return Ok(raw);
     }
     // Real IDX files grow about 1.8x (images) to 3x (labels) when inflated.
     let mut out = Vec::with_capacity(raw.len() * 2);
     flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
-        Error::file(path, format!("gzip stream is corrupt or truncated ({e}) after {} decompressed bytes", out.len()))
+        format!("gzip stream is corrupt or truncated ({e}) after {} decompressed bytes", out.len())
     })?;
     Ok(out)
 }
@@ -50,55 +56,60 @@ impl IdxArray {
 /// exactly: a short file names the first incomplete item and its byte offset, a long one the
 /// offset where the extra bytes start. Offsets are in the decompressed stream.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = read_maybe_gz(path)?;
-    let err = |m: String| Error::file(path, m);
+    parse_idx(read_maybe_gz(path)?).map_err(|m| Error::file(path, m))
+}
+
+/// Parses the (decompressed) bytes of an IDX file of u8 elements, as [`read_idx`]; the error
+/// is a message without the file name. Takes the bytes to reuse them as the data.
+pub fn parse_idx(bytes: Vec<u8>) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(err(format!("truncated: {} bytes, an IDX header needs at least 4", bytes.len())));
+        return Err(format!("truncated: {} bytes, an IDX header needs at least 4", bytes.len()));
     }
     let magic = u32::from_be_bytes(bytes[0..4].try_into().unwrap());
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err(err(format!(
+        return Err(format!(
             "wrong magic 0x{magic:08x} at byte offset 0: not an IDX file (expected 0x{IDX_IMAGES_MAGIC:08x} \
              for images or 0x{IDX_LABELS_MAGIC:08x} for labels)"
-        )));
+        ));
     }
     if bytes[2] != 0x08 {
-        return Err(err(format!(
+        return Err(format!(
             "IDX element type 0x{:02x} at byte offset 2 is not supported: only 0x08 (u8) is",
             bytes[2]
-        )));
+        ));
     }
     let ndims = bytes[3] as usize;
     if ndims == 0 {
-        return Err(err("IDX header at byte offset 3 declares 0 dimensions".into()));
+        return Err("IDX header at byte offset 3 declares 0 dimensions".to_string());
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(err(format!(
+        return Err(format!(
             "truncated: {} bytes, but the header of {ndims} dimensions needs {header}",
             bytes.len()
-        )));
+        ));
     }
     let dims: Vec<usize> =
         (0..ndims).map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize).collect();
-    let item: usize = dims[1..].iter().product();
-    let want = dims[0].checked_mul(item).ok_or_else(|| err(format!("dimensions {dims:?} overflow")))?;
+    let overflow = || format!("dimensions {dims:?} overflow: the data would be more than {} bytes", usize::MAX);
+    let item = dims[1..].iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
+    let want = dims[0].checked_mul(item).ok_or_else(overflow)?;
     let have = bytes.len() - header;
     if have < want {
         let first_bad = have.checked_div(item).unwrap_or(0);
-        return Err(err(format!(
+        return Err(format!(
             "truncated: the header (dimensions {dims:?}) promises {want} bytes of data from byte offset \
              {header}, but only {have} follow; item #{first_bad} at byte offset {} is incomplete",
             header + first_bad * item
-        )));
+        ));
     }
     if have > want {
-        return Err(err(format!(
+        return Err(format!(
             "{} unexpected byte(s) after the last of {} items, from byte offset {}",
             have - want,
             dims[0],
             header + want
-        )));
+        ));
     }
     let mut data = bytes;
     data.drain(..header);

@@ -3,6 +3,7 @@
 //!
 //! - [`dataset`]: [`Dataset`], the in-memory form every loader returns; subsets.
 //! - [`idx`]: IDX files (MNIST, Fashion-MNIST), gzip or raw.
+//! - [`npy`]: `.npy` float32 NHWC image arrays (`predict`, `prune --images`).
 //! - [`fashion`]: where Fashion-MNIST lives on this machine; [`fashion_mnist`].
 //! - [`cifar`]: CIFAR-10 / CIFAR-100 binary batches.
 //! - [`folder`]: ImageFolder trees of JPEG/PNG (ImageNet validation layout).
@@ -19,6 +20,7 @@ pub mod dataset;
 pub mod fashion;
 pub mod folder;
 pub mod idx;
+pub mod npy;
 pub mod source;
 pub mod transform;
 
@@ -28,5 +30,6 @@ pub use dataset::{Dataset, Split};
 pub use fashion::{fashion_mnist, fashion_mnist_dir, fashion_mnist_from};
 pub use folder::{load_image_folder, FolderConfig, ImageFolder};
 pub use idx::{load_idx_pair, read_idx, IdxArray};
+pub use npy::{images_from_npy_bytes, read_images_npy};
 pub use source::{Source, FOLDER_LIMIT_SEED};
 pub use transform::{Augment, Normalize};

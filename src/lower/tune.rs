@@ -64,7 +64,18 @@ struct CacheFile {
     entries: BTreeMap<String, Decision>,
 }
 
-const CACHE_VERSION: u32 = 4;
+/// The cache file format this build reads and writes; a file of another version is ignored.
+pub const CACHE_VERSION: u32 = 4;
+
+/// The decisions of a cache file's text, by key (`plugin|platform|device kind|shape`); none
+/// when the text is not a cache of this version: an old or damaged cache only costs a
+/// re-tune, never a failure.
+pub fn parse_cache(text: &str) -> BTreeMap<String, Decision> {
+    match serde_json::from_str::<CacheFile>(text) {
+        Ok(c) if c.version == CACHE_VERSION => c.entries,
+        _ => BTreeMap::new(),
+    }
+}
 
 /// Times lowerings on one device and remembers the winners.
 pub struct Tuner<'a> {
@@ -106,11 +117,7 @@ impl<'a> Tuner<'a> {
         let cache = match &cache_path {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-                match serde_json::from_str::<CacheFile>(&text) {
-                    Ok(c) if c.version == CACHE_VERSION => c,
-                    // An old or damaged cache only costs a re-tune; never fail on it.
-                    _ => CacheFile { version: CACHE_VERSION, ..Default::default() },
-                }
+                CacheFile { version: CACHE_VERSION, entries: parse_cache(&text) }
             }
             _ => CacheFile { version: CACHE_VERSION, ..Default::default() },
         };

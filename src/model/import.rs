@@ -65,6 +65,9 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
             return Err(format!("tensor '{wname}' has shape {shape:?}, expected [out, {}, 3, 3]", if i == 0 { shape.get(1).copied().unwrap_or(0) } else { cin }));
         }
         let (o, ci) = (shape[0], shape[1]);
+        if o == 0 {
+            return Err(format!("tensor '{wname}' has shape {shape:?}: 0 output channels; every conv needs at least 1"));
+        }
         // OIHW -> HWIO
         let oihw = Array4::from_shape_vec((o, ci, 3, 3), w).expect("checked");
         let kernel = oihw.permuted_axes([2, 3, 1, 0]).as_standard_layout().to_owned();

@@ -238,7 +238,14 @@ pub struct Truth {
 /// Reads a truth CSV: columns `checkpoint` (path or file name) and `top1_after` (accuracy
 /// after fine-tuning), optionally `finetune_seconds`; other columns are ignored.
 pub fn read_truth(path: &Path) -> Result<Vec<Truth>> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| Error::file(path, e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_truth(path, &text)
+}
+
+/// Parses the text of a truth CSV read from `path` (see [`read_truth`]; errors name `path`
+/// and the row).
+pub fn parse_truth(path: &Path, text: &str) -> Result<Vec<Truth>> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
     let headers = r.headers().map_err(|e| Error::file(path, e.to_string()))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let (Some(ci), Some(ai)) = (col("checkpoint"), col("top1_after")) else {
