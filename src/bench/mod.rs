@@ -2,6 +2,7 @@
 
 pub mod accuracy;
 pub mod latency;
+pub mod load;
 pub mod stats;
 
 pub use stats::Summary;
