@@ -545,7 +545,19 @@ fn truth_seeds() -> Vec<Vec<u8>> {
 fn cache_seeds() -> Vec<Vec<u8>> {
     let v: serde_json::Value = serde_json::from_str(include_str!("../results/lowering-gpu-h200.json")).unwrap();
     let entries: serde_json::Map<String, serde_json::Value> =
-        v["entries"].as_object().unwrap().iter().take(3).map(|(k, v)| (k.clone(), v.clone())).collect();
+        v["entries"].as_object().unwrap().iter().take(3).map(|(k, v)| {
+            // The committed GPU cache predates the evidence fields: add them as a tuning now writes them.
+            let mut d = v.clone();
+            let o = d.as_object_mut().unwrap();
+            let samples: serde_json::Map<String, serde_json::Value> =
+                o["seconds"].as_object().unwrap().keys().map(|l| (l.clone(), serde_json::json!(5))).collect();
+            o.insert("samples".into(), samples.into());
+            o.insert("margin".into(), serde_json::json!(1.3));
+            o.insert("retimed".into(), serde_json::json!([]));
+            o.insert("load".into(), serde_json::json!({"other_cpu": 0.01, "steal": 0.0}));
+            o.insert("busy".into(), serde_json::Value::Null);
+            (k.clone(), d)
+        }).collect();
     let file = serde_json::json!({ "version": prunebench::lower::tune::CACHE_VERSION, "entries": entries });
     vec![serde_json::to_vec_pretty(&file).unwrap()]
 }

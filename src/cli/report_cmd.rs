@@ -15,14 +15,28 @@ pub struct ReportArgs {
     /// Folder for summary.md and the plots (SVG and PNG); created if missing.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
+    /// A reference result CSV of the same suite (e.g. the committed results/quickstart.csv):
+    /// each speed-up is compared with the reference's (agrees when the 95% intervals overlap).
+    #[arg(long, value_name = "CSV")]
+    pub reference: Option<PathBuf>,
+    /// Print the speed-up table (with the comparison, given --reference) to stdout.
+    #[arg(long)]
+    pub table: bool,
 }
 
 pub fn report(a: &ReportArgs) -> anyhow::Result<()> {
-    let w = report::report(&a.csv, &a.out)?;
+    let w = report::report_against(&a.csv, &a.out, a.reference.as_deref())?;
+    if a.table {
+        println!("{}", w.table);
+        if let (Some(r), Some(t)) = (&a.reference, &w.tally) {
+            println!("against {}: {t}", r.display());
+        }
+    }
     eprintln!(
-        "{} rows read ({} plotted, {} errors listed) -> {} and {} plot files in {}",
+        "{} rows read ({} plotted, {} not valid, {} errors listed) -> {} and {} plot files in {}",
         w.rows,
         w.plotted,
+        w.not_valid,
         w.errors,
         w.summary.display(),
         w.plots.len(),

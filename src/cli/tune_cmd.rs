@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::device::DeviceArgs;
 use crate::hlo::DType;
-use crate::lower::tune::{default_cache_path, StderrProgress, Tuner};
+use crate::lower::tune::{default_cache_path, RetuneBusy, StderrProgress, Tuner};
 use crate::lower::{Lowering, ALL};
 use crate::model::{checkpoint, program, Arch};
 
@@ -27,6 +27,10 @@ pub struct TuneArgs {
     /// Measure again even where the cache has a decision (the cache is updated).
     #[arg(long)]
     pub force: bool,
+    /// Measure again the choices the cache flags as made on a busy machine, whatever the load
+    /// now (by default they are re-tuned only when the machine is quiet).
+    #[arg(long)]
+    pub retune_busy: bool,
     /// Cache file (default: $PRUNEBENCH_CACHE_DIR/lowering.json, else ~/.cache/prunebench/).
     #[arg(long)]
     pub cache: Option<PathBuf>,
@@ -47,13 +51,16 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
         }
     }
     let mut tuner = Tuner::new(&session, cache.clone())?;
+    if a.retune_busy {
+        tuner.retune_busy = RetuneBusy::Always;
+    }
     println!("device: {}  cache: {}", session.describe(), cache.map(|p| p.display().to_string()).unwrap_or("none".into()));
     for &batch in &a.batch {
         let shapes = program::layer_shapes(&arch, batch, a.dtype);
         let plan = tuner.plan(&shapes, &mut StderrProgress)?;
         println!("batch {batch}:");
         let heads: Vec<String> = ALL.iter().map(|l| format!("{:>10}", format!("{l} ms"))).collect();
-        println!("  {:<6} {:<24} {}  {:>8}  choice", "layer", "shape", heads.join(" "), "speed-up");
+        println!("  {:<6} {:<24} {}  {:>8}  {:>6}  {:<8}  flags", "layer", "shape", heads.join(" "), "speed-up", "margin", "choice");
         for (i, (s, l)) in shapes.iter().zip(&plan).enumerate() {
             let d = tuner.cached(s).expect("tuned");
             let t = |k: &Lowering| d.seconds.get(k).map(|x| x * 1e3).unwrap_or(f64::NAN);
@@ -63,8 +70,15 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
                 .map(|k| if t(k).is_nan() { format!("{:>10}", "-") } else { format!("{:>10.3}", t(k)) })
                 .collect();
             let gain = t(&Lowering::Direct) / t(l);
-            println!("  conv{:<2} {:<24} {}  {:>7.2}x  {l}", i, s.to_string(), cols.join(" "), gain);
+            let margin = d.margin.map(|m| format!("{m:.2}x")).unwrap_or_else(|| "-".into());
+            let flags = d.flags().unwrap_or_default();
+            println!("  conv{:<2} {:<24} {}  {:>7.2}x  {margin:>6}  {l:<8}  {flags}", i, s.to_string(), cols.join(" "), gain);
         }
     }
+    println!(
+        "margin: the fastest other lowering's time / the chosen one's (below 1: a faster but more complex \
+         lowering lost a near tie, within 5%, to a simpler one). Choices flagged busy are re-tuned when the \
+         machine is quiet, or now with --retune-busy."
+    );
     Ok(())
 }

@@ -30,11 +30,31 @@ pub struct Row {
     pub params: Option<u64>,
     pub macs: Option<u64>,
     pub latency_p50_ms: Option<f64>,
+    /// 95% interval of the p50 (newer CSVs; see docs/csv-schema.md).
+    pub latency_p50_ci_low_ms: Option<f64>,
+    pub latency_p50_ci_high_ms: Option<f64>,
+    /// Speed-up over the unpruned row of the same setting, with its 95% interval (newer CSVs;
+    /// the report computes the speed-up itself, without interval, where absent).
+    pub speedup: Option<f64>,
+    pub speedup_ci_low: Option<f64>,
+    pub speedup_ci_high: Option<f64>,
+    /// The variant whose program measurement this row reports (rows sharing a program share it).
+    pub measured_for: Option<String>,
+    pub rounds: Option<u64>,
+    /// `yes`, or the reasons the measurement is not valid, separated by `; `.
+    pub valid: Option<String>,
+    pub load_other_cpu: Option<f64>,
+    pub load_steal: Option<f64>,
     pub argument_bytes: Option<i64>,
     pub output_bytes: Option<i64>,
     pub temp_bytes: Option<i64>,
     pub code_bytes: Option<i64>,
+    /// Older CSVs: argument + output + 4 bytes (replaced by the two columns below).
     pub program_peak_bytes: Option<i64>,
+    /// What PJRT's compiled memory statistics call peak (empty where not given).
+    pub compiler_peak_bytes: Option<i64>,
+    /// Argument + output + temporaries: the least one call must hold.
+    pub program_min_bytes: Option<i64>,
     pub device_peak_bytes: Option<i64>,
     pub top1_before_ft: Option<f64>,
     pub top1_after_ft: Option<f64>,
@@ -83,9 +103,41 @@ impl Row {
         parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum())
     }
 
-    /// The device's peak in use where the plugin reports it, else the program's peak.
+    /// The device's peak in use where the plugin reports it, else the compiler's peak, else
+    /// the least one call must hold (arguments + outputs + temporaries), else (older CSVs) the
+    /// old `program_peak_bytes`.
     pub fn peak_bytes(&self) -> Option<i64> {
-        self.device_peak_bytes.or(self.program_peak_bytes)
+        self.device_peak_bytes.or(self.compiler_peak_bytes).or(self.program_min_bytes).or(self.program_peak_bytes)
+    }
+
+    /// Whether the measurement is valid: `Some(Ok(()))` for `yes`, `Some(Err(reasons))` for
+    /// anything else, `None` where the CSV has no `valid` column (older CSVs: unknown).
+    pub fn validity(&self) -> Option<std::result::Result<(), &str>> {
+        let v = self.valid.as_deref()?.trim();
+        if v.is_empty() {
+            return None;
+        }
+        Some(if v == "yes" { Ok(()) } else { Err(v) })
+    }
+
+    /// Valid or unknown (only a `valid` cell other than `yes` makes a row not valid).
+    pub fn valid_or_unknown(&self) -> bool {
+        !matches!(self.validity(), Some(Err(_)))
+    }
+
+    /// The 95% interval of the p50 (ms), where the CSV gives it.
+    pub fn p50_ci(&self) -> Option<(f64, f64)> {
+        Some((self.latency_p50_ci_low_ms?, self.latency_p50_ci_high_ms?))
+    }
+
+    /// The 95% interval of the speed-up, where the CSV gives it.
+    pub fn speedup_ci(&self) -> Option<(f64, f64)> {
+        Some((self.speedup_ci_low?, self.speedup_ci_high?))
+    }
+
+    /// Which program measurement this row reports: `measured_for`, else its own variant.
+    pub fn program(&self) -> &str {
+        self.measured_for.as_deref().filter(|m| !m.is_empty()).unwrap_or(&self.variant)
     }
 }
 

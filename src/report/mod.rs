@@ -1,7 +1,9 @@
 //! Reports on result CSVs: `prunebench report` (tables and plots) and `prunebench merge`.
 //!
 //! - [`input`] reads CSVs by header name into [`Row`] (the columns the report needs).
-//! - [`analysis`] finds baselines, speed-ups, the Pareto front, latency budgets, series labels.
+//! - [`analysis`] finds baselines, speed-ups, rows sharing a program, differences within
+//!   noise, the Pareto front (valid rows), latency budgets, series labels.
+//! - [`compare`] prints the speed-up table and compares it with a reference run.
 //! - [`summary`] writes `summary.md`.
 //! - [`plot`] draws the plots, as SVG and PNG.
 //! - [`merge`] joins the CSVs of a sharded run.
@@ -14,6 +16,7 @@
 //! ```
 
 pub mod analysis;
+pub mod compare;
 pub mod input;
 pub mod merge;
 pub mod plot;
@@ -36,26 +39,46 @@ pub struct Written {
     pub rows: usize,
     pub plotted: usize,
     pub errors: usize,
+    /// Rows whose measurement is marked not valid.
+    pub not_valid: usize,
+    /// The speed-up table (markdown), with the reference's speed-ups and verdicts when a
+    /// reference was given.
+    pub table: String,
+    /// The count of verdicts against the reference (`None` without one).
+    pub tally: Option<String>,
 }
 
 /// Reads `csvs` and writes `summary.md` and the plots into `out`.
 pub fn report(csvs: &[PathBuf], out: &Path) -> Result<Written> {
+    report_against(csvs, out, None)
+}
+
+/// [`report`], and with `reference` (a result CSV of an earlier run of the same suite) the
+/// comparison of every speed-up with the reference's ([`compare`]).
+pub fn report_against(csvs: &[PathBuf], out: &Path, reference: Option<&Path>) -> Result<Written> {
     if csvs.is_empty() {
         return Err(Error::invalid("report inputs", "(none)", "give at least one result CSV"));
     }
     let sources = input::load_all(csvs)?;
+    let ref_sources = reference.map(input::load).transpose()?.map(|s| vec![s]).unwrap_or_default();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let points = analysis::points(&sources);
+    let ref_points = analysis::points(&ref_sources);
+    let comparisons = reference.map(|_| compare::compare(&points, &ref_points));
+    let table = compare::table(&points, comparisons.as_deref());
+    let tally = comparisons.as_deref().map(compare::tally);
     let mut plots = Vec::new();
     for c in plot::charts(&sources, &points) {
         plots.extend(plot::write(&c, out)?);
     }
     let names: Vec<String> =
         plots.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
-    let md = summary::markdown(&sources, &points, &names);
+    let against = reference.zip(comparisons.as_deref());
+    let md = summary::markdown(&sources, &points, &names, &table, against);
     let summary = out.join("summary.md");
     std::fs::write(&summary, md).map_err(|e| Error::io(&summary, e))?;
     let rows = sources.iter().map(|s| s.rows.len()).sum();
     let errors = sources.iter().flat_map(|s| &s.rows).filter(|r| !r.is_ok()).count();
-    Ok(Written { summary, plots, rows, plotted: points.len(), errors })
+    let not_valid = points.iter().filter(|p| !p.row.valid_or_unknown()).count();
+    Ok(Written { summary, plots, rows, plotted: points.len(), errors, not_valid, table, tally })
 }

@@ -4,23 +4,27 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `speedup` | measured speed-up (95% whiskers) against the MAC-ideal one, one panel per batch size, log axes where the values span more than 10x; rows sharing a program are one point, tagged with every row's name; not valid rows hollow |
 //! | `latency_vs_ratio` | p50 against the fraction removed, per method (physical), with the MAC-ideal curve dashed |
 //! | `accuracy_vs_latency` | top-1 (after fine-tuning where measured) against p50, the Pareto front per setting |
 //! | `memory_vs_ratio` | compiled memory (arguments + outputs + temporaries + code) against the fraction removed; peak dashed where reported |
 //! | `masked_vs_physical` | p50 of the masked control next to physical pruning |
 //! | `round_to` | p50 against the fraction removed, one line per `round_to` |
 //!
-//! Only `ok` rows with a p50 are plotted; per-layer (`layers`) ratios have no place on a
+//! Only `ok` rows with a p50 are plotted; markers of rows whose measurement is not valid are
+//! hollow (and listed in `summary.md`); per-layer (`layers`) ratios have no place on a
 //! ratio axis and are left out of the ratio plots.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::analysis::{join, pareto_front, Point, Setting, Varying};
+use super::analysis::{fronts, join, programs, Point, Setting, Varying};
 use super::input::Source;
 use crate::error::{Error, Result};
 
@@ -44,7 +48,35 @@ pub struct Series {
     pub kind: Kind,
     /// Palette index (a measured series and its model share one).
     pub color: usize,
+    /// Per point (parallel to `points`, or empty for none): whisker, hollow marker, tag.
+    pub marks: Vec<Mark>,
 }
+
+/// What is drawn at one point besides its marker.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Mark {
+    /// A vertical whisker from `.0` to `.1` (a 95% interval).
+    pub whisker: Option<(f64, f64)>,
+    /// Drawn hollow (the measurement is not valid).
+    pub hollow: bool,
+    /// Text written next to the point (the rows it stands for).
+    pub tag: String,
+}
+
+/// Points with their marks, as a series is built.
+type Marked = (Vec<(f64, f64)>, Vec<Mark>);
+
+/// One panel of a chart with several (e.g. one per batch size).
+#[derive(Clone, Debug)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+    /// Both axes logarithmic (the values span more than [`LOG_RANGE`]).
+    pub log: bool,
+}
+
+/// Above this ratio of the largest to the smallest value on a panel, its axes are logarithmic.
+pub const LOG_RANGE: f64 = 10.0;
 
 #[derive(Clone, Debug)]
 pub struct Chart {
@@ -58,6 +90,8 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// Shown under the title (e.g. why a plot is empty).
     pub note: Option<String>,
+    /// Side-by-side panels; when empty, `series` is the one panel.
+    pub panels: Vec<Panel>,
 }
 
 impl Chart {
@@ -70,6 +104,16 @@ impl Chart {
             y_from_zero: true,
             series: Vec::new(),
             note: None,
+            panels: Vec::new(),
+        }
+    }
+
+    /// The panels to draw: [`panels`](Self::panels), or one made of `series`.
+    fn panels(&self) -> Vec<Panel> {
+        if self.panels.is_empty() {
+            vec![Panel { title: String::new(), series: self.series.clone(), log: false }]
+        } else {
+            self.panels.clone()
         }
     }
 }
@@ -125,7 +169,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// Builds the five charts.
 pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
     let ratio_x = "fraction of channels removed";
-    let mut out = Vec::new();
+    let mut out = vec![speedup_chart(sources, points)];
 
     // Latency against ratio, with the MAC-ideal curve.
     let mut c = Chart::new("latency_vs_ratio", "Latency vs pruning ratio (physical pruning)", ratio_x, "p50 latency (ms)");
@@ -137,11 +181,11 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
             label: label.clone(),
             points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
             kind: Kind::Line,
-            color: i,
+            color: i, marks: Vec::new(),
         });
         let ideal: Vec<(f64, f64)> = line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.ideal_p50()?))).collect();
         if ideal.len() > 1 {
-            c.series.push(Series { label: format!("{label} MAC-ideal"), points: ideal, kind: Kind::Dashed, color: i });
+            c.series.push(Series { label: format!("{label} MAC-ideal"), points: ideal, kind: Kind::Dashed, color: i, marks: Vec::new() });
         }
     }
     out.push(c);
@@ -151,28 +195,28 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
     c.y_from_zero = false;
     let vary = Varying::of(points.iter().filter(|p| p.row.top1().is_some()));
     let with_acc: Vec<&Point> = points.iter().filter(|p| p.row.top1().is_some()).collect();
-    let mut groups: BTreeMap<(Setting, String, bool), Vec<(f64, f64)>> = BTreeMap::new();
-    let mut fronts: BTreeMap<Setting, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Setting, String, bool), Marked> = BTreeMap::new();
     for p in &with_acc {
         let xy = (p.row.latency_p50_ms.unwrap(), p.row.top1().unwrap());
         let method = if p.row.is_baseline() { "unpruned".to_string() } else { p.row.method.clone() };
-        groups.entry((p.setting.clone(), method, p.row.is_masked())).or_default().push(xy);
-        fronts.entry(p.setting.without_lowering()).or_default().push(xy);
+        let g = groups.entry((p.setting.clone(), method, p.row.is_masked())).or_default();
+        g.0.push(xy);
+        g.1.push(Mark { hollow: !p.row.valid_or_unknown(), ..Mark::default() });
     }
-    for (i, ((s, method, masked), pts)) in groups.into_iter().enumerate() {
+    for (i, ((s, method, masked), (pts, marks))) in groups.into_iter().enumerate() {
         let mut parts = vec![method];
         if masked {
             parts.push("masked".into());
         }
         parts.extend(vary.setting_label(sources, &s));
-        c.series.push(Series { label: join(&parts), points: pts, kind: Kind::Points, color: i });
+        c.series.push(Series { label: join(&parts), points: pts, kind: Kind::Points, color: i, marks });
     }
     let n = c.series.len();
-    for (j, (s, pts)) in fronts.into_iter().enumerate() {
-        let front: Vec<(f64, f64)> = pareto_front(&pts).into_iter().map(|i| pts[i]).collect();
-        let mut parts = vec!["Pareto front".to_string()];
+    for (j, (s, front)) in fronts(points).into_iter().enumerate() {
+        let mut parts = vec!["Pareto front (valid rows)".to_string()];
         parts.extend(vary.setting_label(sources, &s));
-        c.series.push(Series { label: join(&parts), points: front, kind: Kind::Front, color: n + j });
+        let front = front.iter().map(|p| (p.row.latency_p50_ms.unwrap(), p.row.top1().unwrap())).collect();
+        c.series.push(Series { label: join(&parts), points: front, kind: Kind::Front, color: n + j, marks: Vec::new() });
     }
     if with_acc.is_empty() {
         c.note = Some("no accuracy in the data (eval_limit: 0?)".into());
@@ -187,12 +231,12 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
         let compiled: Vec<(f64, f64)> =
             line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.row.compiled_bytes()? as f64 / MIB))).collect();
         if !compiled.is_empty() {
-            c.series.push(Series { label: format!("{label} compiled"), points: compiled, kind: Kind::Line, color: i });
+            c.series.push(Series { label: format!("{label} compiled"), points: compiled, kind: Kind::Line, color: i, marks: Vec::new() });
         }
         let peak: Vec<(f64, f64)> =
             line.iter().filter_map(|p| Some((p.row.ratio_value()?, p.row.peak_bytes()? as f64 / MIB))).collect();
         if !peak.is_empty() {
-            c.series.push(Series { label: format!("{label} peak"), points: peak, kind: Kind::Dashed, color: i });
+            c.series.push(Series { label: format!("{label} peak"), points: peak, kind: Kind::Dashed, color: i, marks: Vec::new() });
         }
     }
     out.push(c);
@@ -208,7 +252,7 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
             label: line_label(sources, &vary, k, true, vary.round_to),
             points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
             kind: Kind::Line,
-            color: i,
+            color: i, marks: Vec::new(),
         });
     }
     if masked_lines.is_empty() {
@@ -224,7 +268,7 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
             label: line_label(sources, &vary, k, false, true),
             points: line.iter().map(|p| (p.row.ratio_value().unwrap(), p.row.latency_p50_ms.unwrap())).collect(),
             kind: Kind::Line,
-            color: i,
+            color: i, marks: Vec::new(),
         });
     }
     if !vary.round_to {
@@ -232,6 +276,64 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
     }
     out.push(c);
     out
+}
+
+/// Measured speed-up against the MAC-ideal one, one panel per batch size: one point per
+/// program (rows sharing it tagged together), 95% whiskers where the CSV has them, hollow
+/// where not valid; the MAC-ideal diagonal dashed. The series are the settings (file, device,
+/// dtype, lowering) whose rows have an unpruned row to compare with.
+fn speedup_chart(sources: &[Source], points: &[Point<'_>]) -> Chart {
+    let mut c = Chart::new("speedup", "Speed-up over the unpruned network (whiskers: 95% intervals; hollow: not valid)", "MAC-ideal speed-up", "measured speed-up");
+    c.y_from_zero = false;
+    let progs: Vec<_> = programs(points).into_iter().filter(|g| g.first().speedup.is_some() && g.first().ideal.is_some()).collect();
+    let vary = Varying::of(progs.iter().map(|g| g.first()));
+    let mut batches: BTreeMap<usize, BTreeMap<Setting, Marked>> = BTreeMap::new();
+    for g in &progs {
+        let p = g.first();
+        let key = Setting { batch: 0, ..p.setting.clone() };
+        let e = batches.entry(p.setting.batch).or_default().entry(key).or_default();
+        e.0.push((p.ideal.unwrap(), p.speedup.unwrap()));
+        e.1.push(Mark { whisker: p.speedup_ci, hollow: g.invalid_reason().is_some(), tag: g.tag() });
+    }
+    let keys: Vec<Setting> = {
+        let mut k: Vec<Setting> = batches.values().flat_map(|m| m.keys().cloned()).collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let no_batch = Varying { batch: false, ..vary.clone() };
+    for (batch, series) in batches {
+        let mut panel = Panel { title: format!("batch {batch}"), series: Vec::new(), log: false };
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for (s, (pts, marks)) in series {
+            let color = keys.iter().position(|k| *k == s).unwrap_or(0);
+            for (&(x, y), m) in pts.iter().zip(&marks) {
+                for v in [x, y].into_iter().chain(m.whisker.into_iter().flat_map(|(a, b)| [a, b])) {
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            let label = join(&no_batch.setting_label(sources, &s));
+            let label = if label.is_empty() { s.lowering.clone() } else { label };
+            panel.series.push(Series { label, points: pts, kind: Kind::Points, color, marks });
+        }
+        if lo > 0.0 && hi > lo {
+            panel.log = hi / lo > LOG_RANGE;
+            let ends = vec![(lo, lo), (hi, hi)];
+            panel.series.push(Series {
+                label: "MAC-ideal (measured = ideal)".into(),
+                points: ends,
+                kind: Kind::Dashed,
+                color: 7,
+                marks: Vec::new(),
+            });
+        }
+        c.panels.push(panel);
+    }
+    if c.panels.is_empty() {
+        c.note = Some("no rows with both a speed-up and MACs".into());
+    }
+    c
 }
 
 /// Pixel size of every plot: the plot, and the legend panel at its right.
@@ -304,34 +406,87 @@ fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     (if from_zero && lo == 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
-/// Draws `chart` on any plotters backend.
+/// Draws `chart` on any plotters backend: its panels side by side, the legend at the right.
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> DrawResult<()> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_W);
-    let all = || chart.series.iter().flat_map(|s| s.points.iter());
-    let (x0, x1) = range(all().map(|p| p.0), false);
-    let (y0, y1) = range(all().map(|p| p.1), chart.y_from_zero);
     let caption = match &chart.note {
         Some(n) => format!("{} ({n})", chart.title),
         None => chart.title.clone(),
     };
-    let mut c = ChartBuilder::on(&plot_area)
-        .caption(caption, ("sans-serif", 20))
-        .margin(16)
+    let plot_area = plot_area.titled(&caption, ("sans-serif", 20)).map_err(e)?;
+    let panels = chart.panels();
+    let areas = plot_area.split_evenly((1, panels.len().max(1)));
+    for (panel, area) in panels.iter().zip(&areas) {
+        let all = || panel.series.iter().flat_map(|s| s.points.iter().copied().chain(s.marks.iter().flat_map(|m| m.whisker).flat_map(|(a, b)| [(f64::NAN, a), (f64::NAN, b)])));
+        if panel.log {
+            let (x0, x1) = log_range(all().map(|p| p.0));
+            let (y0, y1) = log_range(all().map(|p| p.1));
+            draw_panel(area, chart, panel, (x0..x1).log_scale(), (y0..y1).log_scale())?;
+        } else {
+            let (x0, x1) = range(all().map(|p| p.0), false);
+            let (y0, y1) = range(all().map(|p| p.1), chart.y_from_zero);
+            draw_panel(area, chart, panel, x0..x1, y0..y1)?;
+        }
+    }
+    let mut legend: Vec<Series> = Vec::new();
+    for s in panels.iter().flat_map(|p| &p.series) {
+        if !legend.iter().any(|l| l.label == s.label) {
+            legend.push(s.clone());
+        }
+    }
+    draw_legend(&legend_area, &legend).map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// A logarithmic axis range around the positive values (a 15% margin at each end).
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.1, 10.0);
+    }
+    (lo / 1.15, hi * 1.15)
+}
+
+/// One panel on coordinates `x` and `y` (linear or logarithmic).
+fn draw_panel<DB, X, Y>(area: &DrawingArea<DB, Shift>, chart: &Chart, panel: &Panel, x: X, y: Y) -> DrawResult<()>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut c = ChartBuilder::on(area)
+        .caption(panel.title.as_str(), ("sans-serif", 16))
+        .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .build_cartesian_2d(x, y)
         .map_err(e)?;
+    let x_desc = if panel.log { format!("{} (log)", chart.x_label) } else { chart.x_label.clone() };
+    let y_desc = if panel.log { format!("{} (log)", chart.y_label) } else { chart.y_label.clone() };
+    let light = if panel.log { TRANSPARENT } else { RGBColor(235, 235, 235).to_rgba() };
     c.configure_mesh()
-        .x_desc(chart.x_label.as_str())
-        .y_desc(chart.y_label.as_str())
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(8)
+        .y_labels(8)
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(light)
         .draw()
         .map_err(e)?;
-    for s in &chart.series {
+    let (x_pixels, _) = c.plotting_area().get_pixel_range();
+    let middle = (x_pixels.start + x_pixels.end) / 2;
+    for s in &panel.series {
         let col = color(s.color);
         let shape = (s.color / PALETTE.len()) % 3;
         let pts = s.points.clone();
@@ -345,45 +500,59 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Draw
             }
             Kind::Points => {}
         }
-        match s.kind {
-            Kind::Dashed => {}
-            Kind::Front => {
-                c.draw_series(pts.iter().map(|&p| Circle::new(p, 7, col.stroke_width(2)))).map_err(e)?;
+        for (i, &p) in pts.iter().enumerate() {
+            let mark = s.marks.get(i).cloned().unwrap_or_default();
+            if let Some((lo, hi)) = mark.whisker {
+                c.draw_series(std::iter::once(PathElement::new(vec![(p.0, lo), (p.0, hi)], col.stroke_width(2)))).map_err(e)?;
+                for v in [lo, hi] {
+                    c.draw_series(std::iter::once(EmptyElement::at((p.0, v)) + PathElement::new(vec![(-5, 0), (5, 0)], col.stroke_width(2))))
+                        .map_err(e)?;
+                }
             }
-            Kind::Line | Kind::Points => {
-                let size = if s.kind == Kind::Points { 5 } else { 4 };
-                for &p in &pts {
+            let size = if s.kind == Kind::Points { 5 } else { 4 };
+            let style = if mark.hollow { col.stroke_width(2) } else { col.filled() };
+            match s.kind {
+                Kind::Dashed => {}
+                Kind::Front => {
+                    c.draw_series(std::iter::once(Circle::new(p, 7, col.stroke_width(2)))).map_err(e)?;
+                }
+                Kind::Line | Kind::Points => {
                     match shape {
-                        0 => c.draw_series(std::iter::once(Circle::new(p, size, col.filled()))).map_err(e)?,
-                        1 => c.draw_series(std::iter::once(TriangleMarker::new(p, size + 1, col.filled()))).map_err(e)?,
+                        0 => c.draw_series(std::iter::once(Circle::new(p, size, style))).map_err(e)?,
+                        1 => c.draw_series(std::iter::once(TriangleMarker::new(p, size + 1, style))).map_err(e)?,
                         _ => c.draw_series(std::iter::once(Cross::new(p, size, col.stroke_width(2)))).map_err(e)?,
                     };
                 }
             }
+            if !mark.tag.is_empty() {
+                // Right of the point in the left half of the panel, left of it in the right half.
+                let right_half = c.backend_coord(&p).0 > middle;
+                let (dx, h) = if right_half { (-9, HPos::Right) } else { (9, HPos::Left) };
+                let font = TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(h, VPos::Center));
+                c.draw_series(std::iter::once(EmptyElement::at(p) + Text::new(mark.tag.clone(), (dx, 0), font))).map_err(e)?;
+            }
         }
     }
-    draw_legend(&legend_area, chart).map_err(e)?;
-    root.present().map_err(e)?;
     Ok(())
 }
 
 /// The legend in its own panel, so it never hides data.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    chart: &Chart,
+    series: &[Series],
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let font = ("sans-serif", 13).into_font();
     let step = 20;
     let top = 40;
     let fit = ((SIZE.1 as i32 - top - 20) / step).max(1) as usize;
-    if chart.series.is_empty() {
+    if series.is_empty() {
         area.draw(&Text::new("no rows for this plot", (10, top), font.clone()))?;
         return Ok(());
     }
-    for (i, s) in chart.series.iter().enumerate() {
+    for (i, s) in series.iter().enumerate() {
         let y = top + i as i32 * step;
-        if i + 1 == fit && chart.series.len() > fit {
-            area.draw(&Text::new(format!("… {} more series", chart.series.len() - i), (10, y - 6), font.clone()))?;
+        if i + 1 == fit && series.len() > fit {
+            area.draw(&Text::new(format!("… {} more series", series.len() - i), (10, y - 6), font.clone()))?;
             break;
         }
         let col = color(s.color);

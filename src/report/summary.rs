@@ -1,10 +1,14 @@
-//! `summary.md`: the inputs, a table per method, the best variant per latency budget, the
-//! plots, and every error row.
+//! `summary.md`: the inputs, the speed-up table (against a reference run where given), which
+//! differences are within noise, the rows whose measurement is not valid, a table per
+//! method, the best variant per latency budget, the plots, and every error row.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::analysis::{budgets, Point};
+use std::path::Path;
+
+use super::analysis::{budgets, noise, row_name, Point};
+use super::compare::{tally, Comparison};
 use super::input::Source;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -45,8 +49,16 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// The whole `summary.md`. `plots` are the file names written next to it.
-pub fn markdown(sources: &[Source], points: &[Point<'_>], plots: &[String]) -> String {
+/// The whole `summary.md`. `plots` are the file names written next to it; `table` is the
+/// speed-up table ([`super::compare::table`]); `against`: the reference file and the
+/// comparisons with it.
+pub fn markdown(
+    sources: &[Source],
+    points: &[Point<'_>],
+    plots: &[String],
+    table: &str,
+    against: Option<(&Path, &[Comparison<'_>])>,
+) -> String {
     let mut md = String::new();
     let many = sources.len() > 1;
     md.push_str("# prunebench report\n\n");
@@ -74,6 +86,25 @@ pub fn markdown(sources: &[Source], points: &[Point<'_>], plots: &[String]) -> S
         );
     }
     md.push('\n');
+
+    md.push_str("## Speed-ups\n\n");
+    md.push_str(
+        "Speed-up: p50 of the unpruned row of the same setting / this p50, with its 95% interval where the \
+         CSV has one. *valid*: `yes`, the reasons it is not, or `unknown` (a CSV without the column).\n\n",
+    );
+    if let Some((path, comparisons)) = against {
+        let _ = writeln!(
+            md,
+            "Against the reference run `{}` (rows matched by variant id; *agrees*: the two 95% intervals \
+             overlap): {}.\n",
+            path.display(),
+            tally(comparisons)
+        );
+    }
+    md.push_str(table);
+    md.push('\n');
+    md.push_str(&noise_section(sources, points));
+    md.push_str(&not_valid_section(sources, points));
 
     // One table per method; the unpruned rows first.
     let mut by_method: BTreeMap<(bool, String), Vec<&Point>> = BTreeMap::new();
@@ -197,8 +228,91 @@ pub fn markdown(sources: &[Source], points: &[Point<'_>], plots: &[String]) -> S
          - *speed-up*: p50 of the unpruned row of the same setting / this p50. *MAC-ideal*: unpruned MACs / these \
          MACs, what the arithmetic alone promises. *efficiency*: speed-up / MAC-ideal.\n\
          - *compiled MiB*: arguments + outputs + temporaries + generated code of the compiled program (PJRT). \
-         *peak MiB*: the device's peak in use where the plugin reports it, else the program's peak; — where neither is given.\n\
+         *peak MiB*: the device's peak in use where the plugin reports it, else the compiler's peak \
+         (`compiler_peak_bytes`), else the least one call must hold (`program_min_bytes`: arguments + outputs + \
+         temporaries), else (older CSVs) `program_peak_bytes`; — where none is given.\n\
+         - *p50 [95%]*, *speed-up [95%]*: the 95% intervals the run recorded (docs/csv-schema.md says how they are \
+         obtained). Rows that share one program measurement (`measured_for`) have the same latency figures and are \
+         one point in the plots.\n\
          - *top-1*: on the suite's evaluation images, before and after fine-tuning; — where not measured.\n",
     );
+    md
+}
+
+/// Per setting, which differences are within noise: pruned programs whose speed-up interval
+/// contains 1, and pairs of programs whose p50 intervals overlap.
+fn noise_section(sources: &[Source], points: &[Point<'_>]) -> String {
+    let mut md = String::from("## Within noise\n\n");
+    md.push_str(
+        "Per setting, judged once per program (rows sharing a measurement are joined by `=`): a pruned row whose \
+         speed-up interval contains 1 is not measurably faster than the unpruned network; two rows whose p50 \
+         intervals overlap differ by no more than the noise.\n\n",
+    );
+    let many = sources.len() > 1;
+    let all = noise(points);
+    if all.is_empty() {
+        md.push_str("No rows.\n\n");
+    }
+    for (s, n) in all {
+        let file = if many { format!("{} ", sources[s.source].label) } else { String::new() };
+        let progs = if n.programs == 1 { "1 program".to_string() } else { format!("{} programs", n.programs) };
+        let _ = writeln!(md, "**{file}{}** ({progs}):\n", s.text());
+        if n.programs == 1 {
+            md.push_str("- one program: nothing to compare.\n\n");
+            continue;
+        }
+        if n.without_interval.len() == n.programs {
+            md.push_str("- no intervals in the data: nothing can be said about noise.\n\n");
+            continue;
+        }
+        if n.like_unpruned.is_empty() {
+            md.push_str("- every pruned row's speed-up interval excludes 1 (or it has none).\n");
+        } else {
+            let _ = writeln!(md, "- not measurably faster than unpruned (speed-up interval contains 1): {}.", n.like_unpruned.join(", "));
+        }
+        if n.overlapping.is_empty() {
+            md.push_str("- no two p50 intervals overlap: every difference is beyond noise.\n");
+        } else {
+            let pairs: Vec<String> = n.overlapping.iter().map(|(a, b)| format!("{a} ~ {b}")).collect();
+            let _ = writeln!(md, "- within noise of each other (p50 intervals overlap): {}.", pairs.join("; "));
+        }
+        if !n.without_interval.is_empty() {
+            let _ = writeln!(md, "- no interval: {}.", n.without_interval.join(", "));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// The rows whose measurement is not valid, with the reasons and the machine load recorded.
+fn not_valid_section(sources: &[Source], points: &[Point<'_>]) -> String {
+    let mut md = String::from("## Not valid\n\n");
+    let bad: Vec<&Point> = points.iter().filter(|p| !p.row.valid_or_unknown()).collect();
+    let unknown = points.iter().filter(|p| p.row.validity().is_none()).count();
+    if bad.is_empty() {
+        if unknown == points.len() && !points.is_empty() {
+            md.push_str("The data has no `valid` column (an older CSV): validity unknown.\n\n");
+        } else {
+            md.push_str("Every measured row is valid.\n\n");
+        }
+        return md;
+    }
+    md.push_str(
+        "Drawn hollow in the plots and left out of the Pareto front and the budget picks.\n\n\
+         | file | variant | row | reasons | other CPU | steal |\n|---|---|---|---|---|---|\n",
+    );
+    for p in bad {
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} | {} | {} |",
+            cell(&sources[p.source].label),
+            cell(&p.row.variant),
+            cell(&row_name(p.row)),
+            cell(p.row.validity().and_then(|v| v.err()).unwrap_or("")),
+            pct(p.row.load_other_cpu),
+            pct(p.row.load_steal),
+        );
+    }
+    md.push('\n');
     md
 }
