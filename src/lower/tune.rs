@@ -212,7 +212,6 @@ pub fn machine_quiet() -> bool {
     std::thread::sleep(QUIET_PROBE);
     probe.finish().is_some_and(|l| l.busy().is_none())
 }
-}
 
 /// Times lowerings on one device and remembers the winners.
 pub struct Tuner<'a> {
