@@ -54,7 +54,7 @@ pub fn report(csvs: &[PathBuf], out: &Path) -> Result<Written> {
         plots.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     let md = summary::markdown(&sources, &points, &names);
     let summary = out.join("summary.md");
-    std::fs::write(&summary, md).map_err(|e| Error::io(&summary, e))?;
+    crate::util::write_atomic(&summary, md.as_bytes())?;
     let rows = sources.iter().map(|s| s.rows.len()).sum();
     let errors = sources.iter().flat_map(|s| &s.rows).filter(|r| !r.is_ok()).count();
     Ok(Written { summary, plots, rows, plotted: points.len(), errors })
