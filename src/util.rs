@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 /// Errors name the path and say what was kept: "PATH: No space left on device (os error
 /// 28); the previous PATH is kept". `path` must not be an existing folder or device (a
 /// rename would replace it). A process killed mid-write leaves its `.NAME.tmpPID` file behind
-/// (never `path` itself half-written); the next write of `path` by the same pid replaces it.
+/// (never `path` itself half-written); the next write of `path` removes the temporary files
+/// of processes that no longer run.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let kept = match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => {
@@ -24,7 +25,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let dir = create_parent(path, &kept)?;
     let name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    remove_stale_temps(dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(|e| Error::write(&tmp, e, &kept))?;
     let written = fill(&mut f, &tmp, bytes, &kept).and_then(|_| {
         drop(f);
@@ -55,6 +58,21 @@ pub fn create_parent<'a>(path: &'a Path, kept: &str) -> Result<&'a Path> {
     Ok(dir)
 }
 
+/// Removes the files `PREFIXpid` in `dir` whose process is gone (no `/proc/pid`): what
+/// [`write_atomic`] leaves when its process is killed mid-write. Best effort.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes all of `bytes` into `file` and flushes them to disk; an error names `path` and ends
 /// with `kept` (what is still intact).
 fn fill(file: &mut File, path: &Path, bytes: &[u8], kept: &str) -> Result<()> {
@@ -81,6 +99,15 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         // Only the file itself is in the folder: no temporary file is left.
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        // A temporary file left by a killed process (pid 0 never names one) is removed; one
+        // of a live process (this one's parent) is not.
+        let dead = p.parent().unwrap().join(".b.txt.tmp0");
+        let live = p.parent().unwrap().join(format!(".b.txt.tmp{}", std::os::unix::process::parent_id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&live, b"half").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert!(!dead.exists() && live.exists());
+        std::fs::remove_file(&live).unwrap();
         // A folder that is a file.
         let bad = p.join("c.txt");
         let e = write_atomic(&bad, b"x").unwrap_err().to_string();
