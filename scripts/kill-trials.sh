@@ -7,9 +7,11 @@
 #   - every checkpoint in the trial's folder loads (`prunebench info`), and no temporary
 #     file of an atomic write is left beside it.
 # Trials alternate between suites/smoke.yaml and tests/fixtures/kill-train.yaml (train, prune,
-# fine-tune, measure). One uninterrupted run of each suite first gives its length; each kill
-# moment is drawn uniformly in (0, that length). One row per trial goes to the CSV, with the
-# step the run was in when killed (from `run --steps`), and a summary line to stdout.
+# fine-tune, measure). One uninterrupted run of each suite first counts its progress lines
+# (`run --steps`: a line per step, training step and row); a kill moment is drawn as (line k
+# of those, uniformly, then 0-999 ms more): the run is killed that long after its k-th line,
+# so the moment falls inside the run however busy the machine is. One row per trial goes to
+# the CSV, with the step the run was in when killed, and a summary line to stdout.
 #
 # Usage: scripts/kill-trials.sh [--trials N] [--seed S] [--out CSV] [--bin PATH] [--work DIR]
 #   --trials N   trials (default 20)
@@ -53,31 +55,39 @@ suite_in() {
 
 now() { date +%s.%N; }
 
-# The length of one uninterrupted run of each suite.
-declare -A length planned
+# Progress lines: steps, rows, training notes.
+progress='^(step |\[[0-9]+/[0-9]+\] |training|trained )'
+
+# The length (seconds, progress lines) of one uninterrupted run of each suite.
+declare -A length lines planned
 for name in "${names[@]}"; do
   d="$work/calibrate-$name"; mkdir -p "$d"
   s="$(suite_in "$name" "$d")"
   t0=$(now)
-  PRUNEBENCH_CACHE_DIR="$d/cache" "$bin" run "$s" --out "$d/r.csv" --quiet 2> "$d/log" || { cat "$d/log" >&2; exit 1; }
+  PRUNEBENCH_CACHE_DIR="$d/cache" "$bin" run "$s" --out "$d/r.csv" --steps 2> "$d/log" || { cat "$d/log" >&2; exit 1; }
   length[$name]=$(echo "$(now) - $t0" | bc)
+  lines[$name]=$(grep -cE "$progress" "$d/log")
   planned[$name]=$(grep -o 'of [0-9]* variants' "$d/log" | grep -o '[0-9]*')
-  echo "calibration: $name runs ${length[$name]}s for ${planned[$name]} variants" >&2
+  echo "calibration: $name runs ${length[$name]}s, ${lines[$name]} progress lines, ${planned[$name]} variants" >&2
 done
 
 RANDOM=$seed
-echo "trial,suite,seed,kill_after_s,run_length_s,killed,stage,rows_kept,measured_after,planned,duplicates,temp_files_left,outcome" > "$out"
+echo "trial,suite,seed,kill_after_line,of_lines,extra_ms,kill_after_s,killed,stage,rows_kept,measured_after,planned,duplicates,temp_files_left,outcome" > "$out"
 pass=0
 for ((i = 1; i <= trials; i++)); do
   name="${names[$(( (i - 1) % ${#names[@]} ))]}"
   d="$work/trial-$i"; rm -rf "$d"; mkdir -p "$d"
   s="$(suite_in "$name" "$d")"
-  # A moment in (0, length): 15 random bits scaled.
-  delay=$(echo "scale=3; ${length[$name]} * ($RANDOM + 1) / 32769" | bc)
+  # The moment: after progress line k (0: before the first), then extra ms.
+  k=$(( RANDOM % ${lines[$name]} ))
+  extra=$(( RANDOM % 1000 ))
   export PRUNEBENCH_CACHE_DIR="$d/cache"
+  t0=$(now)
   "$bin" run "$s" --out "$d/r.csv" --steps 2> "$d/log1" &
   pid=$!
-  sleep "$delay"
+  while kill -0 "$pid" 2> /dev/null && [ "$(grep -cE "$progress" "$d/log1")" -lt "$k" ]; do sleep 0.05; done
+  sleep "$(echo "scale=3; $extra / 1000" | bc)"
+  delay=$(echo "$(now) - $t0" | bc)
   killed=no
   if kill -0 "$pid" 2> /dev/null; then kill -9 "$pid" 2> /dev/null && killed=yes; fi
   wait "$pid" 2> /dev/null || true
@@ -110,8 +120,8 @@ for ((i = 1; i <= trials; i++)); do
   done
   tmp=$(find "$d" -name '.*.tmp*' | wc -l)
   [ "$outcome" = ok ] && pass=$((pass + 1))
-  echo "$i,$name,$seed,$delay,${length[$name]},$killed,$stage,$kept,$measured,${planned[$name]},$dups,$tmp,$outcome" >> "$out"
-  echo "trial $i/$trials: $name killed=$killed after ${delay}s in '$stage': kept $kept rows, measured $measured more, $dups duplicates, $tmp temp files: $outcome" >&2
+  echo "$i,$name,$seed,$k,${lines[$name]},$extra,$delay,$killed,$stage,$kept,$measured,${planned[$name]},$dups,$tmp,$outcome" >> "$out"
+  echo "trial $i/$trials: $name killed=$killed after line $k/${lines[$name]} + ${extra}ms (${delay}s) in '$stage': kept $kept rows, measured $measured more, $dups duplicates, $tmp temp files: $outcome" >&2
 done
 echo "kill-trials: $pass of $trials trials passed (seed $seed, suites: $suites) -> $out"
 [ "$pass" = "$trials" ]
