@@ -9,7 +9,7 @@
 #SBATCH --output=slurm-prunebench-%A_%a.out
 #
 # A Slurm job array over a prunebench suite: array task K of N measures shard K/N of the
-# suite's variants (split by a stable hash of the variant id) and writes its own CSV,
+# suite's variants (whole pruning configurations, balanced by estimated cost) and writes its own CSV,
 # results/<suite>-shard-K-of-N.csv, which a re-run of the same task resumes. Merge them after:
 #
 #   bash scripts/setup.sh --gpu && cargo build --release --locked   # once, in the project

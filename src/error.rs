@@ -55,6 +55,16 @@ pub enum Error {
 
     #[error("{path}: {source}")]
     Io { path: PathBuf, #[source] source: std::io::Error },
+
+    /// Writing `path` failed (a full disk, a read-only folder); `kept` says what survived,
+    /// e.g. "the 12 rows already written are kept".
+    #[error("{path}: {source}; {kept}")]
+    Write { path: PathBuf, #[source] source: std::io::Error, kept: String },
+
+    /// Another process holds the output's lock: `holder` is what it wrote into the lock file
+    /// (`pid N, started T`).
+    #[error("{path} is being written by another prunebench run ({holder}); wait for it or use --out OTHER")]
+    Busy { path: PathBuf, holder: String },
 }
 
 impl Error {
@@ -66,6 +76,9 @@ impl Error {
     }
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error, kept: impl Into<String>) -> Self {
+        Error::Write { path: path.into(), source, kept: kept.into() }
     }
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::File { path: path.into(), message: message.into() }

@@ -1,5 +1,6 @@
 //! Small helpers shared by several layers.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -43,22 +44,120 @@ pub fn count_of(fraction: f64, n: usize, rounding: Rounding) -> usize {
     c as usize
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
-/// readers never see a half-written file and a crash leaves the old file intact.
+/// Writes `bytes` to `path` through a temporary file in the same folder (`.NAME.tmpPID`),
+/// flushed to disk, then renamed over `path` (and the folder flushed), so readers never see
+/// a half-written file and a crash or a full disk leaves the old file intact.
+///
+/// Errors name the path and say what was kept: "PATH: No space left on device (os error
+/// 28); the previous PATH is kept". `path` must not be an existing folder or device (a
+/// rename would replace it). A process killed mid-write leaves its `.NAME.tmpPID` file behind
+/// (never `path` itself half-written); the next write of `path` removes the temporary files
+/// of processes that no longer run.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+    let kept = match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::file(path, "exists and is not a regular file; write to a file path instead"))
+        }
+        Ok(_) => format!("the previous {} is kept", path.display()),
+        Err(_) => "nothing was written".to_string(),
+    };
+    let dir = create_parent(path, &kept)?;
     let name = path.file_name().ok_or_else(|| Error::file(path, "not a file path"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let prefix = format!(".{}.tmp", name.to_string_lossy());
+    remove_stale_temps(dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    let mut f = File::create(&tmp).map_err(|e| Error::write(&tmp, e, &kept))?;
+    let written = fill(&mut f, &tmp, bytes, &kept).and_then(|_| {
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::write(path, e, &kept))
+    });
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    }
+    written?;
+    // The rename is durable once the folder is flushed (best effort: not every file system
+    // lets a folder be opened for it).
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Creates the folder of `path` (and its parents) when missing, and returns it (`.` for a bare
+/// file name). Errors name the folder and end with `kept`: a part of it that is a file
+/// ("...: a file is in the way; nothing was written"), or the OS error (a read-only file
+/// system).
+pub fn create_parent<'a>(path: &'a Path, kept: &str) -> Result<&'a Path> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Some(file) = dir.ancestors().find(|a| a.is_file()) {
+        return Err(Error::file(file, format!("is a file, not a folder, so {} cannot be written there; {kept}", path.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e, kept))?;
+    Ok(dir)
+}
+
+/// Removes the files `PREFIXpid` in `dir` whose process is gone (no `/proc/pid`): what
+/// [`write_atomic`] leaves when its process is killed mid-write. Best effort.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes all of `bytes` into `file` and flushes them to disk; an error names `path` and ends
+/// with `kept` (what is still intact).
+fn fill(file: &mut File, path: &Path, bytes: &[u8], kept: &str) -> Result<()> {
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| Error::write(path, e, kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_names_the_path_and_what_is_kept() {
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let e = fill(&mut full, Path::new("out/x.bin"), &[1; 64], "the previous out/x.bin is kept").unwrap_err();
+        assert_eq!(e.to_string(), "out/x.bin: No space left on device (os error 28); the previous out/x.bin is kept");
+    }
+
+    #[test]
+    fn replaces_whole_files_and_reports_unwritable_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        // Only the file itself is in the folder: no temporary file is left.
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+        // A temporary file left by a killed process (pid 0 never names one) is removed; one
+        // of a live process (this one's parent) is not.
+        let dead = p.parent().unwrap().join(".b.txt.tmp0");
+        let live = p.parent().unwrap().join(format!(".b.txt.tmp{}", std::os::unix::process::parent_id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&live, b"half").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert!(!dead.exists() && live.exists());
+        std::fs::remove_file(&live).unwrap();
+        // A folder that is a file.
+        let bad = p.join("c.txt");
+        let e = write_atomic(&bad, b"x").unwrap_err().to_string();
+        assert_eq!(e, format!("{}: is a file, not a folder, so {} cannot be written there; nothing was written", p.display(), bad.display()));
+        // A read-only file system.
+        let e = write_atomic(Path::new("/proc/prunebench-test.txt"), b"x").unwrap_err().to_string();
+        assert!(e.starts_with("/proc/") && e.ends_with("nothing was written"), "{e}");
+        // Never replaces a device or a folder.
+        let e = write_atomic(Path::new("/dev/null"), b"x").unwrap_err().to_string();
+        assert!(e.contains("/dev/null") && e.contains("not a regular file"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+    }
 }
 
 #[cfg(test)]

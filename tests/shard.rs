@@ -1,96 +1,109 @@
-//! Sharding a suite's plan: the shards partition it, the split is stable when variants are
-//! added, and bad `K/N` values or batch-system variables are clear errors.
+//! Sharding a suite's plan: the shards partition it, keep each pruning configuration
+//! together, balance the estimated cost, and bad `K/N` values or batch-system variables are
+//! clear errors.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
-use prunebench::suite::shard::{select, Shard};
-use prunebench::suite::{self, Suite};
+use prunebench::suite::shard::{balance, estimated_cost};
+use prunebench::suite::{expand, in_shard, Shard, Suite};
 
-fn smoke_ids() -> Vec<String> {
-    let s = Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/smoke.yaml")).unwrap();
-    suite::expand(&s).into_iter().map(|v| v.id).collect()
+fn suite(name: &str) -> Suite {
+    Suite::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("suites").join(name)).unwrap()
 }
 
-/// Ids like a large suite's: 3 methods x 9 ratios x 2 controls x 2 dtypes x 3 batches.
-fn big_ids() -> Vec<String> {
-    let mut v = vec!["unpruned/f32/b1/xla/gpu".to_string()];
-    for m in ["l1", "fpgm", "bn_scale"] {
-        for r in 1..10 {
-            for c in ["", "-masked"] {
-                for d in ["f32", "bf16"] {
-                    for b in [1, 8, 32] {
-                        v.push(format!("{m}-uniform-0.{r}-r8{c}/{d}/b{b}/tuned/gpu"));
-                    }
-                }
-            }
-        }
-    }
-    v
-}
-
-fn check_partition(ids: &[String], n: usize) {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+/// Checks that the shards `0/n ... n-1/n` of `s` partition its plan in plan order, keep every
+/// physical pruning configuration in one shard, and that their estimated costs differ by at
+/// most the costliest configuration's. Returns the shard sizes in rows.
+fn check_split(s: &Suite, n: usize) -> Vec<usize> {
+    let plan = expand(s);
+    let key = |v: &prunebench::suite::Variant| s.pruning[v.prune].physical_key();
+    let cost: HashMap<String, f64> = estimated_cost(s, &plan).into_iter().collect();
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut groups_of: HashMap<String, usize> = HashMap::new();
+    let mut sizes = Vec::new();
+    let mut loads = Vec::new();
     for k in 0..n {
-        let shard = Shard::new(k, n).unwrap();
-        let part = select(ids, |s| s.as_str(), shard);
-        // Each shard keeps the plan's order.
-        let pos: Vec<usize> = part.iter().map(|x| ids.iter().position(|y| y == *x).unwrap()).collect();
-        assert!(pos.windows(2).all(|w| w[0] < w[1]), "shard {shard} reorders the plan");
-        for id in part {
-            if let Some(other) = seen.insert(id.as_str(), k) {
-                panic!("{id} is in shard {other}/{n} and {k}/{n}");
+        let part = in_shard(s, plan.clone(), Shard::new(k, n).unwrap());
+        let pos: Vec<usize> = part.iter().map(|x| plan.iter().position(|y| y.id == x.id).unwrap()).collect();
+        assert!(pos.windows(2).all(|w| w[0] < w[1]), "shard {k}/{n} reorders the plan");
+        let mut load = 0.0;
+        for v in &part {
+            if let Some(other) = owner.insert(v.id.clone(), k) {
+                panic!("{} is in shard {other}/{n} and {k}/{n}", v.id);
+            }
+            match groups_of.insert(key(v), k) {
+                Some(j) if j != k => panic!("{} is split over shards {j} and {k} of {n}", key(v)),
+                Some(_) => {}
+                None => load += cost[&key(v)],
             }
         }
+        sizes.push(part.len());
+        loads.push(load);
     }
-    let all: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let got: HashSet<&str> = seen.keys().copied().collect();
-    assert_eq!(got, all, "N = {n}: the union of the shards is not the plan");
+    assert_eq!(owner.len(), plan.len(), "N = {n}: the union of the shards is not the plan");
+    let max = cost.values().cloned().fold(0.0, f64::max);
+    let (hi, lo) = (loads.iter().cloned().fold(f64::MIN, f64::max), loads.iter().cloned().fold(f64::MAX, f64::min));
+    assert!(hi - lo <= max + 1e-9, "N = {n}: estimated costs {loads:?} differ by more than the costliest group ({max})");
+    // The same split every time (it depends on the suite only).
+    let again: Vec<usize> = (0..n).map(|k| in_shard(s, plan.clone(), Shard::new(k, n).unwrap()).len()).collect();
+    assert_eq!(again, sizes);
+    sizes
 }
 
 #[test]
-fn shards_partition_the_plan() {
-    let smoke = smoke_ids();
-    assert_eq!(smoke.len(), 20);
-    let big = big_ids();
-    for n in [1, 2, 3, 7] {
-        check_partition(&smoke, n);
-        check_partition(&big, n);
+fn smoke_shards_are_balanced() {
+    let s = suite("smoke.yaml");
+    assert_eq!(expand(&s).len(), 20);
+    // 5 groups of 4 rows (unpruned, l1 and fpgm at 0.5 and 0.75 with their masked twins).
+    // Costs (full-width image passes): the 0.5 groups 287.5 each, unpruned 260, the 0.75
+    // groups 244.375 each; LPT puts fpgm-0.5 | l1-0.5 | unpruned, then fpgm-0.75 on the
+    // unpruned shard and l1-0.75 on fpgm-0.5's. (The old hash split gave 0, 12 and 8 rows.)
+    assert_eq!(check_split(&s, 3), vec![8, 4, 8]);
+    assert_eq!(check_split(&s, 1), vec![20]);
+    assert_eq!(check_split(&s, 2), vec![8, 12]);
+    assert_eq!(check_split(&s, 5), vec![4; 5]);
+    // More shards than groups: the extra shards are empty.
+    assert_eq!(check_split(&s, 7), vec![4, 4, 4, 4, 4, 0, 0]);
+    let part = in_shard(&s, expand(&s), Shard::new(1, 3).unwrap());
+    assert!(part.iter().all(|v| v.id.starts_with("l1-uniform-0.5-r1")), "{:?}", part.iter().map(|v| &v.id).collect::<Vec<_>>());
+}
+
+#[test]
+fn fine_tuned_configurations_cost_more_and_are_spread() {
+    let s = suite("quickstart.yaml");
+    let cost: HashMap<String, f64> = estimated_cost(&s, &expand(&s)).into_iter().collect();
+    assert_eq!(cost.len(), 13);
+    // Fine-tuning makes a light pruning costlier than the unpruned network, and a lighter
+    // pruning costlier than a heavier one.
+    assert!(cost["l1-uniform-0.3-r8"] > cost["l1-uniform-0.5-r8"] && cost["l1-uniform-0.5-r8"] > cost["l1-uniform-0.75-r8"]);
+    assert!(cost["l1-uniform-0.3-r8"] > cost["unpruned"], "{cost:?}");
+    for n in [2, 3, 4, 5, 7, 13] {
+        check_split(&s, n);
     }
-    assert_eq!(select(&smoke, |s| s.as_str(), Shard::all()).len(), smoke.len());
-    // No shard of the big plan is empty or holds most of it.
-    for n in [2, 3, 7] {
-        for k in 0..n {
-            let len = select(&big, |s| s.as_str(), Shard::new(k, n).unwrap()).len();
-            let even = big.len() / n;
-            assert!(len > even / 2 && len < even * 2, "shard {k}/{n} holds {len} of {}", big.len());
+    // With as many shards as groups, one group each.
+    assert_eq!(check_split(&s, 13).iter().filter(|&&n| n == 0).count(), 0);
+}
+
+#[test]
+fn balance_partitions_any_costs() {
+    // Costs 1..=40 (and a zero) in a scrambled order: every group gets one shard, the loads
+    // differ by at most the largest cost, and the input order does not matter.
+    let groups: Vec<(String, f64)> = (0..41).map(|i| (format!("g{:02}", (i * 17) % 41), ((i * 17) % 41) as f64)).collect();
+    for n in [1, 2, 3, 4, 6, 9] {
+        let a = balance(&groups, n);
+        assert!(a.iter().all(|&k| k < n));
+        let mut load = vec![0.0; n];
+        for (g, &k) in groups.iter().zip(&a) {
+            load[k] += g.1;
         }
-    }
-}
-
-#[test]
-fn adding_a_variant_moves_no_other() {
-    let before = big_ids();
-    let mut after = before.clone();
-    after.insert(5, "random-uniform-0.5-r8/f32/b1/tuned/gpu".into());
-    after.push("l1-uniform-0.95-r8/f32/b64/tuned/gpu".into());
-    for n in [2, 3, 7] {
-        for k in 0..n {
-            let shard = Shard::new(k, n).unwrap();
-            let a: Vec<&String> = select(&before, |s| s.as_str(), shard);
-            let b: Vec<&String> = select(&after, |s| s.as_str(), shard).into_iter().filter(|x| before.contains(x)).collect();
-            assert_eq!(a, b, "shard {shard} changed");
-        }
-    }
-}
-
-#[test]
-fn the_split_is_fixed_across_builds() {
-    // FNV-1a of the id, mod N: these must never change, or re-running one shard of an older
-    // run would measure other variants. (Computed independently of the crate.)
-    let of = |id: &str| (0..4).find(|&k| Shard::new(k, 4).unwrap().contains(id)).unwrap();
-    for (id, k) in [("unpruned/f32/b1/xla/cpu", 3), ("unpruned/f32/b1/im2col/cpu", 0), ("unpruned/f32/b4/xla/cpu", 0), ("unpruned/f32/b4/im2col/cpu", 1), ("l1-uniform-0.5-r1/f32/b1/xla/cpu", 0), ("l1-uniform-0.5-r1/f32/b4/xla/cpu", 3), ("l1-uniform-0.5-r1-masked/f32/b1/xla/cpu", 0), ("l1-uniform-0.5-r1-masked/f32/b4/xla/cpu", 3)] {
-        assert_eq!(of(id), k, "{id}");
+        let (hi, lo) = (load.iter().cloned().fold(f64::MIN, f64::max), load.iter().cloned().fold(f64::MAX, f64::min));
+        assert!(hi - lo <= 40.0, "{n}: {load:?}");
+        let mut sorted = groups.clone();
+        sorted.sort_by(|x, y| x.0.cmp(&y.0));
+        let b = balance(&sorted, n);
+        let by_key: HashMap<&str, usize> = sorted.iter().map(|g| g.0.as_str()).zip(b).collect();
+        assert!(groups.iter().zip(&a).all(|(g, &k)| by_key[g.0.as_str()] == k), "{n}: the split depends on the input order");
     }
 }
 
@@ -162,30 +175,4 @@ fn shard_from_batch_system_variables() {
         from(&[("JOB_COMPLETION_INDEX", "0"), ("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "4")], Some(2)).unwrap(),
         Some(Shard { index: 0, count: 2 })
     );
-}
-
-/// The runner's split of a real suite: every variant in exactly one shard, and all the
-/// variants of one pruning configuration in the same shard (so it is fine-tuned once).
-#[test]
-fn suite_plan_splits_by_configuration() {
-    use prunebench::suite::{expand, in_shard, Suite};
-    let s = Suite::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/suites/smoke.yaml"))).unwrap();
-    let all: Vec<String> = expand(&s).into_iter().map(|v| v.id).collect();
-    for n in [1usize, 2, 3, 5] {
-        let mut seen: Vec<String> = Vec::new();
-        for k in 0..n {
-            let part = in_shard(&s, expand(&s), Shard::new(k, n).unwrap());
-            for v in &part {
-                let cfg = s.pruning[v.prune].physical_key();
-                for other in expand(&s).iter().filter(|o| s.pruning[o.prune].physical_key() == cfg) {
-                    assert!(part.iter().any(|p| p.id == other.id), "{cfg} split across shards");
-                }
-            }
-            seen.extend(part.into_iter().map(|v| v.id));
-        }
-        seen.sort();
-        let mut want = all.clone();
-        want.sort();
-        assert_eq!(seen, want, "N = {n}");
-    }
 }

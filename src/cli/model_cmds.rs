@@ -190,9 +190,9 @@ pub fn predict(a: &PredictArgs) -> anyhow::Result<()> {
     let m = CompiledModel::new(&session, &ck.model, a.batch, a.dtype, &plan)?;
     let logits = m.predict(x.as_slice().expect("standard layout"), n)?;
     let out = Array2::from_shape_vec((n, arch.classes), logits).expect("n x classes logits");
-    let tmp = a.out.with_extension("npy.tmp");
-    ndarray_npy::write_npy(&tmp, &out).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    let mut npy = Vec::new();
+    ndarray_npy::WriteNpyExt::write_npy(&out, &mut npy).with_context(|| format!("encoding {}", a.out.display()))?;
+    crate::util::write_atomic(&a.out, &npy)?;
     eprintln!(
         "{n} images -> {} on {} ({}, batch {}, {} lowering, compile {:.2}s)",
         a.out.display(),

@@ -27,6 +27,11 @@ pub struct RunArgs {
     /// No progress bar or per-row lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print a line `step VARIANT: STEP` on stderr as each step starts (prune, fine-tune i/n,
+    /// train i/n, tune, compile, measure, eval) instead of a progress bar: a log that shows
+    /// where a run was when it stopped (scripts/kill-trials.sh reads it).
+    #[arg(long, conflicts_with = "quiet")]
+    pub steps: bool,
     /// Run only shard K of N (0-based K, e.g. 0/4 ... 3/4): N hosts share one sweep with no
     /// coordination; each configuration lands in exactly one shard. Merge the CSVs with
     /// `prunebench merge`.
@@ -80,7 +85,11 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         out: a.out.clone(),
         force: a.force,
         retry_errors: a.retry_errors,
-        display: if a.quiet { Display::Quiet } else { Display::auto() },
+        display: match (a.quiet, a.steps) {
+            (true, _) => Display::Quiet,
+            (_, true) => Display::Steps,
+            _ => Display::auto(),
+        },
         shard,
     };
     let r = suite::run(&s, &opts, stop)?;

@@ -180,11 +180,6 @@ pub fn merge_files(inputs: &[PathBuf], out: &Path, force: bool) -> Result<MergeS
         w.write_record(r).map_err(|e| Error::file(out, e.to_string()))?;
     }
     let bytes = w.into_inner().map_err(|e| Error::file(out, e.to_string()))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let tmp = PathBuf::from(format!("{}.merge-tmp", out.display()));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    crate::util::write_atomic(out, &bytes)?;
     Ok(m.stats)
 }

@@ -76,7 +76,7 @@ pub fn report_against(csvs: &[PathBuf], out: &Path, reference: Option<&Path>) ->
     let against = reference.zip(comparisons.as_deref());
     let md = summary::markdown(&sources, &points, &names, &table, against);
     let summary = out.join("summary.md");
-    std::fs::write(&summary, md).map_err(|e| Error::io(&summary, e))?;
+    crate::util::write_atomic(&summary, md.as_bytes())?;
     let rows = sources.iter().map(|s| s.rows.len()).sum();
     let errors = sources.iter().flat_map(|s| &s.rows).filter(|r| !r.is_ok()).count();
     let not_valid = points.iter().filter(|p| !p.row.valid_or_unknown()).count();

@@ -375,7 +375,7 @@ pub fn write(chart: &Chart, dir: &Path) -> Result<Vec<PathBuf>> {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         draw(root, chart).map_err(|e| Error::file(&svg_path, format!("drawing the plot: {e}")))?;
     }
-    std::fs::write(&svg_path, svg).map_err(|e| Error::io(&svg_path, e))?;
+    crate::util::write_atomic(&svg_path, svg.as_bytes())?;
 
     let png_path = dir.join(format!("{}.png", chart.name));
     let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -383,8 +383,10 @@ pub fn write(chart: &Chart, dir: &Path) -> Result<Vec<PathBuf>> {
         let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
         draw(root, chart).map_err(|e| Error::file(&png_path, format!("drawing the plot: {e}")))?;
     }
-    image::save_buffer(&png_path, &buf, w, h, image::ExtendedColorType::Rgb8)
-        .map_err(|e| Error::file(&png_path, format!("writing PNG: {e}")))?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::write_buffer_with_format(&mut png, &buf, w, h, image::ExtendedColorType::Rgb8, image::ImageFormat::Png)
+        .map_err(|e| Error::file(&png_path, format!("encoding PNG: {e}")))?;
+    crate::util::write_atomic(&png_path, png.get_ref())?;
     Ok(vec![svg_path, png_path])
 }
 

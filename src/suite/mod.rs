@@ -41,7 +41,7 @@ pub use plan::{expand, Variant};
 pub use progress::{Display, Progress};
 pub use record::{Record, Status};
 pub use runner::Outcome;
-pub use shard::Shard;
+pub use shard::{select as in_shard, Shard};
 
 use crate::error::Result;
 
@@ -75,13 +75,6 @@ pub struct Summary {
     pub skipped: usize,
     pub outcome: Outcome,
     pub seconds: f64,
-}
-
-/// The variants of `shard`. A pruning configuration's variants (dtypes, batches,
-/// lowerings, its masked twin) all go to the same shard, chosen by a stable hash of the
-/// configuration, so each configuration is pruned and fine-tuned once across all shards.
-pub fn in_shard(suite: &Suite, variants: Vec<Variant>, shard: Shard) -> Vec<Variant> {
-    variants.into_iter().filter(|v| shard.contains(&suite.pruning[v.prune].physical_key())).collect()
 }
 
 /// Runs `suite`, appending to its CSV and skipping variants already there.

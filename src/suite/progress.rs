@@ -16,6 +16,9 @@ pub enum Display {
     Bar,
     /// A line per finished row on stderr (logs, CI).
     Lines,
+    /// As `Lines`, and a line `step VARIANT: STEP` each time a step starts (prune, fine-tune
+    /// i/n, tune, compile, measure, eval): a log that shows where a run was when it stopped.
+    Steps,
     Quiet,
 }
 
@@ -54,8 +57,10 @@ impl Progress {
     /// The variant being worked on and its current step (prune, fine-tune, tune, compile,
     /// measure, eval).
     pub fn step(&self, variant: &str, step: &str) {
-        if self.display == Display::Bar {
-            self.bar.set_message(format!("{variant}: {step}"));
+        match self.display {
+            Display::Bar => self.bar.set_message(format!("{variant}: {step}")),
+            Display::Steps => eprintln!("step {variant}: {step}"),
+            Display::Lines | Display::Quiet => {}
         }
     }
 
@@ -63,7 +68,7 @@ impl Progress {
     pub fn note(&self, text: &str) {
         match self.display {
             Display::Bar => self.bar.println(text),
-            Display::Lines => eprintln!("{text}"),
+            Display::Lines | Display::Steps => eprintln!("{text}"),
             Display::Quiet => {}
         }
     }

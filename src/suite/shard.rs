@@ -5,15 +5,28 @@
 //! A shard is `K/N` with a **0-based** index: `0/4`, `1/4`, `2/4`, `3/4` are the four shards
 //! of a 4-way split (the index Kubernetes and a `--array=0-3` Slurm array hand out).
 //!
-//! A variant belongs to shard `fnv1a64(id) % N`. The split depends only on the variant's id,
-//! not on its position in the plan, so adding or removing a variant never moves the others
-//! to another shard (a re-run of one shard after the suite grew resumes its CSV), and the
-//! hash is fixed (FNV-1a, 64 bit), so every build of prunebench on every machine agrees.
+//! The unit of work is a *group*: all the variants of one physical pruning configuration
+//! (its dtypes, batches, lowerings and masked twin), which share the pruning and the
+//! fine-tuning. [`balance`] gives each group an estimated cost ([`estimated_cost`]) and
+//! assigns the groups by longest processing time first: the costliest group goes to the
+//! shard with the least cost so far (ties: the lowest shard index), groups of equal cost in
+//! the order of their key. So the split is a partition, deterministic (it depends only on
+//! the suite, never on the machine), and the estimated costs of any two shards differ by at
+//! most the cost of one group.
+//!
+//! The trade-off: the split depends on the whole plan, so adding or removing a configuration
+//! may move others to another shard. Re-running one shard after the suite changed is still
+//! safe (rows already in that shard's CSV are kept and not measured again), but it may
+//! measure configurations another shard's CSV already holds; `prunebench merge` then keeps one
+//! row per variant. Finish a sharded sweep with the suite it started with.
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::config::Suite;
+use super::plan::{PruneConfig, Variant};
 use crate::error::{Error, Result};
+use crate::prune::{Control, Schedule};
 
 /// Shard `index` of `count` (0-based: `index < count`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,11 +57,6 @@ impl Shard {
     /// The whole plan as one shard.
     pub fn all() -> Shard {
         Shard { index: 0, count: 1 }
-    }
-
-    /// Whether the item with this id belongs to this shard.
-    pub fn contains(&self, id: &str) -> bool {
-        (fnv1a64(id.as_bytes()) % self.count as u64) as usize == self.index
     }
 
     /// The shard this process is, from the environment of a batch system, or `None` when
@@ -165,21 +173,94 @@ impl fmt::Display for Shard {
     }
 }
 
-/// The items of `items` that belong to `shard`, in their order, by the stable hash of
-/// `id(item)`. The shards `0/N ... N-1/N` partition `items`.
-pub fn select<T>(items: &[T], id: impl Fn(&T) -> &str, shard: Shard) -> Vec<&T> {
-    items.iter().filter(|it| shard.contains(id(it))).collect()
+/// Assigns groups of work to `count` shards by longest processing time first: `groups` are
+/// `(key, cost)` pairs (cost in any unit, `>= 0`); the costliest group goes to the shard with
+/// the least total cost so far (ties: the lowest index), groups of equal cost in the order of
+/// their key. Returns the shard index of each group, in the order of `groups`.
+///
+/// The result depends only on the keys and costs (not on their order in `groups`), every group
+/// gets exactly one shard, and the totals of any two shards differ by at most the largest
+/// cost. `count` must be at least 1 (a [`Shard`] guarantees it).
+pub fn balance(groups: &[(String, f64)], count: usize) -> Vec<usize> {
+    assert!(count >= 1, "balance needs at least one shard");
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| groups[b].1.total_cmp(&groups[a].1).then_with(|| groups[a].0.cmp(&groups[b].0)));
+    let mut load = vec![0.0f64; count];
+    let mut out = vec![0; groups.len()];
+    for i in order {
+        let k = (0..count).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).expect("count >= 1");
+        load[k] += groups[i].1;
+        out[i] = k;
+    }
+    out
 }
 
-/// FNV-1a, 64 bit: a fixed, tiny hash (unlike `DefaultHasher`, whose output may change
-/// between Rust versions).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// Images in a split whose size the suite leaves open (`eval_limit`/`train_limit` unset):
+/// the size of the Fashion-MNIST and CIFAR-10 test split, a guess for the cost estimate only.
+const UNKNOWN_SPLIT: usize = 10_000;
+
+/// The estimated cost of every group of `variants` (see the module doc), keyed by the
+/// physical pruning key, in full-width image passes (forward = 1, a training step = 3 per
+/// image):
+///
+/// - fine-tuning (pruned groups, when the suite fine-tunes): `3 x steps x batch x scale`;
+/// - accuracy: `eval images x scale` per configuration and dtype, twice with fine-tuning
+///   (before and after);
+/// - latency: `(warmup + min_iters) x batch x scale` per variant.
+///
+/// `scale` is the share of the full network's conv work: `(1 - mean ratio)^2` for a
+/// physically pruned network (input and output channels both shrink), 1 for the unpruned
+/// network and for masked twins (zeroed channels cost the same). Time-bound parts
+/// (`min_seconds`, compilation, autotuning) are left out: the estimate ranks groups, it does
+/// not predict seconds.
+pub fn estimated_cost(suite: &Suite, variants: &[Variant]) -> Vec<(String, f64)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let scale = |cfg: &PruneConfig| -> f64 {
+        if cfg.is_baseline() || cfg.control == Control::Masked {
+            return 1.0;
+        }
+        let keep = match &cfg.schedule {
+            Schedule::Uniform(r) | Schedule::Global(r) => 1.0 - r,
+            Schedule::Layers(rs) => 1.0 - rs.iter().sum::<f64>() / rs.len().max(1) as f64,
+        };
+        keep * keep
+    };
+    let eval = suite.eval_limit.unwrap_or(UNKNOWN_SPLIT) as f64;
+    let iters = (suite.budget.warmup + suite.budget.min_iters) as f64;
+    let mut cost: BTreeMap<String, f64> = BTreeMap::new();
+    let mut evaluated: BTreeSet<(usize, String)> = BTreeSet::new();
+    for v in variants {
+        let cfg = &suite.pruning[v.prune];
+        let key = cfg.physical_key();
+        let s = scale(cfg);
+        let c = cost.entry(key.clone()).or_insert_with(|| match (&suite.finetune, cfg.is_baseline()) {
+            (Some(ft), false) => {
+                let steps = ft.total_steps(suite.train_limit.unwrap_or(UNKNOWN_SPLIT)) as f64;
+                let phys = PruneConfig { control: Control::Physical, ..cfg.clone() };
+                3.0 * steps * ft.batch as f64 * scale(&phys)
+            }
+            _ => 0.0,
+        });
+        *c += iters * v.batch as f64 * s;
+        if evaluated.insert((v.prune, v.dtype.to_string())) {
+            *c += eval * s * if suite.finetune.is_some() && !cfg.is_baseline() { 2.0 } else { 1.0 };
+        }
     }
-    h
+    cost.into_iter().collect()
+}
+
+/// The variants of `variants` (a plan of `suite`, see [`super::expand`]) that belong to
+/// `shard`, in plan order: the groups are balanced over the shards by [`balance`] with
+/// [`estimated_cost`]. The shards `0/N ... N-1/N` partition the plan.
+pub fn select(suite: &Suite, variants: Vec<Variant>, shard: Shard) -> Vec<Variant> {
+    if shard.count == 1 {
+        return variants;
+    }
+    let groups = estimated_cost(suite, &variants);
+    let assigned = balance(&groups, shard.count);
+    let mine: std::collections::HashSet<&str> =
+        groups.iter().zip(&assigned).filter(|(_, &k)| k == shard.index).map(|((key, _), _)| key.as_str()).collect();
+    variants.into_iter().filter(|v| mine.contains(suite.pruning[v.prune].physical_key().as_str())).collect()
 }
 
 #[cfg(test)]
@@ -187,10 +268,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv_reference_values() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    fn balance_is_longest_processing_time_first() {
+        let g = |v: &[(&str, f64)]| v.iter().map(|(k, c)| (k.to_string(), *c)).collect::<Vec<_>>();
+        // a5 -> 0 (5, 0); b4 -> 1 (5, 4); c3 -> 1 (5, 7); d3 -> 0 (8, 7); e2 -> 1 (8, 9); f1 -> 0 (9, 9).
+        let groups = g(&[("e", 2.0), ("a", 5.0), ("d", 3.0), ("b", 4.0), ("c", 3.0), ("f", 1.0)]);
+        assert_eq!(balance(&groups, 2), vec![1, 0, 0, 1, 1, 0]);
+        // Order of the input does not matter; equal costs go by key.
+        let mut rev = groups.clone();
+        rev.reverse();
+        let mut a = balance(&rev, 2);
+        a.reverse();
+        assert_eq!(a, balance(&groups, 2));
+        // More shards than groups: the rest are empty; one shard: everything in it.
+        assert_eq!(balance(&g(&[("a", 1.0), ("b", 1.0)]), 3), vec![0, 1]);
+        assert_eq!(balance(&groups, 1), vec![0; 6]);
     }
 }
