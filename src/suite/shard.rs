@@ -211,7 +211,7 @@ const UNKNOWN_SPLIT: usize = 10_000;
 /// `scale` is the share of the full network's conv work: `(1 - mean ratio)^2` for a
 /// physically pruned network (input and output channels both shrink), 1 for the unpruned
 /// network and for masked twins (zeroed channels cost the same). Time-bound parts
-/// (`min_seconds`, compilation, autotuning) are left out: the estimate ranks groups, it does
+/// (timing rounds beyond the minimum samples, compilation, autotuning) are left out: the estimate ranks groups, it does
 /// not predict seconds.
 pub fn estimated_cost(suite: &Suite, variants: &[Variant]) -> Vec<(String, f64)> {
     use std::collections::{BTreeMap, BTreeSet};
@@ -226,7 +226,7 @@ pub fn estimated_cost(suite: &Suite, variants: &[Variant]) -> Vec<(String, f64)>
         keep * keep
     };
     let eval = suite.eval_limit.unwrap_or(UNKNOWN_SPLIT) as f64;
-    let iters = (suite.budget.warmup + suite.budget.min_iters) as f64;
+    let iters = (suite.sampling.warmup + suite.sampling.min_samples) as f64;
     let mut cost: BTreeMap<String, f64> = BTreeMap::new();
     let mut evaluated: BTreeSet<(usize, String)> = BTreeSet::new();
     for v in variants {
