@@ -105,6 +105,9 @@ pub struct Runner<'a> {
     progress: &'a Progress,
     host_cpu: String,
     base: Option<std::result::Result<Rc<Vgg>, String>>,
+    /// SHA-256 of the base network's checkpoint file (loaded or trained and saved); part of
+    /// every work-folder fingerprint, so a retrained base never reuses older pruned networks.
+    base_sha256: Option<String>,
     test: Option<std::result::Result<Rc<Dataset>, String>>,
     train: Option<std::result::Result<Rc<Dataset>, String>>,
     device: Option<DeviceState>,
@@ -133,6 +136,7 @@ pub fn run(
         progress,
         host_cpu: host::cpu_model(),
         base: None,
+        base_sha256: None,
         test: None,
         train: None,
         device: None,
@@ -431,8 +435,18 @@ impl Runner<'_> {
         }
         let made = match &self.suite.weights {
             WeightsSource::Init { seed } => Ok(Vgg::init(&self.suite.arch, *seed)),
-            WeightsSource::Checkpoint { model, .. } => Ok((**model).clone()),
-            WeightsSource::Train { settings, save } => self.trained_base(session, settings, save, id),
+            WeightsSource::Checkpoint { model, sha256, .. } => {
+                self.base_sha256 = Some(sha256.clone());
+                Ok((**model).clone())
+            }
+            WeightsSource::Train { settings, save } => {
+                let trained = self.trained_base(session, settings, save, id);
+                if trained.is_ok() {
+                    // The file just saved or reused: its hash names this base's weights.
+                    self.base_sha256 = std::fs::read(save).ok().map(|b| checkpoint::hex_sha256(&b));
+                }
+                trained
+            }
         };
         if made.is_err() && self.stop.load(Ordering::Relaxed) {
             return made.map(Rc::new); // interrupted: try again on the next run
@@ -504,7 +518,7 @@ impl Runner<'_> {
         }
         // Only physically pruned configurations are saved: the rest are cheap to remake.
         let saved = self.work.clone().filter(|_| !cfg.is_baseline() && cfg.control == Control::Physical);
-        let fp = self.fingerprint(cfg);
+        let fp = self.fingerprint(session, cfg, id);
         if let Some(p) = saved.as_ref().and_then(|w| w.load_prepared(&fp)) {
             self.progress.note(&format!("reusing {} from {}", cfg.key(), saved.as_ref().expect("some").dir.display()));
             let p = Ok(Rc::new(p));
@@ -585,7 +599,7 @@ impl Runner<'_> {
         if let Some(s) = self.scores.get(&key) {
             return s.clone().map(Some);
         }
-        let fp = self.fingerprint(cfg);
+        let fp = self.fingerprint(session, cfg, &v.id);
         if let Some(saved) = self.work.as_ref().and_then(|w| w.load_scores(&fp, v.dtype)) {
             self.scores.insert(key, Ok(saved.clone()));
             return Ok(Some(saved));
@@ -601,13 +615,12 @@ impl Runner<'_> {
         s.map(Some)
     }
 
-    /// The work-folder fingerprint of `cfg` (suite file, base checkpoint, configuration).
-    fn fingerprint(&self, cfg: &PruneConfig) -> String {
-        let base = match &self.suite.weights {
-            WeightsSource::Checkpoint { sha256, .. } => Some(sha256.as_str()),
-            _ => None,
-        };
-        WorkDir::fingerprint(&self.suite.sha256, base, &cfg.key())
+    /// The work-folder fingerprint of `cfg` (suite file, base checkpoint file, configuration).
+    /// Makes the base network first (its checkpoint's hash is part of the fingerprint); an
+    /// error making it is the caller's to report when it makes the base itself.
+    fn fingerprint(&mut self, session: &Session, cfg: &PruneConfig, id: &str) -> String {
+        let _ = self.base(session, id);
+        WorkDir::fingerprint(&self.suite.sha256, self.base_sha256.as_deref(), &cfg.key())
     }
 
     fn evaluate_both(&mut self, session: &Session, p: &Prepared, v: &Variant) -> std::result::Result<Scores, String> {

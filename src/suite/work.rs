@@ -3,8 +3,9 @@
 //! or Ctrl-C reloads them instead of pruning, fine-tuning and evaluating again.
 //!
 //! Entries are keyed by a fingerprint: the SHA-256 of the suite file's SHA-256, the base
-//! checkpoint's SHA-256 (when the weights come from one) and the configuration's id part, so an
-//! edited suite or another checkpoint never reuses an entry. Per entry `<fp>` (its first 16 hex
+//! checkpoint file's SHA-256 (the given checkpoint, or the trained base as saved; none for a
+//! seeded init, which the suite file names) and the configuration's id part, so an edited
+//! suite, another checkpoint or a retrained base never reuses an entry. Per entry `<fp>` (its first 16 hex
 //! digits): `<fp>.before.safetensors`, `<fp>.after.safetensors` (when fine-tuned) and
 //! `<fp>.json` (kept channels, fine-tuning steps and seconds), the JSON written last; and
 //! `<fp>.<dtype>.scores.json` per dtype evaluated. Every file is written atomically (a
