@@ -187,7 +187,7 @@ fn smoke_like_csv_gives_tables_budgets_errors_and_plots() {
     let o = pb(&["report", s(&csv), "--out", s(&out)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("23 rows read (22 plotted, 1 errors listed)"), "{said}");
+    assert!(said.contains("23 rows read (22 plotted, 0 not valid, 1 errors listed)"), "{said}");
 
     let md = read(&out.join("summary.md"));
     for h in ["## Inputs", "## Unpruned (method `none`, ratio 0)", "## Method `fpgm`", "## Method `l1`", "## Best variant per latency budget", "## Plots", "## Errors"] {
@@ -278,7 +278,7 @@ fn several_csvs_share_the_plots_labelled_by_file() {
     let out = dir.path().join("r");
     let w = report::report(&[cpu.clone(), gpu.clone()], &out).unwrap();
     assert_eq!((w.rows, w.plotted, w.errors), (46, 44, 2));
-    assert_eq!(w.plots.len(), 10);
+    assert_eq!(w.plots.len(), 12, "six plots (speedup first), SVG and PNG each");
     let md = read(&w.summary);
     let gpu_row = table_line(&md, &["smoke-gpu", "f32 b1 xla gpu", "| physical | 0.5 | 1 |"]);
     assert_eq!(gpu_row[0], "smoke-gpu");
@@ -493,8 +493,11 @@ fn report_on_a_real_smoke_run() {
     for h in ["## Unpruned", "## Method `fpgm`", "## Method `l1`", "**f32 b1 cpu**", "No error rows."] {
         assert!(md.contains(h), "{h} missing:\n{md}");
     }
-    // 4 unpruned + 2 methods x 2 ratios x 2 controls x 2 batches, each a table line.
-    assert_eq!(md.lines().filter(|l| l.starts_with("| f32 b")).count(), 20, "{md}");
+    // 4 unpruned + 2 methods x 2 ratios x 2 controls x 2 batches, each a line of the method
+    // tables and of the speed-up table before them.
+    let tables = &md[md.find("## Unpruned").unwrap()..];
+    assert_eq!(tables.lines().filter(|l| l.starts_with("| f32 b")).count(), 20, "{md}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| f32 b")).count(), 40, "{md}");
     let lat = read(&out.join("latency_vs_ratio.svg"));
     for series in ["l1 · b1", "fpgm · b4", "l1 · b4 MAC-ideal"] {
         assert!(has(&lat, series), "latency_vs_ratio.svg lacks {series}");

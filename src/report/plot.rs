@@ -213,7 +213,7 @@ pub fn charts(sources: &[Source], points: &[Point<'_>]) -> Vec<Chart> {
     }
     let n = c.series.len();
     for (j, (s, front)) in fronts(points).into_iter().enumerate() {
-        let mut parts = vec!["Pareto front (valid rows)".to_string()];
+        let mut parts = vec!["Pareto front".to_string()];
         parts.extend(vary.setting_label(sources, &s));
         let front = front.iter().map(|p| (p.row.latency_p50_ms.unwrap(), p.row.top1().unwrap())).collect();
         c.series.push(Series { label: join(&parts), points: front, kind: Kind::Front, color: n + j, marks: Vec::new() });
