@@ -158,11 +158,6 @@ mod tests {
         assert!(e.contains("/dev/null") && e.contains("not a regular file"), "{e}");
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn count_of_is_exact_for_decimal_ratios() {
