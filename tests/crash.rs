@@ -1,6 +1,7 @@
 //! Crash safety of a suite run, with the real binary: a run killed (`kill -9`) at a given step
-//! is resumed by the next run, which loses only the row in progress, duplicates none and
-//! leaves no half-written checkpoint; a second run on the same CSV is refused while the first
+//! is resumed by the next run, which loses only the rows of the setting being made ready or
+//! timed (finished fine-tunes are kept in the work folder), duplicates none and leaves no
+//! half-written checkpoint; a second run on the same CSV is refused while the first
 //! holds it. (`scripts/kill-trials.sh` runs 20 such trials at random moments.)
 
 use std::collections::HashSet;
@@ -30,16 +31,17 @@ fn train_suite(dir: &Path) -> PathBuf {
     p
 }
 
-/// Starts the run with `--steps`, kills it with SIGKILL as soon as a stderr line contains
-/// `at`, and returns the lines seen.
-fn kill_at(suite: &Path, out: &Path, dir: &Path, at: &str) -> Vec<String> {
+/// Starts the run with `--steps`, kills it with SIGKILL as soon as the `nth` (1-based) stderr
+/// line containing `at` appears, and returns the lines seen.
+fn kill_at(suite: &Path, out: &Path, dir: &Path, at: &str, nth: usize) -> Vec<String> {
     let mut child = run_cmd(suite, out, dir).arg("--steps").stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut lines = Vec::new();
+    let mut seen = 0;
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        let hit = line.contains(at);
+        seen += usize::from(line.contains(at));
         lines.push(line);
-        if hit {
+        if seen == nth {
             // SAFETY: a signal to our own child, which has not been waited for yet.
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
             break;
@@ -58,13 +60,23 @@ fn rows(out: &Path) -> (usize, usize) {
     (ex.rows, ex.ok.len())
 }
 
-/// Kills a training suite at `at`, checks `kept` rows survived, resumes it, and checks the
-/// CSV holds every variant once and the checkpoint loads, with no temporary file left.
-fn trial(at: &str, kept: usize) {
+/// Kills a training suite at the `nth` line containing `at`, checks `kept` rows and `saved`
+/// finished configurations in the work folder survived, resumes it, and checks the CSV holds
+/// every variant once and the checkpoint loads, with no temporary file left.
+fn trial(at: &str, nth: usize, kept: usize, saved: usize) {
     let dir = tempfile::tempdir().unwrap();
     let suite = train_suite(dir.path());
     let out = dir.path().join("r.csv");
-    kill_at(&suite, &out, dir.path(), at);
+    kill_at(&suite, &out, dir.path(), at, nth);
+    let work = dir.path().join("r.csv.work");
+    let entries = std::fs::read_dir(&work).map(|d| {
+        d.filter(|e| {
+            let n = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.contains("scores") && !n.starts_with('.')
+        })
+        .count()
+    });
+    assert_eq!(entries.unwrap_or(0), saved, "finished configurations in {} after a kill at '{at}'", work.display());
     if out.exists() {
         assert_eq!(rows(&out), (kept, kept), "rows kept after a kill at '{at}'");
     } else {
@@ -85,13 +97,14 @@ fn trial(at: &str, kept: usize) {
 
 #[test]
 fn killed_while_training_resumes_from_nothing() {
-    trial(": train 3/6", 0);
+    trial(": train 3/6", 1, 0, 0);
 }
 
 #[test]
-fn killed_while_fine_tuning_keeps_the_rows_before() {
-    // The unpruned row is written; the first pruned configuration is being fine-tuned.
-    trial(": fine-tune 2/4", 1);
+fn killed_while_fine_tuning_keeps_the_finished_fine_tunes() {
+    // The one setting (batch 1) is being made ready: no row is written yet, the first pruned
+    // configuration is fine-tuned and saved, the second is being fine-tuned.
+    trial(": fine-tune 2/4", 2, 0, 1);
 }
 
 #[test]
