@@ -37,7 +37,7 @@ pub struct Load {
 
 impl Load {
     /// Why the machine counts as busy under the default thresholds ([`BUSY_OTHER_CPU`],
-    /// [`BUSY_STEAL`]), e.g. `machine busy: other processes 48% of CPU, steal 12%`; `None`
+    /// [`BUSY_STEAL`]), e.g. `machine busy: other processes 48.0% of CPU > 25%, steal 12.3% > 5%`; `None`
     /// when quiet.
     pub fn busy(&self) -> Option<String> {
         self.busy_above(BUSY_OTHER_CPU, BUSY_STEAL)
@@ -47,10 +47,10 @@ impl Load {
     pub fn busy_above(&self, other_cpu: f64, steal: f64) -> Option<String> {
         let mut why = Vec::new();
         if self.other_cpu > other_cpu {
-            why.push(format!("other processes {:.0}% of CPU", self.other_cpu * 100.0));
+            why.push(format!("other processes {:.1}% of CPU > {}%", self.other_cpu * 100.0, percent(other_cpu)));
         }
         if self.steal > steal {
-            why.push(format!("steal {:.0}%", self.steal * 100.0));
+            why.push(format!("steal {:.1}% > {}%", self.steal * 100.0, percent(steal)));
         }
         (!why.is_empty()).then(|| format!("machine busy: {}", why.join(", ")))
     }
@@ -66,6 +66,11 @@ impl Load {
         let steal = b.cpu.steal.checked_sub(a.cpu.steal)? as f64;
         Some(Load { other_cpu: ((busy - own) / total).clamp(0.0, 1.0), steal: (steal / total).clamp(0.0, 1.0) })
     }
+}
+
+/// A threshold fraction as a percentage for messages, to 0.1: 0.05 -> `5`, 0.025 -> `2.5`.
+fn percent(fraction: f64) -> f64 {
+    (fraction * 1000.0).round() / 10.0
 }
 
 /// Jiffies of all cores from the `cpu` line of `/proc/stat`.
@@ -183,9 +188,9 @@ mod tests {
         // Busy +400 of 1000 ticks; we used 150 of them: others 250 -> 25%; steal 160 -> 16%.
         let l = Load::between(&Reading { cpu: a, own: 50 }, &Reading { cpu: b, own: 200 }).unwrap();
         assert!((l.other_cpu - 0.25).abs() < 1e-12 && (l.steal - 0.16).abs() < 1e-12, "{l:?}");
-        assert_eq!(l.busy().as_deref(), Some("machine busy: steal 16%"));
-        assert_eq!(l.busy_above(0.2, 0.5).as_deref(), Some("machine busy: other processes 25% of CPU"));
-        assert_eq!(l.busy_above(0.2, 0.1).as_deref(), Some("machine busy: other processes 25% of CPU, steal 16%"));
+        assert_eq!(l.busy().as_deref(), Some("machine busy: steal 16.0% > 5%"));
+        assert_eq!(l.busy_above(0.2, 0.5).as_deref(), Some("machine busy: other processes 25.0% of CPU > 20%"));
+        assert_eq!(l.busy_above(0.2, 0.1).as_deref(), Some("machine busy: other processes 25.0% of CPU > 20%, steal 16.0% > 10%"));
         assert_eq!(Load { other_cpu: 0.02, steal: 0.0 }.busy(), None);
         // No time passed, or counters reset: no figure.
         assert_eq!(Load::between(&Reading { cpu: a, own: 0 }, &Reading { cpu: a, own: 0 }), None);

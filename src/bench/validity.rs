@@ -36,7 +36,7 @@ pub fn verdict(samples: &[f64], load: Option<&Load>, r: &Rules) -> String {
     } else {
         let spread = p50_spread(samples);
         if spread > r.target_ci {
-            why.push(format!("ci {} > {}", pct(spread), pct(r.target_ci)));
+            why.push(format!("ci {} > {}", above(spread, r.target_ci), pct(r.target_ci)));
         }
     }
     if let Some(b) = load.and_then(|l| l.busy_above(r.busy_other_cpu, r.busy_steal)) {
@@ -46,6 +46,14 @@ pub fn verdict(samples: &[f64], load: Option<&Load>, r: &Rules) -> String {
 }
 
 /// `0.031` as `3.1%`, `0.02` as `2%`.
+/// `x` as a percentage with as many decimals (1 to 3) as it takes to read as more than
+/// `threshold` (`ci 2.04% > 2%`, never `ci 2% > 2%`).
+fn above(x: f64, threshold: f64) -> String {
+    let shown = |d: usize| format!("{:.*}", d, x * 100.0);
+    let d = (1..=3).find(|&d| shown(d).parse::<f64>().is_ok_and(|v| v > threshold * 100.0)).unwrap_or(3);
+    format!("{}%", shown(d))
+}
+
 fn pct(x: f64) -> String {
     let s = format!("{:.1}", x * 100.0);
     format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
@@ -73,10 +81,13 @@ mod tests {
         // 1..=20: interval (6, 15) around 10.5, half-width 4.5 / 10.5 = 42.9%.
         let wide: Vec<f64> = (1..=20).map(f64::from).collect();
         assert_eq!(verdict(&wide, None, &RULES), "ci 42.9% > 2%");
+        assert_eq!(above(0.0204, 0.02), "2.04%");
+        assert_eq!(above(0.02001, 0.02), "2.001%");
+        assert_eq!(above(0.031, 0.02), "3.1%");
         let busy = Load { other_cpu: 0.5, steal: 0.12 };
         assert_eq!(
             verdict(&wide, Some(&busy), &RULES),
-            "ci 42.9% > 2%; machine busy: other processes 50% of CPU, steal 12%"
+            "ci 42.9% > 2%; machine busy: other processes 50.0% of CPU > 25%, steal 12.0% > 5%"
         );
         // The CI needs 6 samples even when fewer are asked for.
         assert_eq!(verdict(&few, None, &Rules { min_samples: 1, ..RULES }), "too few samples: 5 < 6");

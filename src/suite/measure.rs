@@ -233,7 +233,7 @@ mod tests {
         let s = rec.speedup.unwrap();
         assert!((s - 2.0).abs() < 1e-9, "{s}");
         assert!(rec.speedup_ci_low.unwrap() <= s && s <= rec.speedup_ci_high.unwrap());
-        assert_eq!(rec.valid.as_deref(), Some("machine busy: other processes 40% of CPU"));
+        assert_eq!(rec.valid.as_deref(), Some("machine busy: other processes 40.0% of CPU > 25%"));
         assert_eq!((rec.load_other_cpu, rec.load_steal), (Some(0.4), Some(0.0)));
         let (lo, hi) = (rec.latency_p50_ci_low_ms.unwrap(), rec.latency_p50_ci_high_ms.unwrap());
         assert!(lo <= rec.latency_p50_ms.unwrap() && rec.latency_p50_ms.unwrap() <= hi);
