@@ -68,8 +68,9 @@ impl Load {
     }
 }
 
-/// A threshold fraction as a percentage for messages, to 0.1: 0.05 -> `5`, 0.025 -> `2.5`.
-fn percent(fraction: f64) -> f64 {
+/// A fraction as a percentage for messages, to 0.1: 0.05 -> `5`, 0.025 -> `2.5`
+/// (also the threshold text of [`super::validity`]).
+pub(crate) fn percent(fraction: f64) -> f64 {
     (fraction * 1000.0).round() / 10.0
 }
 

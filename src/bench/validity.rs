@@ -55,8 +55,7 @@ fn above(x: f64, threshold: f64) -> String {
 }
 
 fn pct(x: f64) -> String {
-    let s = format!("{:.1}", x * 100.0);
-    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+    format!("{}%", super::load::percent(x))
 }
 
 #[cfg(test)]
