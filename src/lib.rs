@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod graph;
 pub mod hlo;
 pub mod lower;
 pub mod model;
