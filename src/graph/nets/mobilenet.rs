@@ -152,12 +152,8 @@ fn depthwise_bn(b: &mut GraphBuilder, module: &str, x: NodeId, out: usize, strid
 mod tests {
     use super::*;
     use crate::graph::counts;
-    use crate::graph::nets::resnet::tests::{fvcore_extra, rounded};
+    use crate::graph::nets::resnet::tests::{dims, fvcore_extra, rounded};
     use crate::graph::Op;
-
-    fn dims<'a>(g: &'a Graph, name: &str) -> &'a [usize] {
-        &g.params()[g.param_named(name).unwrap_or_else(|| panic!("no tensor {name}"))].dims
-    }
 
     fn imagenet() -> Graph {
         mobilenet_v2([224, 224, 3], &channels(1.0), 1000, Variant::Imagenet).unwrap()

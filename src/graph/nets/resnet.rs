@@ -236,7 +236,8 @@ pub(crate) mod tests {
             .sum()
     }
 
-    fn dims<'a>(g: &'a Graph, name: &str) -> &'a [usize] {
+    /// Shape of the tensor called `name`.
+    pub(crate) fn dims<'a>(g: &'a Graph, name: &str) -> &'a [usize] {
         &g.params()[g.param_named(name).unwrap_or_else(|| panic!("no tensor {name}"))].dims
     }
 
@@ -293,6 +294,7 @@ pub(crate) mod tests {
         }
         assert_eq!(ResNet::resnet20().channels(1.0).len(), 21);
         assert_eq!(ResNet::resnet56().channels(1.0).len(), 57);
+        assert_eq!((ResNet::resnet18().channels(1.0).len(), ResNet::resnet50().channels(1.0).len()), (20, 53));
     }
 
     #[test]
