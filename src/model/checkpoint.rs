@@ -1,6 +1,8 @@
-//! Checkpoints: safetensors files that describe themselves.
+//! Checkpoints: safetensors files that describe themselves, for every network form.
 //!
-//! Tensor names and layouts (all f32 when written; f64 and bf16 are accepted on load):
+//! The tensors are the graph's parameter table (`graph::Graph::params`), under their table
+//! names, all f32 when written (f64, bf16 and f16 are accepted on load). VGG-16 keeps the
+//! names of its first format:
 //!
 //! | name | shape | meaning |
 //! |---|---|---|
@@ -11,27 +13,46 @@
 //! | `classifier.{j}.weight` | `[in, out]` | dense `j`, the last is the classifier |
 //! | `classifier.{j}.bias` | `[out]` | dense `j` bias |
 //!
-//! The header metadata holds `prunebench.format` (`vgg16/1`), `prunebench.arch` (the
-//! architecture as JSON: form, input, channel list, BN, hidden widths, classes) and any
-//! provenance keys the writer adds (e.g. how a pruned network was made).
+//! ResNets and MobileNetV2 use torchvision's `state_dict` keys (`layer1.0.conv1.weight`,
+//! `bn1.running_var`, `fc.weight`, ...) with prunebench's layouts: kernels HWIO, dense
+//! `[in, out]`.
+//!
+//! The header metadata holds `prunebench.format` ([`FORMAT`]; files of the first format,
+//! `vgg16/1`, hold the same tensors and are read as well), `prunebench.arch` (the
+//! architecture as JSON: form, input, per-conv channel list, BN, hidden widths, classes) and
+//! any provenance keys the writer adds (e.g. how a pruned network was made).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use sha2::{Digest, Sha256};
 
 use super::arch::Arch;
-use super::weights::{BatchNorm, Conv, Dense, Vgg};
+use super::network::Network;
+use super::weights::Vgg;
 use crate::error::{Error, Result};
 
-pub const FORMAT: &str = "vgg16/1";
+/// The format this prunebench writes.
+pub const FORMAT: &str = "prunebench/2";
+/// Every format this prunebench reads (the first one: VGG-16 only, same tensors).
+pub const READS: [&str; 2] = [FORMAT, "vgg16/1"];
 const KEY_FORMAT: &str = "prunebench.format";
 const KEY_ARCH: &str = "prunebench.arch";
 
-/// A loaded checkpoint: the network and the metadata written with it.
+/// A loaded checkpoint of any form: the network and the metadata written with it.
+#[derive(Clone, Debug)]
+pub struct NetCheckpoint {
+    pub net: Network,
+    /// Metadata beyond format and architecture (provenance).
+    pub meta: BTreeMap<String, String>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+/// A loaded VGG-16 checkpoint, for the commands that run VGG-16 only so far.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     pub model: Vgg,
@@ -43,51 +64,46 @@ pub struct Checkpoint {
 
 /// Every tensor of `v` with its checkpoint name, shape and data.
 pub fn named_tensors(v: &Vgg) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut out = Vec::new();
-    let mut push = |name: String, shape: &[usize], data: Vec<f32>| out.push((name, shape.to_vec(), data));
-    for (i, c) in v.convs.iter().enumerate() {
-        push(format!("features.{i}.weight"), c.kernel.shape(), c.kernel.iter().copied().collect());
-        push(format!("features.{i}.bias"), c.bias.shape(), c.bias.to_vec());
-        if let Some(bn) = &c.bn {
-            for (n, a) in [("gamma", &bn.gamma), ("beta", &bn.beta), ("running_mean", &bn.mean), ("running_var", &bn.var)] {
-                push(format!("features.{i}.bn.{n}"), a.shape(), a.to_vec());
-            }
-        }
-    }
-    for (j, d) in v.dense.iter().enumerate() {
-        push(format!("classifier.{j}.weight"), d.weight.shape(), d.weight.iter().copied().collect());
-        push(format!("classifier.{j}.bias"), d.bias.shape(), d.bias.to_vec());
-    }
-    out
+    let g = Vgg::graph(&v.arch).expect("a loaded Vgg has a valid arch");
+    g.params().iter().zip(v.to_tensors()).map(|(p, t)| (p.name.clone(), p.dims.clone(), t.iter().copied().collect())).collect()
 }
 
-/// Serialises `v` with `meta` to safetensors bytes.
-pub fn to_bytes(v: &Vgg, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-    let tensors = named_tensors(v);
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, shape.clone(), b)
-            .map_err(|e| Error::checkpoint("<memory>", format!("tensor {name}: {e}")))?;
-        views.push((name.clone(), view));
+/// Serialises `net` with `meta` to safetensors bytes.
+pub fn net_to_bytes(net: &Network, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = net.tensors.iter().map(|t| t.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for ((p, t), b) in net.graph.params().iter().zip(&net.tensors).zip(&bytes) {
+        let view = TensorView::new(Dtype::F32, t.shape().to_vec(), b)
+            .map_err(|e| Error::checkpoint("<memory>", format!("tensor {}: {e}", p.name)))?;
+        views.push((p.name.clone(), view));
     }
     let mut header: HashMap<String, String> = meta.clone().into_iter().collect();
     header.insert(KEY_FORMAT.into(), FORMAT.into());
-    header.insert(KEY_ARCH.into(), serde_json::to_string(&v.arch).expect("arch serialises"));
+    header.insert(KEY_ARCH.into(), serde_json::to_string(&net.arch).expect("arch serialises"));
     safetensors::serialize(views, &Some(header)).map_err(|e| Error::checkpoint("<memory>", e.to_string()))
+}
+
+/// Serialises the VGG-16 `v` with `meta` to safetensors bytes.
+pub fn to_bytes(v: &Vgg, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    net_to_bytes(&Network::from_vgg(v)?, meta)
 }
 
 /// Writes a checkpoint atomically (a temporary file renamed into place), so a crash never
 /// leaves a half-written file under `path`. Returns the file's SHA-256.
 ///
-/// The bytes are first read back with the loader's own rules ([`from_bytes`]: shapes,
+/// The bytes are first read back with the loader's own rules ([`net_from_bytes`]: shapes,
 /// finite values, ...), so no writer can leave a file prunebench cannot load: a network that
 /// fails them (e.g. an infinite BN `running_var`) is an error and nothing is written.
-pub fn save(path: &Path, v: &Vgg, meta: &BTreeMap<String, String>) -> Result<String> {
-    let bytes = to_bytes(v, meta)?;
-    from_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("not written, prunebench could not load it back: {m}")))?;
+pub fn save_net(path: &Path, net: &Network, meta: &BTreeMap<String, String>) -> Result<String> {
+    let bytes = net_to_bytes(net, meta)?;
+    net_from_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("not written, prunebench could not load it back: {m}")))?;
     crate::util::write_atomic(path, &bytes)?;
     Ok(hex_sha256(&bytes))
+}
+
+/// [`save_net`] for a VGG-16.
+pub fn save(path: &Path, v: &Vgg, meta: &BTreeMap<String, String>) -> Result<String> {
+    save_net(path, &Network::from_vgg(v)?, meta)
 }
 
 /// Checks `v` against the loader's rules (what [`save`] checks before writing); the error
@@ -95,15 +111,16 @@ pub fn save(path: &Path, v: &Vgg, meta: &BTreeMap<String, String>) -> Result<Str
 /// value at flat index 2`.
 pub fn check(v: &Vgg) -> std::result::Result<(), String> {
     let bytes = to_bytes(v, &BTreeMap::new()).map_err(|e| e.to_string())?;
-    from_bytes(&bytes).map(|_| ())
+    net_from_bytes(&bytes).map(|_| ())
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Loads and validates a checkpoint; the error names the first tensor that is wrong.
-pub fn load(path: &Path) -> Result<Checkpoint> {
+/// Loads and validates a checkpoint of any form; the error names the first tensor that is
+/// wrong.
+pub fn load_net(path: &Path) -> Result<NetCheckpoint> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::checkpoint(
             path,
@@ -111,91 +128,75 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         ),
         _ => Error::io(path, e),
     })?;
-    let mut ck = from_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))?;
+    let mut ck = net_from_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))?;
     ck.sha256 = hex_sha256(&bytes);
     Ok(ck)
 }
 
-/// Parses checkpoint bytes; the error is a message without the path.
+/// Loads a VGG-16 checkpoint ([`load_net`]); another form is refused as VGG-only.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let ck = load_net(path)?;
+    let model = ck.net.to_vgg("this command").map_err(|e| Error::checkpoint(path, e.to_string()))?;
+    Ok(Checkpoint { model, meta: ck.meta, sha256: ck.sha256 })
+}
+
+/// Parses VGG-16 checkpoint bytes; the error is a message without the path.
 pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
+    let ck = net_from_bytes(bytes)?;
+    let model = ck.net.to_vgg("this command").map_err(|e| e.to_string())?;
+    Ok(Checkpoint { model, meta: ck.meta, sha256: ck.sha256 })
+}
+
+/// Parses checkpoint bytes of any form; the error is a message without the path.
+pub fn net_from_bytes(bytes: &[u8]) -> std::result::Result<NetCheckpoint, String> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
     let mut meta: BTreeMap<String, String> =
         header.metadata().clone().unwrap_or_default().into_iter().collect();
     let fmt = meta.remove(KEY_FORMAT);
     let arch_json = meta.remove(KEY_ARCH);
     let arch_json = match (fmt.as_deref(), arch_json) {
-        (Some(FORMAT), Some(a)) => a,
-        (Some(other), _) => return Err(format!("unsupported checkpoint format '{other}' (this prunebench reads '{FORMAT}')")),
+        (Some(f), Some(a)) if READS.contains(&f) => a,
+        (Some(other), _) if !READS.contains(&other) => {
+            return Err(format!("unsupported checkpoint format '{other}' (this prunebench reads {})", READS.join(", ")))
+        }
         _ => {
             return Err(format!(
-                "not a prunebench VGG-16 checkpoint: metadata '{KEY_FORMAT}'/'{KEY_ARCH}' missing \
-                 (torchvision/timm VGG-16 weights must be imported first)"
+                "not a prunebench checkpoint: metadata '{KEY_FORMAT}'/'{KEY_ARCH}' missing \
+                 (torchvision/timm weights must be imported first: prunebench import --help)"
             ))
         }
     };
     let arch: Arch = serde_json::from_str(&arch_json).map_err(|e| format!("metadata '{KEY_ARCH}' is not a valid architecture: {e}"))?;
-    arch.form.require_vgg("loading a checkpoint").map_err(|e| e.to_string())?;
-    arch.validate().map_err(|e| e.to_string())?;
+    let graph = arch.graph().map_err(|e| e.to_string())?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt safetensors data: {e}"))?;
 
-    let expected = tensor_names(&arch);
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
     for n in &names {
-        if !expected.contains(n) {
+        if graph.param_named(n).is_none() {
             return Err(format!("unexpected tensor '{n}' for architecture {}", arch.describe()));
         }
     }
-    let get = |name: &str, shape: &[usize]| -> std::result::Result<Vec<f32>, String> {
+    let mut tensors = Vec::with_capacity(graph.params().len());
+    for p in graph.params() {
+        let name = &p.name;
         let t = st.tensor(name).map_err(|_| format!("tensor '{name}' missing (architecture {})", arch.describe()))?;
-        if t.shape() != shape {
-            return Err(format!("tensor '{name}' has shape {:?}, expected {:?}", t.shape(), shape));
+        if t.shape() != p.dims.as_slice() {
+            return Err(format!("tensor '{name}' has shape {:?}, expected {:?}", t.shape(), p.dims));
         }
         let data = decode(name, t.dtype(), t.data())?;
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
             return Err(format!("tensor '{name}' holds a non-finite value at flat index {i}"));
         }
-        Ok(data)
-    };
-    let mut convs = Vec::new();
-    for i in 0..arch.channels.len() {
-        let (cin, cout) = (arch.conv_in(i), arch.channels[i]);
-        let kernel = Array4::from_shape_vec((3, 3, cin, cout), get(&format!("features.{i}.weight"), &[3, 3, cin, cout])?).expect("checked");
-        let bias = Array1::from(get(&format!("features.{i}.bias"), &[cout])?);
-        let bn = if arch.batch_norm {
-            let g = |n: &str| get(&format!("features.{i}.bn.{n}"), &[cout]).map(Array1::from);
-            Some(BatchNorm { gamma: g("gamma")?, beta: g("beta")?, mean: g("running_mean")?, var: g("running_var")? })
-        } else {
-            None
-        };
-        convs.push(Conv { kernel, bias, bn });
+        tensors.push(ArrayD::from_shape_vec(IxDyn(&p.dims), data).expect("checked shape"));
     }
-    let mut dense = Vec::new();
-    for (j, (i, o)) in arch.dense_dims().into_iter().enumerate() {
-        let weight = Array2::from_shape_vec((i, o), get(&format!("classifier.{j}.weight"), &[i, o])?).expect("checked");
-        let bias = Array1::from(get(&format!("classifier.{j}.bias"), &[o])?);
-        dense.push(Dense { weight, bias });
-    }
-    Ok(Checkpoint { model: Vgg { arch, convs, dense }, meta, sha256: String::new() })
+    let net = Network { arch, graph, tensors };
+    Ok(NetCheckpoint { net, meta, sha256: String::new() })
 }
 
 /// The names of every tensor a checkpoint of `arch` holds.
-pub fn tensor_names(arch: &Arch) -> Vec<String> {
-    let mut out = Vec::new();
-    for i in 0..arch.channels.len() {
-        out.push(format!("features.{i}.weight"));
-        out.push(format!("features.{i}.bias"));
-        if arch.batch_norm {
-            for n in ["gamma", "beta", "running_mean", "running_var"] {
-                out.push(format!("features.{i}.bn.{n}"));
-            }
-        }
-    }
-    for j in 0..arch.dense_dims().len() {
-        out.push(format!("classifier.{j}.weight"));
-        out.push(format!("classifier.{j}.bias"));
-    }
-    out
+pub fn tensor_names(arch: &Arch) -> Result<Vec<String>> {
+    Ok(arch.graph()?.params().iter().map(|p| p.name.clone()).collect())
 }
 
 fn decode(name: &str, dtype: Dtype, data: &[u8]) -> std::result::Result<Vec<f32>, String> {
@@ -251,11 +252,10 @@ mod tests {
 
     #[test]
     fn names_the_first_wrong_tensor() {
-        let v = small();
-        let mut bad = v.clone();
-        bad.convs[4].bias = Array1::zeros(3);
-        let bytes = to_bytes(&bad, &BTreeMap::new()).unwrap();
-        let e = from_bytes(&bytes).unwrap_err();
+        let mut net = Network::from_vgg(&small()).unwrap();
+        let i = net.graph.param_named("features.4.bias").unwrap();
+        net.tensors[i] = ArrayD::zeros(IxDyn(&[3]));
+        let e = from_bytes(&net_to_bytes(&net, &BTreeMap::new()).unwrap()).unwrap_err();
         assert!(e.contains("features.4.bias") && e.contains("[3]"), "{e}");
         let e = from_bytes(b"garbage that is not safetensors").unwrap_err();
         assert!(e.contains("not a safetensors"), "{e}");
@@ -267,6 +267,45 @@ mod tests {
         let view = TensorView::new(Dtype::F32, vec![4], &data).unwrap();
         let bytes = safetensors::serialize(vec![("features.0.weight", view)], &None).unwrap();
         let e = from_bytes(&bytes).unwrap_err();
-        assert!(e.contains("not a prunebench VGG-16 checkpoint"), "{e}");
+        assert!(e.contains("not a prunebench checkpoint") && e.contains("import"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_first_format() {
+        let v = small();
+        let named = named_tensors(&v);
+        let bytes: Vec<Vec<u8>> = named.iter().map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+        let views: Vec<(String, TensorView)> =
+            named.iter().zip(&bytes).map(|((n, s, _), b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+        let header: HashMap<String, String> =
+            [(KEY_FORMAT.to_string(), "vgg16/1".to_string()), (KEY_ARCH.to_string(), serde_json::to_string(&v.arch).unwrap())].into();
+        let old = safetensors::serialize(views, &Some(header)).unwrap();
+        assert_eq!(from_bytes(&old).unwrap().model, v);
+        let mut header2: HashMap<String, String> = HashMap::new();
+        header2.insert(KEY_FORMAT.into(), "vgg16/9".into());
+        header2.insert(KEY_ARCH.into(), serde_json::to_string(&v.arch).unwrap());
+        let e = from_bytes(&safetensors::serialize(Vec::<(String, TensorView)>::new(), &Some(header2)).unwrap()).unwrap_err();
+        assert!(e.contains("'vgg16/9'") && e.contains("prunebench/2, vgg16/1"), "{e}");
+    }
+
+    #[test]
+    fn every_form_round_trips() {
+        use crate::model::Form;
+        for form in Form::all() {
+            let mut arch = Arch::new(form, 0.125, 1, 10).unwrap();
+            if !form.is_vgg() {
+                arch = arch.with_input(32, 32).unwrap();
+            }
+            let mut net = Network::init(&arch, 5).unwrap();
+            crate::graph::init::randomize_bn(&net.graph, &mut net.tensors, 6);
+            let meta = BTreeMap::from([("prunebench.seed".to_string(), "5".to_string())]);
+            let ck = net_from_bytes(&net_to_bytes(&net, &meta).unwrap()).unwrap();
+            assert_eq!(ck.net, net, "{form}");
+            assert_eq!(ck.meta, meta);
+            if !form.is_vgg() {
+                let e = from_bytes(&net_to_bytes(&net, &meta).unwrap()).unwrap_err();
+                assert!(e.contains(&form.to_string()) && e.contains("VGG-16 only"), "{e}");
+            }
+        }
     }
 }

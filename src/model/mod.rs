@@ -5,10 +5,12 @@ pub mod arch;
 pub mod checkpoint;
 pub mod counts;
 pub mod import;
+pub mod network;
 pub mod program;
 pub mod reference;
 pub mod weights;
 
 pub use arch::{Arch, Form};
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{Checkpoint, NetCheckpoint};
+pub use network::Network;
 pub use weights::{BatchNorm, Conv, Dense, Vgg};
