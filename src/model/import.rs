@@ -1,5 +1,14 @@
-//! Import of torchvision / timm VGG-16 ImageNet weights (`vgg16`, `vgg16_bn`) saved as
-//! safetensors with their PyTorch names, converted to prunebench's layout on load.
+//! Import of torchvision / timm weights saved as safetensors with their PyTorch names,
+//! converted to prunebench's layout on load: VGG-16 (`vgg16`, `vgg16_bn`), ResNet-18/50
+//! (`resnet18`, `resnet50`; the CIFAR ResNet-20/56 under the same names) and MobileNetV2
+//! (`mobilenet_v2`).
+//!
+//! ResNets and MobileNetV2 keep torchvision's names in prunebench (their graphs use
+//! [`Naming::Torchvision`](crate::graph::Naming)): each tensor is read under its own name,
+//! conv kernels OIHW `[out, in/groups, kh, kw]` become HWIO, dense weights `[out, in]` become
+//! `[in, out]`, BN tensors are taken as they are and `num_batches_tracked` is dropped. The
+//! channel counts come from the file (a network pruned in PyTorch imports as it is); the input
+//! is 224x224 with the channels of the first conv.
 //!
 //! torchvision layout: `features.N.weight` conv kernels OIHW `[out, in, 3, 3]` and biases,
 //! with the 13 convs at `features.{0,2,5,7,10,12,14,17,19,21,24,26,28}` (`vgg16`) or
@@ -11,13 +20,15 @@
 
 use std::path::Path;
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
-use super::arch::{Arch, NUM_CONVS};
+use super::arch::{Arch, Form, NUM_CONVS};
+use super::network::Network;
 use super::weights::{BatchNorm, Conv, Dense, Vgg};
 use crate::error::{Error, Result};
+use crate::graph::Role;
 
 const PLAIN: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
 const WITH_BN: [usize; 13] = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
@@ -144,4 +155,103 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
 pub fn from_torchvision(path: &Path) -> Result<Vgg> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
+}
+
+/// Reads a torchvision-style safetensors file of any supported network (see the module
+/// docs), detected from its tensor names.
+pub fn net_from_torchvision(path: &Path) -> Result<Network> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    net_from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
+}
+
+/// Which network torchvision names describe: VGG-16, a ResNet (by its stem and blocks) or
+/// MobileNetV2.
+fn detect(has: &dyn Fn(&str) -> bool, stem_k: Option<usize>) -> std::result::Result<Form, String> {
+    if has("features.0.weight") && has("classifier.6.weight") {
+        return Ok(Form::Imagenet);
+    }
+    if has("features.18.0.weight") && has("classifier.1.weight") {
+        return Ok(Form::Mobilenetv2Imagenet);
+    }
+    if has("conv1.weight") && has("fc.weight") && has("layer1.0.conv1.weight") {
+        return Ok(match (has("layer4.0.conv1.weight"), has("layer1.0.conv3.weight"), stem_k) {
+            (true, true, _) => Form::Resnet50Imagenet,
+            (true, false, _) => Form::Resnet18Imagenet,
+            (false, _, Some(3)) if has("layer1.8.conv1.weight") => Form::Resnet56Cifar,
+            (false, _, Some(3)) => Form::Resnet20Cifar,
+            _ => return Err("ResNet names without 'layer4' and without a 3x3 stem: not a ResNet prunebench knows".into()),
+        });
+    }
+    Err("not torchvision weights prunebench knows: expected VGG-16 ('features.0.weight', 'classifier.6.weight'), \
+         ResNet ('conv1.weight', 'layer1.0.conv1.weight', 'fc.weight') or MobileNetV2 ('features.18.0.weight', \
+         'classifier.1.weight')"
+        .into())
+}
+
+/// [`net_from_torchvision`] on the file's bytes; the error is a message without the path.
+pub fn net_from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Network, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
+    let names = st.names();
+    let has = |n: &str| names.iter().any(|m| m.as_str() == n);
+    let stem_k = st.tensor("conv1.weight").ok().and_then(|t| t.shape().get(2).copied());
+    let form = detect(&has, stem_k)?;
+    if form.is_vgg() {
+        return Network::from_vgg(&from_torchvision_bytes(bytes)?).map_err(|e| e.to_string());
+    }
+    let mut shape = Vec::new();
+    // The published network names every conv; the file's shapes give their channel counts.
+    let published = Arch::new(form, 1.0, 3, 1000).map_err(|e| e.to_string())?.graph().map_err(|e| e.to_string())?;
+    let mut channels = Vec::new();
+    for (node, _) in published.convs() {
+        let name = format!("{}.weight", node.name);
+        f32s(&st, &name, &mut shape)?;
+        match shape.as_slice() {
+            [o, _, _, _] if *o > 0 => channels.push(*o),
+            _ => return Err(format!("tensor '{name}' has shape {shape:?}, expected a conv kernel [out, in/groups, kh, kw]")),
+        }
+    }
+    let in_channels = {
+        f32s(&st, "conv1.weight", &mut shape).or_else(|_| f32s(&st, "features.0.0.weight", &mut shape))?;
+        shape[1]
+    };
+    let classifier = if form == Form::Mobilenetv2Imagenet { "classifier.1.weight" } else { "fc.weight" };
+    f32s(&st, classifier, &mut shape)?;
+    let classes = match shape.as_slice() {
+        [o, _] if *o > 0 => *o,
+        _ => return Err(format!("tensor '{classifier}' has shape {shape:?}, expected [classes, features]")),
+    };
+    let side = form.default_side();
+    let arch = Arch { form, input: [side, side, in_channels], channels, batch_norm: true, hidden: vec![], classes };
+    let graph = arch.graph().map_err(|e| format!("the file's channel counts do not make a {form}: {e}"))?;
+    let mut tensors = Vec::with_capacity(graph.params().len());
+    for p in graph.params() {
+        let data = f32s(&st, &p.name, &mut shape)?;
+        let t = match p.role {
+            Role::Kernel => {
+                let [kh, kw, cin, o] = p.dims[..] else { unreachable!("kernels are rank 4") };
+                expect(&p.name, &shape, &[o, cin, kh, kw])?;
+                let oihw = Array4::from_shape_vec((o, cin, kh, kw), data).expect("checked");
+                oihw.permuted_axes([2, 3, 1, 0]).as_standard_layout().to_owned().into_dyn()
+            }
+            Role::Weight => {
+                let (i, o) = (p.dims[0], p.dims[1]);
+                expect(&p.name, &shape, &[o, i])?;
+                Array2::from_shape_vec((o, i), data).expect("checked").reversed_axes().as_standard_layout().to_owned().into_dyn()
+            }
+            _ => {
+                expect(&p.name, &shape, &p.dims)?;
+                ArrayD::from_shape_vec(IxDyn(&p.dims), data).expect("checked")
+            }
+        };
+        if let Some(i) = t.iter().position(|x| !x.is_finite()) {
+            return Err(format!("tensor '{}' holds a non-finite value at flat index {i}", p.name));
+        }
+        tensors.push(t);
+    }
+    for n in names {
+        if graph.param_named(n).is_none() && !n.ends_with(".num_batches_tracked") {
+            return Err(format!("unexpected tensor '{n}' for {}", arch.describe()));
+        }
+    }
+    Network::new(arch, tensors).map_err(|e| e.to_string())
 }
