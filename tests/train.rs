@@ -6,7 +6,8 @@
 mod common;
 
 use ndarray::{Array2, Array4, Axis};
-use prunebench::hlo::{Builder, DType, Shape, Value};
+use prunebench::graph::{ConvSpec, PoolSpec};
+use prunebench::hlo::{Builder, ConvDims, DType, ReduceOp, Shape, Value};
 use prunebench::lower::Lowering;
 use prunebench::model::weights::BN_EPS;
 use prunebench::model::{reference, Arch, Vgg};
@@ -145,6 +146,7 @@ fn rand_arg(dims: &[i64], seed: u64, scale: f64) -> Arg {
 
 #[test]
 fn conv3x3_gradients_every_lowering() {
+    let spec = ConvSpec::new(4, 3, 1, 1, false);
     for l in prunebench::lower::ALL {
         check_rule(
             &format!("conv3x3 {l}"),
@@ -152,12 +154,110 @@ fn conv3x3_gradients_every_lowering() {
             |b, x| Ok((l.emit(b, &x[0], &x[1])?, ())),
             |b, x, _, dy| {
                 Ok(vec![
-                    Some(grad::conv3x3_input(b, dy, &x[1], l)?),
-                    Some(grad::conv3x3_kernel(b, &x[0], dy, l)?),
+                    Some(grad::conv_input(b, dy, &x[1], &spec, [5, 4], l)?),
+                    Some(grad::conv_kernel(b, &x[0], dy, &spec, l)?),
                 ])
             },
         );
     }
+}
+
+/// The forward convolution of `spec` as JAX emits it (one `convolution` with stride,
+/// padding and `feature_group_count`), for the gradient checks.
+fn conv_forward(b: &mut Builder, x: &Value, k: &Value, spec: &ConvSpec) -> Result<Value> {
+    let mut cd = ConvDims::same(spec.pad as i64);
+    cd.stride = [spec.stride as i64; 2];
+    cd.feature_groups = spec.groups as i64;
+    b.convolution(x, k, &cd)
+}
+
+/// A max-pool of `p` with -inf padding, built from `pad` and an unpadded `reduce_window`.
+fn max_pool_forward(b: &mut Builder, x: &Value, p: &PoolSpec) -> Result<Value> {
+    let (k, s, q) = (p.k as i64, p.stride as i64, p.pad as i64);
+    let ninf = b.scalar(f64::NEG_INFINITY, x.dtype());
+    let padded = b.pad(x, &ninf, &[0, q, q, 0], &[0, q, q, 0])?;
+    b.reduce_window(&padded, &[1, k, k, 1], &[1, s, s, 1], ReduceOp::Max)
+}
+
+#[test]
+fn conv_gradients_any_geometry() {
+    // (input NHWC, spec): strided with a row left unread, 1x1 strided (negative high padding
+    // in the kernel gradient), a 7x7/2 stem, grouped, depthwise strided, 1x1 pointwise, 5x3.
+    let cases: Vec<([i64; 4], ConvSpec)> = vec![
+        ([2, 6, 7, 3], ConvSpec::new(4, 3, 2, 1, false)),
+        ([2, 6, 5, 4], ConvSpec::new(6, 1, 2, 0, false)),
+        ([2, 11, 10, 3], ConvSpec::new(4, 7, 2, 3, false)),
+        ([2, 5, 5, 6], ConvSpec { groups: 3, ..ConvSpec::new(9, 3, 1, 1, false) }),
+        ([3, 7, 6, 5], ConvSpec { groups: 5, ..ConvSpec::new(5, 3, 2, 1, false) }),
+        ([2, 4, 4, 5], ConvSpec::new(3, 1, 1, 0, false)),
+        ([2, 6, 5, 2], ConvSpec { kh: 5, kw: 3, ..ConvSpec::new(3, 3, 1, 2, false) }),
+    ];
+    for (i, (xd, spec)) in cases.into_iter().enumerate() {
+        let c = xd[3] as usize;
+        let kd = [spec.kh as i64, spec.kw as i64, (c / spec.groups) as i64, spec.out as i64];
+        let hw = [xd[1] as usize, xd[2] as usize];
+        check_rule(
+            &format!("{spec} on {xd:?}"),
+            vec![rand_arg(&xd, 40 + i as u64, 1.0), rand_arg(&kd, 50 + i as u64, 0.5)],
+            |b, x| Ok((conv_forward(b, &x[0], &x[1], &spec)?, ())),
+            |b, x, _, dy| {
+                Ok(vec![
+                    Some(grad::conv_input(b, dy, &x[1], &spec, hw, Lowering::Direct)?),
+                    Some(grad::conv_kernel(b, &x[0], dy, &spec, Lowering::Direct)?),
+                ])
+            },
+        );
+    }
+}
+
+#[test]
+fn pool_and_relu6_gradients() {
+    for (i, (xd, p)) in [([2, 4, 6, 3], PoolSpec::new(2, 2, 0)), ([2, 7, 8, 2], PoolSpec::new(3, 2, 1)), ([2, 5, 5, 2], PoolSpec::new(3, 1, 1))]
+        .into_iter()
+        .enumerate()
+    {
+        check_rule(
+            &format!("max-pool {}x{}/{} pad {} on {xd:?}", p.k, p.k, p.stride, p.pad),
+            vec![rand_arg(&xd, 60 + i as u64, 1.0)],
+            |b, x| Ok((max_pool_forward(b, &x[0], &p)?, ())),
+            |b, x, _, dy| Ok(vec![Some(grad::max_pool_backward(b, &x[0], dy, &p)?)]),
+        );
+    }
+    for (i, (xd, p)) in [([2, 4, 6, 3], PoolSpec::new(2, 2, 0)), ([2, 7, 8, 2], PoolSpec::new(3, 2, 0))].into_iter().enumerate() {
+        let (k, s) = (p.k as i64, p.stride as i64);
+        let hw = [xd[1] as usize, xd[2] as usize];
+        check_rule(
+            &format!("avg-pool {k}x{k}/{s} on {xd:?}"),
+            vec![rand_arg(&xd, 70 + i as u64, 1.0)],
+            |b, x| {
+                let sum = b.reduce_window(&x[0], &[1, k, k, 1], &[1, s, s, 1], ReduceOp::Sum)?;
+                let inv = b.constant(1.0 / (k * k) as f64, sum.shape().clone());
+                Ok((b.mul(&sum, &inv)?, ()))
+            },
+            |b, _, _, dy| Ok(vec![Some(grad::avg_pool_backward(b, dy, &p, hw)?)]),
+        );
+    }
+    check_rule(
+        "global average pool",
+        vec![rand_arg(&[2, 3, 4, 5], 75, 1.0)],
+        |b, x| {
+            let s = b.reduce(&x[0], &[1, 2], ReduceOp::Sum)?;
+            let inv = b.constant(1.0 / 12.0, s.shape().clone());
+            Ok((b.mul(&s, &inv)?, ()))
+        },
+        |b, _, _, dy| Ok(vec![Some(grad::global_avg_pool_backward(b, dy, [3, 4])?)]),
+    );
+    check_rule(
+        "relu6",
+        // Scale 8: values on both sides of 0 and of 6.
+        vec![rand_arg(&[2, 3, 4, 3], 76, 8.0)],
+        |b, x| {
+            let r = b.relu(&x[0])?;
+            let six = b.constant(6.0, r.shape().clone());
+            Ok((b.min(&r, &six)?, ()))
+        },
+        |b, x, _, dy| Ok(vec![Some(grad::relu6_backward(b, &x[0], dy)?)]),
+    );
 }
 
 #[test]
@@ -199,7 +299,7 @@ fn relu_maxpool_reshape_gradients() {
         "max-pool 2x2",
         vec![rand_arg(&[2, 4, 6, 3], 9, 1.0)],
         |b, x| Ok((b.max_pool2(&x[0])?, ())),
-        |b, x, _, dy| Ok(vec![Some(grad::max_pool2_backward(b, &x[0], dy)?)]),
+        |b, x, _, dy| Ok(vec![Some(grad::max_pool_backward(b, &x[0], dy, &PoolSpec::new(2, 2, 0))?)]),
     );
     check_rule(
         "flatten",

@@ -81,6 +81,14 @@ pub struct ConvDims {
     pub rhs_dilation: [i64; 2],
     /// Dimension numbers as MLIR prints them, e.g. `[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]`.
     pub layout: ConvLayout,
+    /// `feature_group_count`: the input features split into this many groups, each
+    /// convolved with its share of the output features (the kernel's input-feature axis holds
+    /// `features / feature_groups`). 1 for a plain convolution.
+    pub feature_groups: i64,
+    /// `batch_group_count`: the input batch split into this many groups, each giving its
+    /// share of the output features (the output batch is `batch / batch_groups`). Used by the
+    /// kernel gradient of a grouped convolution; 1 otherwise.
+    pub batch_groups: i64,
 }
 
 /// Which axis of each operand is which, for `convolution`. Indices into the operand dims.
@@ -126,6 +134,8 @@ impl ConvDims {
             lhs_dilation: [1, 1],
             rhs_dilation: [1, 1],
             layout: ConvLayout::NHWC_HWIO,
+            feature_groups: 1,
+            batch_groups: 1,
         }
     }
 }
@@ -490,7 +500,7 @@ impl Builder {
         self.dot_general(a, b, (&[], &[]), (&[1], &[0]))
     }
 
-    /// `stablehlo.convolution` (no feature groups).
+    /// `stablehlo.convolution`, with feature and batch groups as `cd` says.
     pub fn convolution(&mut self, input: &Value, kernel: &Value, cd: &ConvDims) -> Result<Value> {
         let op = "convolution";
         let (x, k) = (&input.shape, &kernel.shape);
@@ -498,16 +508,26 @@ impl Builder {
             return Err(Error::shape(op, format!("input {x} kernel {k}")));
         }
         let l = &cd.layout;
-        let cin = x.dims[l.input[1]];
-        if k.dims[l.kernel[0]] != cin {
+        let (fg, bg) = (cd.feature_groups, cd.batch_groups);
+        let (batch, cin, kin, kout) = (x.dims[l.input[0]], x.dims[l.input[1]], k.dims[l.kernel[0]], k.dims[l.kernel[1]]);
+        if fg < 1 || bg < 1 || (fg > 1 && bg > 1) {
+            return Err(Error::shape(op, format!("feature groups {fg} and batch groups {bg}: at most one may exceed 1")));
+        }
+        if kin * fg != cin {
             return Err(Error::shape(
                 op,
-                format!("input {x} has {cin} features but kernel {k} expects {}", k.dims[l.kernel[0]]),
+                format!("input {x} has {cin} features but kernel {k} expects {kin} x {fg} groups"),
+            ));
+        }
+        if kout % fg != 0 || kout % bg != 0 || batch % bg != 0 {
+            return Err(Error::shape(
+                op,
+                format!("kernel {k} output features and input {x} batch must divide into {fg} feature / {bg} batch groups"),
             ));
         }
         let mut out = vec![0i64; 4];
-        out[l.output[0]] = x.dims[l.input[0]];
-        out[l.output[1]] = k.dims[l.kernel[1]];
+        out[l.output[0]] = batch / bg;
+        out[l.output[1]] = kout;
         for s in 0..2 {
             let inp = (x.dims[l.input[2 + s]] - 1) * cd.lhs_dilation[s] + 1;
             let padded = inp + cd.padding[s][0] + cd.padding[s][1];
@@ -519,8 +539,8 @@ impl Builder {
         }
         let p = &cd.padding;
         let attrs = format!(
-            "batch_group_count = 1 : i64, dimension_numbers = #stablehlo.conv<{}>, \
-             feature_group_count = 1 : i64, lhs_dilation = {}, \
+            "batch_group_count = {bg} : i64, dimension_numbers = #stablehlo.conv<{}>, \
+             feature_group_count = {fg} : i64, lhs_dilation = {}, \
              padding = dense<[[{}, {}], [{}, {}]]> : tensor<2x2xi64>, rhs_dilation = {}, \
              window_strides = {}",
             l.print(),
@@ -609,10 +629,27 @@ impl Builder {
 
     /// `stablehlo.select_and_scatter` for a max-pool gradient: scatters `source` (the pooled
     /// gradient) to the position of each window's maximum in `operand`, summing overlaps.
-    pub fn max_pool_grad(&mut self, operand: &Value, source: &Value, window: &[i64], strides: &[i64]) -> Result<Value> {
+    /// `padding` (`[low, high]` per axis) pads the operand with positions that are never
+    /// selected, as a max-pool padded with -inf: `source` has the pooled shape
+    /// `(dims + low + high - window) / strides + 1`.
+    pub fn max_pool_grad(
+        &mut self,
+        operand: &Value,
+        source: &Value,
+        window: &[i64],
+        strides: &[i64],
+        padding: &[[i64; 2]],
+    ) -> Result<Value> {
         let r = operand.shape.rank();
-        if window.len() != r || strides.len() != r || source.shape.rank() != r || source.dtype() != operand.dtype() {
-            return Err(Error::shape("select_and_scatter", format!("operand {} source {}", operand.shape, source.shape)));
+        let bad = || Error::shape("select_and_scatter", format!("operand {} source {} window {window:?} strides {strides:?} padding {padding:?}", operand.shape, source.shape));
+        if window.len() != r || strides.len() != r || padding.len() != r || source.shape.rank() != r || source.dtype() != operand.dtype() {
+            return Err(bad());
+        }
+        for i in 0..r {
+            let padded = operand.shape.dims[i] + padding[i][0] + padding[i][1];
+            if strides[i] < 1 || padding[i].iter().any(|&p| p < 0) || padded < window[i] || (padded - window[i]) / strides[i] + 1 != source.shape.dims[i] {
+                return Err(bad());
+            }
         }
         let init = self.scalar(0.0, operand.dtype());
         let t = Shape::scalar(operand.dtype());
@@ -622,10 +659,12 @@ impl Builder {
         );
         let scatter = self.region("stablehlo.add", operand.dtype());
         let scatter = scatter.trim_start_matches('(').trim_end_matches(')');
+        let pads: Vec<String> = padding.iter().map(|p| format!("[{}, {}]", p[0], p[1])).collect();
         let name = self.fresh();
         let _ = writeln!(
             self.body,
-            "    {name} = \"stablehlo.select_and_scatter\"({operand}, {source}, {init}) <{{window_dimensions = {}, window_strides = {}}}> ({select}, {scatter}) : ({}, {}, {}) -> {}",
+            "    {name} = \"stablehlo.select_and_scatter\"({operand}, {source}, {init}) <{{padding = dense<[{}]> : tensor<{r}x2xi64>, window_dimensions = {}, window_strides = {}}}> ({select}, {scatter}) : ({}, {}, {}) -> {}",
+            pads.join(", "),
             array(window),
             array(strides),
             operand.shape,

@@ -227,7 +227,7 @@ fn forward_backward(
         let t = &tapes[i];
         let base = i * per_conv;
         if Arch::pools_after(i) {
-            g = grad::max_pool2_backward(b, &t.act, &g)?;
+            g = grad::max_pool_backward(b, &t.act, &g, &crate::graph::PoolSpec::new(2, 2, 0))?;
         }
         g = grad::relu_backward(b, &t.pre, &g)?;
         if let Some(cache) = &t.bn {
@@ -237,9 +237,11 @@ fn forward_backward(
             g = dx;
         }
         grads[base + 1] = Some(grad::bias_add_backward(b, &g, 3)?);
-        grads[base] = Some(grad::conv3x3_kernel(b, &t.input, &g, plan[i])?);
+        let spec = crate::graph::ConvSpec::new(arch.channels[i], 3, 1, 1, true);
+        grads[base] = Some(grad::conv_kernel(b, &t.input, &g, &spec, plan[i])?);
         if i > 0 {
-            g = grad::conv3x3_input(b, &g, &p[base], plan[i])?;
+            let [_, hh, ww, _] = t.input.dims() else { unreachable!() };
+            g = grad::conv_input(b, &g, &p[base], &spec, [*hh as usize, *ww as usize], plan[i])?;
         }
     }
     let grads = grads
