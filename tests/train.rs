@@ -167,7 +167,7 @@ fn conv3x3_gradients_every_lowering() {
 fn conv_forward(b: &mut Builder, x: &Value, k: &Value, spec: &ConvSpec) -> Result<Value> {
     let mut cd = ConvDims::same(spec.pad as i64);
     cd.stride = [spec.stride as i64; 2];
-    cd.feature_groups = spec.groups as i64;
+    cd.groups = spec.groups as i64;
     b.convolution(x, k, &cd)
 }
 

@@ -83,8 +83,8 @@ pub struct ConvDims {
     pub layout: ConvLayout,
     /// `feature_group_count`: the input features split into this many groups, each
     /// convolved with its share of the output features (the kernel's input-feature axis holds
-    /// `features / feature_groups`). 1 for a plain convolution.
-    pub feature_groups: i64,
+    /// `features / groups`). 1 for a plain convolution.
+    pub groups: i64,
     /// `batch_group_count`: the input batch split into this many groups, each giving its
     /// share of the output features (the output batch is `batch / batch_groups`). Used by the
     /// kernel gradient of a grouped convolution; 1 otherwise.
@@ -134,7 +134,7 @@ impl ConvDims {
             lhs_dilation: [1, 1],
             rhs_dilation: [1, 1],
             layout: ConvLayout::NHWC_HWIO,
-            feature_groups: 1,
+            groups: 1,
             batch_groups: 1,
         }
     }
@@ -508,7 +508,7 @@ impl Builder {
             return Err(Error::shape(op, format!("input {x} kernel {k}")));
         }
         let l = &cd.layout;
-        let (fg, bg) = (cd.feature_groups, cd.batch_groups);
+        let (fg, bg) = (cd.groups, cd.batch_groups);
         let (batch, cin, kin, kout) = (x.dims[l.input[0]], x.dims[l.input[1]], k.dims[l.kernel[0]], k.dims[l.kernel[1]]);
         if fg < 1 || bg < 1 || (fg > 1 && bg > 1) {
             return Err(Error::shape(op, format!("feature groups {fg} and batch groups {bg}: at most one may exceed 1")));

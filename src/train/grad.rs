@@ -1,6 +1,7 @@
 //! Every backward rule of the training step, written by hand, one small function each.
 //!
-//! Each rule takes the forward values it needs (kept by the caller) and the gradient of the
+//! [`node_backward`] is the table: one `match` on the graph's [`Op`] that picks the rule of a
+//! node. Each rule takes the forward values it needs (kept by the caller) and the gradient of the
 //! loss with respect to the layer's output (`dy`), and emits the ops for the gradients with
 //! respect to the layer's inputs and parameters. The two layers whose forward pass in
 //! training mode differs from inference (batch norm with batch statistics, softmax
@@ -11,7 +12,7 @@
 //! `[in, out]`.
 
 use crate::error::{Error, Result};
-use crate::graph::{ConvSpec, PoolSpec};
+use crate::graph::{ConvSpec, Op, PoolSpec};
 use crate::hlo::{Builder, Compare, ConvDims, DType, ReduceOp, Shape, Value};
 use crate::lower::{nhwc, Lowering};
 
@@ -79,7 +80,7 @@ pub fn conv_input(b: &mut Builder, dy: &Value, kernel: &Value, spec: &ConvSpec, 
         let split = b.reshape(kernel, &[kh, kw, cig, g, o / g])?;
         let t = b.transpose(&split, &[0, 1, 4, 3, 2])?;
         let k = b.reshape(&t, &[kh, kw, o / g, cig * g])?;
-        cd.feature_groups = g;
+        cd.groups = g;
         b.reverse(&k, &[0, 1])?
     };
     let s = spec.stride as i64;
@@ -349,4 +350,78 @@ pub fn softmax_xent(b: &mut Builder, logits: &Value, labels: &Value) -> Result<X
     let okf = b.select(&ok, &one_b, &zero_b)?;
     let correct = sum_all(b, &okf)?;
     Ok(Xent { loss, correct, dlogits })
+}
+
+// ---- the table ----------------------------------------------------------------------------
+
+/// The forward values one node's backward rule reads.
+#[derive(Clone, Debug)]
+pub struct Tape<'a> {
+    /// The values of the node's inputs (batch first), in `node.inputs` order.
+    pub inputs: Vec<&'a Value>,
+    /// The node's trainable tensors in [`Op::roles`] order (running statistics left out).
+    pub params: Vec<&'a Value>,
+    /// The batch-norm cache of a BN node (training mode).
+    pub bn: Option<&'a BnCache>,
+}
+
+/// The gradients one node's rule returns.
+#[derive(Clone, Debug, Default)]
+pub struct NodeGrads {
+    /// Per input of the node (`node.inputs` order): the gradient of the loss with respect to
+    /// it, `None` where it was not asked for.
+    pub inputs: Vec<Option<Value>>,
+    /// Per trainable tensor of the node, in [`Tape::params`] order.
+    pub params: Vec<Value>,
+}
+
+fn map_hw(what: &str, x: &Value) -> Result<[usize; 2]> {
+    let [_, h, w, _] = nhwc(what, x)?;
+    Ok([h as usize, w as usize])
+}
+
+/// The backward rule of one node computing `op`: given its [`Tape`] and `dy` (the gradient
+/// of the loss with respect to its output, batch first), the gradients of its inputs where
+/// `want[i]` asks for them and of its trainable tensors. A conv lowers its gradients as
+/// `lowering` says (see [`conv_input`], [`conv_kernel`]; other ops ignore it).
+///
+/// Errors: a tape that does not fit the op (missing inputs, tensors or BN cache), or shapes
+/// the rules refuse.
+pub fn node_backward(b: &mut Builder, op: &Op, tape: &Tape, dy: &Value, want: &[bool], lowering: Lowering) -> Result<NodeGrads> {
+    let missing = || Error::shape("backward", format!("the tape of a {} node lacks a value it needs", op.kind()));
+    let x = |k: usize| tape.inputs.get(k).copied().ok_or_else(missing);
+    let w = |k: usize| tape.params.get(k).copied().ok_or_else(missing);
+    let wants = |k: usize| want.get(k).copied().unwrap_or(false);
+    let one = |g: Option<Value>| NodeGrads { inputs: vec![g], params: vec![] };
+    let grads = match op {
+        Op::Input => NodeGrads::default(),
+        Op::Conv(spec) => {
+            let mut params = vec![conv_kernel(b, x(0)?, dy, spec, lowering)?];
+            if spec.bias {
+                params.push(bias_add_backward(b, dy, 3)?);
+            }
+            let dx = if wants(0) { Some(conv_input(b, dy, w(0)?, spec, map_hw("conv", x(0)?)?, lowering)?) } else { None };
+            NodeGrads { inputs: vec![dx], params }
+        }
+        Op::BatchNorm => {
+            let cache = tape.bn.ok_or_else(missing)?;
+            let (dx, dgamma, dbeta) = batch_norm_backward(b, dy, w(0)?, cache)?;
+            NodeGrads { inputs: vec![Some(dx)], params: vec![dgamma, dbeta] }
+        }
+        Op::Relu => one(Some(relu_backward(b, x(0)?, dy)?)),
+        Op::Relu6 => one(Some(relu6_backward(b, x(0)?, dy)?)),
+        Op::MaxPool(p) => one(Some(max_pool_backward(b, x(0)?, dy, p)?)),
+        Op::AvgPool(p) => one(Some(avg_pool_backward(b, dy, p, map_hw("avgpool", x(0)?)?)?)),
+        Op::GlobalAvgPool => one(Some(global_avg_pool_backward(b, dy, map_hw("gap", x(0)?)?)?)),
+        Op::Add => NodeGrads { inputs: vec![Some(dy.clone()), Some(dy.clone())], params: vec![] },
+        Op::Flatten => one(Some(reshape_backward(b, dy, x(0)?.dims())?)),
+        Op::Dense { bias, .. } => {
+            let (dx, dw, db) = dense_backward(b, x(0)?, w(0)?, dy)?;
+            let params = if *bias { vec![dw, db] } else { vec![dw] };
+            NodeGrads { inputs: vec![Some(dx)], params }
+        }
+    };
+    // Gradients nobody asked for are dropped (XLA removes the ops that made them).
+    let inputs = grads.inputs.into_iter().enumerate().map(|(k, g)| g.filter(|_| wants(k))).collect();
+    Ok(NodeGrads { inputs, params: grads.params })
 }
