@@ -79,12 +79,12 @@ pub struct ConvDims {
     pub padding: [[i64; 2]; 2],
     pub lhs_dilation: [i64; 2],
     pub rhs_dilation: [i64; 2],
+    /// `feature_group_count`: the input features split into this many groups, each
+    /// convolved with its own `out / groups` filters of `in / groups` features (1: a plain
+    /// convolution; `in` groups with `out == in`: depthwise).
+    pub groups: i64,
     /// Dimension numbers as MLIR prints them, e.g. `[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]`.
     pub layout: ConvLayout,
-    /// `feature_group_count`: the input features split into this many groups, each
-    /// convolved with its share of the output features (the kernel's input-feature axis holds
-    /// `features / groups`). 1 for a plain convolution.
-    pub groups: i64,
     /// `batch_group_count`: the input batch split into this many groups, each giving its
     /// share of the output features (the output batch is `batch / batch_groups`). Used by the
     /// kernel gradient of a grouped convolution; 1 otherwise.
@@ -133,10 +133,16 @@ impl ConvDims {
             padding: [[pad, pad], [pad, pad]],
             lhs_dilation: [1, 1],
             rhs_dilation: [1, 1],
-            layout: ConvLayout::NHWC_HWIO,
             groups: 1,
+            layout: ConvLayout::NHWC_HWIO,
             batch_groups: 1,
         }
+    }
+
+    /// An NHWC x HWIO convolution with `stride` and symmetric padding `pad` on both spatial
+    /// axes, over `groups` feature groups.
+    pub fn strided(stride: i64, pad: i64, groups: i64) -> Self {
+        ConvDims { stride: [stride, stride], groups, ..ConvDims::same(pad) }
     }
 }
 
@@ -592,16 +598,37 @@ impl Builder {
     /// `stablehlo.reduce_window` without padding, e.g. a 2x2/2 max-pool on NHWC is
     /// `window = [1, 2, 2, 1]`, `strides = [1, 2, 2, 1]`.
     pub fn reduce_window(&mut self, a: &Value, window: &[i64], strides: &[i64], op: ReduceOp) -> Result<Value> {
+        let pad = vec![[0, 0]; a.shape.rank()];
+        self.reduce_window_padded(a, window, strides, &pad, op)
+    }
+
+    /// `stablehlo.reduce_window` with `padding[axis] = [low, high]`; padded positions hold the
+    /// op's identity (0 for a sum, -inf for a max), so a padded max-pool never picks them.
+    pub fn reduce_window_padded(
+        &mut self,
+        a: &Value,
+        window: &[i64],
+        strides: &[i64],
+        padding: &[[i64; 2]],
+        op: ReduceOp,
+    ) -> Result<Value> {
         let r = a.shape.rank();
-        if window.len() != r || strides.len() != r {
-            return Err(Error::shape("reduce_window", format!("window {window:?} strides {strides:?} for {}", a.shape)));
+        if window.len() != r || strides.len() != r || padding.len() != r {
+            return Err(Error::shape(
+                "reduce_window",
+                format!("window {window:?} strides {strides:?} padding {padding:?} for {}", a.shape),
+            ));
         }
         let mut dims = Vec::with_capacity(r);
         for i in 0..r {
-            if window[i] < 1 || strides[i] < 1 || window[i] > a.shape.dims[i] {
-                return Err(Error::shape("reduce_window", format!("window {window:?} does not fit {}", a.shape)));
+            let padded = a.shape.dims[i] + padding[i][0] + padding[i][1];
+            if window[i] < 1 || strides[i] < 1 || padding[i].iter().any(|&p| p < 0) || window[i] > padded {
+                return Err(Error::shape(
+                    "reduce_window",
+                    format!("window {window:?} padding {padding:?} does not fit {}", a.shape),
+                ));
             }
-            dims.push((a.shape.dims[i] - window[i]) / strides[i] + 1);
+            dims.push((padded - window[i]) / strides[i] + 1);
         }
         let init_v = match op {
             ReduceOp::Sum => 0.0,
@@ -611,9 +638,15 @@ impl Builder {
         let out = a.shape.with_dims(dims);
         let region = self.region(op.op_name(), a.dtype());
         let name = self.fresh();
+        let pad_attr = if padding.iter().all(|p| *p == [0, 0]) {
+            String::new()
+        } else {
+            let rows: Vec<String> = padding.iter().map(|p| format!("[{}, {}]", p[0], p[1])).collect();
+            format!(", padding = dense<[{}]> : tensor<{r}x2xi64>", rows.join(", "))
+        };
         let _ = writeln!(
             self.body,
-            "    {name} = \"stablehlo.reduce_window\"({a}, {init}) <{{window_dimensions = {}, window_strides = {}}}> {region} : ({}, {}) -> {out}",
+            "    {name} = \"stablehlo.reduce_window\"({a}, {init}) <{{window_dimensions = {}, window_strides = {}{pad_attr}}}> {region} : ({}, {}) -> {out}",
             array(window),
             array(strides),
             a.shape,

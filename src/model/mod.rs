@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod checkpoint;
 pub mod counts;
+pub mod emit;
 pub mod import;
 pub mod program;
 pub mod reference;

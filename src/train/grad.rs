@@ -3,10 +3,9 @@
 //! [`node_backward`] is the table: one `match` on the graph's [`Op`] that picks the rule of a
 //! node. Each rule takes the forward values it needs (kept by the caller) and the gradient of the
 //! loss with respect to the layer's output (`dy`), and emits the ops for the gradients with
-//! respect to the layer's inputs and parameters. The two layers whose forward pass in
-//! training mode differs from inference (batch norm with batch statistics, softmax
-//! cross-entropy) have their forward emitter here too, next to the rule that consumes what
-//! they keep. Every rule is checked against central finite differences in `tests/train.rs`.
+//! respect to the layer's inputs and parameters. Softmax cross-entropy has its forward
+//! emitter here too, next to the rule that consumes what it keeps; batch norm's
+//! training-mode forward is the forward emitter's ([`crate::model::emit`]). Every rule is checked against central finite differences in `tests/train.rs`.
 //!
 //! Layouts: activations NHWC, conv kernels HWIO `[kh, kw, in / groups, out]`, dense weights
 //! `[in, out]`.
@@ -158,46 +157,9 @@ pub fn bias_add_backward(b: &mut Builder, dy: &Value, axis: usize) -> Result<Val
 
 // ---- batch norm, training mode ----------------------------------------------------------
 
-/// What batch norm's backward rule needs from its forward pass, plus the batch statistics
-/// (for the running-stat update).
-#[derive(Clone, Debug)]
-pub struct BnCache {
-    /// Normalised input `(x - mean) * rstd`, NHWC.
-    pub xhat: Value,
-    /// `1 / sqrt(var + eps)` per channel.
-    pub rstd: Value,
-    /// Batch mean per channel.
-    pub mean: Value,
-    /// Biased batch variance per channel (divides by `N*H*W`).
-    pub var: Value,
-}
-
-/// Batch norm with batch statistics over N, H, W of an NHWC `x`:
-/// `y = gamma * (x - mean) / sqrt(var + eps) + beta`, biased variance.
-pub fn batch_norm_train(b: &mut Builder, x: &Value, gamma: &Value, beta: &Value, eps: f64) -> Result<(Value, BnCache)> {
-    let [n, h, w, _] = nhwc("batch_norm_train", x)?;
-    let dt = x.dtype();
-    let m = (n * h * w) as f64;
-    let inv_m = b.constant(1.0 / m, gamma.shape().clone());
-    let s = sum_except(b, x, 3)?;
-    let mean = b.mul(&s, &inv_m)?;
-    let mean_b = b.broadcast_along(&mean, x.shape(), 3)?;
-    let xc = b.sub(x, &mean_b)?;
-    let sq = b.mul(&xc, &xc)?;
-    let ss = sum_except(b, &sq, 3)?;
-    let var = b.mul(&ss, &inv_m)?;
-    let e = b.constant(eps, var.shape().clone());
-    let ve = b.add(&var, &e)?;
-    let rstd = b.rsqrt(&ve)?;
-    let rstd_b = b.broadcast_along(&rstd, x.shape(), 3)?;
-    let xhat = b.mul(&xc, &rstd_b)?;
-    let g = b.broadcast_along(gamma, x.shape(), 3)?;
-    let be = b.broadcast_along(beta, x.shape(), 3)?;
-    let y = b.mul(&xhat, &g)?;
-    let y = b.add(&y, &be)?;
-    debug_assert_eq!(y.dtype(), dt);
-    Ok((y, BnCache { xhat, rstd, mean, var }))
-}
+// The forward pass (batch statistics, and the cache its backward reads) is the forward
+// emitter's ([`crate::model::emit`]); re-exported here next to its backward rule.
+pub use crate::model::emit::{batch_norm_train, BnCache};
 
 /// Gradients `(dx, dgamma, dbeta)` of training-mode batch norm, with `M = N*H*W`:
 /// `dbeta = sum dy`, `dgamma = sum dy * xhat`,
