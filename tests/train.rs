@@ -494,7 +494,7 @@ fn step_program_gradients_loss_and_stats_match_references() {
     }
 
     // Gradients (= the new momentum buffers) against central differences of the loss.
-    check_step_gradients(p, exe, &args, &out, &["conv0.kernel", "conv5.gamma", "conv11.kernel", "conv12.beta", "dense0.weight", "dense0.bias"], 1.0);
+    check_step_gradients(p, exe, &args, &out, &["features.0.weight", "features.5.bn.gamma", "features.11.weight", "features.12.bn.beta", "classifier.0.weight", "classifier.0.bias"], 1.0);
 }
 
 /// Compares the gradients a step program returned as its momentum outputs (zero momentum
@@ -578,7 +578,7 @@ fn step_program_gradients_without_bn_with_hidden_layers() {
     let loss = f64s(&out[0])[0];
     assert!((loss - want).abs() < 1e-9 * want.abs(), "loss {loss} vs reference {want}");
     // Nesterov with zero momentum in: v' = g and p' = p - lr (g + mu g).
-    let names = ["conv0.kernel", "conv4.bias", "conv12.kernel", "dense0.weight", "dense1.bias", "dense2.weight"];
+    let names = ["features.0.weight", "features.4.bias", "features.12.weight", "classifier.0.weight", "classifier.1.bias", "classifier.2.weight"];
     check_step_gradients(&p, &exe, &args, &out, &names, 1.5);
 }
 
@@ -634,7 +634,7 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let after = t.to_vgg().unwrap();
     assert_ne!(after.convs[0].kernel, v.convs[0].kernel);
     assert_ne!(after.convs[3].bn.as_ref().unwrap().mean, v.convs[3].bn.as_ref().unwrap().mean);
-    assert_eq!(t.param("conv0.kernel").unwrap(), after.convs[0].kernel.iter().copied().collect::<Vec<_>>());
+    assert_eq!(t.param("features.0.weight").unwrap(), after.convs[0].kernel.iter().copied().collect::<Vec<_>>());
     assert_eq!(t.steps, 2);
     // Momentum buffers survive a save and a load into a fresh trainer.
     let dir = tempfile::tempdir().unwrap();
@@ -650,6 +650,27 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let (l2b, _) = t2.step(xs, &labels, 0.01).unwrap();
     assert_eq!(l2a, l2b, "a restored trainer continues identically");
     assert_eq!(t.to_vgg().unwrap(), t2.to_vgg().unwrap());
+    // A momentum file of the trainer from before the parameter table (tensors named
+    // `conv{i}.kernel`, `dense{j}.weight`, ...) still resumes.
+    let old_path = dir.path().join("old.safetensors");
+    let m = t.momentum().unwrap();
+    let bytes: Vec<Vec<u8>> = m.iter().map(|d| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = t
+        .program()
+        .params
+        .iter()
+        .zip(&bytes)
+        .map(|(sp, b)| {
+            let shape = sp.shape.dims.iter().map(|&d| d as usize).collect();
+            (train::legacy_vgg_name(&sp.name).unwrap(), safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, shape, b).unwrap())
+        })
+        .collect();
+    assert_eq!(views[0].0, "conv0.kernel");
+    assert_eq!(views.last().unwrap().0, "dense0.bias");
+    std::fs::write(&old_path, safetensors::serialize(views, &None).unwrap()).unwrap();
+    let mut t3 = Trainer::from_vgg(s, &t.to_vgg().unwrap(), 8, &opt).unwrap();
+    t3.load_momentum(&old_path).unwrap();
+    assert_eq!(t3.momentum().unwrap(), m);
     // Wrong sizes and labels are reported, not sent to the device.
     assert!(t.step(&xs[1..], &labels, 0.01).is_err());
     let e = t.step(xs, &[10; 8], 0.01).unwrap_err().to_string();
@@ -746,7 +767,7 @@ fn grad_program_matches_the_step_program() {
         assert!(e < 1e-12, "{}: rel err {e:e} against the step program", s.name);
     }
     // Central differences of the gradient program's own loss.
-    for name in ["conv2.kernel", "conv7.gamma", "conv12.beta", "dense0.bias"] {
+    for name in ["features.2.weight", "features.7.bn.gamma", "features.12.bn.beta", "classifier.0.bias"] {
         let k = gp.param_index(name).unwrap();
         let g = f64s(&gout[1 + k]);
         let mut by_size: Vec<usize> = (0..g.len()).collect();

@@ -22,6 +22,8 @@ use crate::runtime::Session;
 pub struct Trainer {
     session: Session,
     exe: Executable,
+    /// The VGG architecture the program was built from ([`Trainer::to_vgg`] rebuilds it).
+    arch: Arch,
     program: TrainProgram,
     /// Parameters, then momentum buffers, then running statistics (argument order).
     state: Vec<Buffer>,
@@ -64,6 +66,21 @@ pub(crate) fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
         params.push(d.bias.to_vec());
     }
     Ok((params, stats))
+}
+
+/// The name the trainer gave a VGG tensor before its state followed the graph's parameter
+/// table (`features.{i}.weight` was `conv{i}.kernel`, `features.{i}.bias` `conv{i}.bias`,
+/// `features.{i}.bn.gamma` / `.beta` `conv{i}.gamma` / `.beta`, `classifier.{j}.weight` /
+/// `.bias` `dense{j}.weight` / `.bias`); `None` for a name of no VGG tensor.
+pub fn legacy_vgg_name(name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        ["features", i, "weight"] => Some(format!("conv{i}.kernel")),
+        ["features", i, "bias"] => Some(format!("conv{i}.bias")),
+        ["features", i, "bn", role @ ("gamma" | "beta")] => Some(format!("conv{i}.{role}")),
+        ["classifier", j, role @ ("weight" | "bias")] => Some(format!("dense{j}.{role}")),
+        _ => None,
+    }
 }
 
 /// Downloads a float buffer of either dtype as f32.
@@ -112,7 +129,7 @@ impl Trainer {
         for (data, s) in stats.iter().zip(&program.stats) {
             state.push(session.upload(data, &s.shape.dims, dtype)?);
         }
-        Ok(Trainer { session: session.clone(), exe, program, state, steps: 0, compile_seconds })
+        Ok(Trainer { session: session.clone(), exe, arch: vgg.arch.clone(), program, state, steps: 0, compile_seconds })
     }
 
     pub fn program(&self) -> &TrainProgram {
@@ -120,7 +137,7 @@ impl Trainer {
     }
 
     pub fn arch(&self) -> &Arch {
-        &self.program.arch
+        &self.arch
     }
 
     pub fn batch(&self) -> usize {
@@ -132,7 +149,7 @@ impl Trainer {
     /// with the parameters before the update.
     pub fn step(&mut self, images: &[f32], labels: &[i32], lr: f32) -> Result<(f32, f32)> {
         let p = &self.program;
-        let [h, w, c] = p.arch.input;
+        let [h, w, c] = p.graph.input_dims();
         let n = p.batch;
         if images.len() != n * h * w * c || labels.len() != n {
             return Err(Error::shape(
@@ -144,8 +161,8 @@ impl Trainer {
                 ),
             ));
         }
-        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l as usize >= p.arch.classes) {
-            return Err(Error::invalid("label", bad, format!("labels must lie in 0..{}", p.arch.classes)));
+        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l as usize >= p.graph.classes()) {
+            return Err(Error::invalid("label", bad, format!("labels must lie in 0..{}", p.graph.classes())));
         }
         let x = self.session.upload(images, &[n as i64, h as i64, w as i64, c as i64], p.dtype)?;
         let y = self.session.client.upload(labels, &[n as i64], &self.session.device)?;
@@ -171,10 +188,11 @@ impl Trainer {
         Ok((loss, correct))
     }
 
-    /// The current parameter called `name` (e.g. `conv0.kernel`), downloaded as f32.
+    /// The current parameter called `name` (its name in the graph's parameter table, e.g.
+    /// `features.0.weight`, `features.3.bn.gamma`, `classifier.0.weight`), downloaded as f32.
     pub fn param(&self, name: &str) -> Result<Vec<f32>> {
         let i = self.program.param_index(name).ok_or_else(|| {
-            Error::invalid("parameter", name, "use a name like conv0.kernel, conv3.gamma or dense0.weight")
+            Error::invalid("parameter", name, "use a name of the parameter table, like features.0.weight, features.3.bn.gamma or classifier.0.weight")
         })?;
         download_f32(&self.state[i], self.program.dtype)
     }
@@ -186,7 +204,7 @@ impl Trainer {
     }
 
     /// Writes the momentum buffers to a safetensors file (one f32 tensor per parameter,
-    /// named like the parameter, e.g. `conv0.kernel`), atomically.
+    /// named like the parameter, e.g. `features.0.weight`), atomically.
     pub fn save_momentum(&self, path: &Path) -> Result<()> {
         let host = self.momentum()?;
         let bytes: Vec<Vec<u8>> = host.iter().map(|d| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
@@ -197,20 +215,25 @@ impl Trainer {
             views.push((s.name.clone(), view));
         }
         let mut meta = HashMap::new();
-        meta.insert("prunebench.momentum.arch".to_string(), self.program.arch.describe());
+        meta.insert("prunebench.momentum.arch".to_string(), self.arch.describe());
         let out = safetensors::serialize(views, &Some(meta)).map_err(|e| Error::file(path, e.to_string()))?;
         crate::util::write_atomic(path, &out)
     }
 
     /// Replaces the momentum buffers with those saved by [`save_momentum`](Self::save_momentum)
-    /// for the same architecture.
+    /// for the same architecture. Files written before the step program was built from the
+    /// graph name the tensors `conv{i}.kernel`, `conv{i}.gamma`, `dense{j}.weight`, ...; they
+    /// are read too (see [`legacy_vgg_name`]).
     pub fn load_momentum(&mut self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
         let np = self.program.params.len();
         let mut bufs = Vec::with_capacity(np);
         for s in &self.program.params {
-            let t = st.tensor(&s.name).map_err(|_| Error::file(path, format!("momentum tensor '{}' missing", s.name)))?;
+            let t = st
+                .tensor(&s.name)
+                .or_else(|e| legacy_vgg_name(&s.name).map_or(Err(e), |old| st.tensor(&old)))
+                .map_err(|_| Error::file(path, format!("momentum tensor '{}' missing", s.name)))?;
             let shape: Vec<usize> = s.shape.dims.iter().map(|&d| d as usize).collect();
             if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(Error::file(
@@ -230,7 +253,7 @@ impl Trainer {
     /// Downloads the current weights and running statistics into a [`Vgg`].
     pub fn to_vgg(&self) -> Result<Vgg> {
         let p = &self.program;
-        let arch = &p.arch;
+        let arch = &self.arch;
         let np = p.params.len();
         let host: Vec<Vec<f32>> = self.state.iter().map(|b| download_f32(b, p.dtype)).collect::<Result<_>>()?;
         let (params, stats) = (&host[..np], &host[2 * np..]);
