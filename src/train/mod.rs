@@ -13,7 +13,7 @@ mod trainer;
 pub use optim::{lr_at, Decay, LrSchedule, OptConfig};
 pub use step::{
     default_graph_plan, default_plan, grad_program, graph_grad_program, graph_step_program, param_specs, stat_specs,
-    step_program, step_program_with, vgg_graph, GradProgram, TensorSpec, TrainProgram,
+    step_program, step_program_with, GradProgram, TensorSpec, TrainProgram,
 };
 pub(crate) use trainer::host_state;
 pub use trainer::{legacy_vgg_name, Trainer};

@@ -25,7 +25,7 @@ use crate::graph::{Graph, Op};
 use crate::hlo::{Builder, DType, Shape, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Forward, Mode};
-use crate::model::Arch;
+use crate::model::{Arch, Vgg};
 
 /// Index of the first state argument (parameters, then momentum, then stats).
 pub const FIRST_STATE_ARG: usize = 3;
@@ -67,10 +67,10 @@ pub fn stat_specs(g: &Graph, dtype: DType) -> Vec<TensorSpec> {
     specs(g, dtype, true)
 }
 
-/// The graph of a VGG architecture.
-pub fn vgg_graph(arch: &Arch) -> Result<Graph> {
+/// The graph of a validated VGG architecture.
+fn vgg_graph(arch: &Arch) -> Result<Graph> {
     arch.validate()?;
-    crate::graph::nets::vgg::vgg16(arch.input, &arch.channels, arch.batch_norm, &arch.hidden, arch.classes)
+    Vgg::graph(arch)
 }
 
 /// The default lowering of each conv of `g` (graph order) in the step program: im2col for a

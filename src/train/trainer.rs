@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -14,7 +14,7 @@ use super::step::{step_program_with, default_plan, TrainProgram, FIRST_STATE_OUT
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{Arch, BatchNorm, Conv, Dense, Vgg};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 
@@ -36,34 +36,27 @@ pub struct Trainer {
 /// Host tensors, row-major f32, in step-program order.
 type HostTensors = Vec<Vec<f32>>;
 
-/// Host copies of `vgg`'s parameters and running statistics in step-program order.
+/// Host copies of `vgg`'s parameters and running statistics in step-program order: its
+/// tensors ([`Vgg::to_tensors`], the VGG graph's parameter table) split into the trainable
+/// ones and the BN running statistics, each in table order.
+///
+/// Errors: weights whose tensors do not fit the graph of their architecture (e.g. batch
+/// norms present without `batch_norm`, or missing with it).
 pub(crate) fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
-    let arch = &vgg.arch;
-    let mut params = Vec::new();
-    let mut stats = Vec::new();
-    for (i, c) in vgg.convs.iter().enumerate() {
-        params.push(c.kernel.iter().copied().collect());
-        params.push(c.bias.to_vec());
-        match (&c.bn, arch.batch_norm) {
-            (Some(bn), true) => {
-                params.push(bn.gamma.to_vec());
-                params.push(bn.beta.to_vec());
-                stats.push(bn.mean.to_vec());
-                stats.push(bn.var.to_vec());
-            }
-            (None, false) => {}
-            _ => {
-                return Err(Error::invalid(
-                    "weights",
-                    format!("conv {i}"),
-                    "batch norm presence must match the architecture's batch_norm flag",
-                ))
-            }
-        }
+    let g = Vgg::graph(&vgg.arch)?;
+    let t = vgg.to_tensors();
+    let fits = t.len() == g.params().len() && g.params().iter().zip(&t).all(|(p, a)| a.shape() == p.dims.as_slice());
+    if !fits {
+        return Err(Error::invalid(
+            "weights",
+            format!("{} tensors", t.len()),
+            format!("{} has {} tensors; batch norm presence must match the architecture's batch_norm flag", vgg.arch.describe(), g.params().len()),
+        ));
     }
-    for d in &vgg.dense {
-        params.push(d.weight.iter().copied().collect());
-        params.push(d.bias.to_vec());
+    let (mut params, mut stats) = (Vec::new(), Vec::new());
+    for (p, a) in g.params().iter().zip(t) {
+        let data = a.iter().copied().collect();
+        if p.is_trainable() { params.push(data) } else { stats.push(data) }
     }
     Ok((params, stats))
 }
@@ -253,36 +246,15 @@ impl Trainer {
     /// Downloads the current weights and running statistics into a [`Vgg`].
     pub fn to_vgg(&self) -> Result<Vgg> {
         let p = &self.program;
-        let arch = &self.arch;
         let np = p.params.len();
         let host: Vec<Vec<f32>> = self.state.iter().map(|b| download_f32(b, p.dtype)).collect::<Result<_>>()?;
-        let (params, stats) = (&host[..np], &host[2 * np..]);
-        let bad = |e: ndarray::ShapeError| Error::shape("to_vgg", e.to_string());
-        let per_conv = if arch.batch_norm { 4 } else { 2 };
-        let mut convs = Vec::with_capacity(arch.channels.len());
-        for i in 0..arch.channels.len() {
-            let (cin, cout) = (arch.conv_in(i), arch.channels[i]);
-            let q = &params[i * per_conv..(i + 1) * per_conv];
-            let bn = arch.batch_norm.then(|| BatchNorm {
-                gamma: Array1::from(q[2].clone()),
-                beta: Array1::from(q[3].clone()),
-                mean: Array1::from(stats[2 * i].clone()),
-                var: Array1::from(stats[2 * i + 1].clone()),
-            });
-            convs.push(Conv {
-                kernel: Array4::from_shape_vec((3, 3, cin, cout), q[0].clone()).map_err(bad)?,
-                bias: Array1::from(q[1].clone()),
-                bn,
-            });
+        let (mut params, mut stats) = (host[..np].iter(), host[2 * np..].iter());
+        let mut tensors = Vec::with_capacity(p.graph.params().len());
+        for t in p.graph.params() {
+            let data = if t.is_trainable() { params.next() } else { stats.next() };
+            let data = data.ok_or_else(|| Error::shape("to_vgg", format!("no state for '{}'", t.name)))?;
+            tensors.push(ArrayD::from_shape_vec(IxDyn(&t.dims), data.clone()).map_err(|e| Error::shape("to_vgg", format!("'{}': {e}", t.name)))?);
         }
-        let d0 = arch.channels.len() * per_conv;
-        let mut dense = Vec::new();
-        for (j, (din, dout)) in arch.dense_dims().into_iter().enumerate() {
-            dense.push(Dense {
-                weight: Array2::from_shape_vec((din, dout), params[d0 + 2 * j].clone()).map_err(bad)?,
-                bias: Array1::from(params[d0 + 2 * j + 1].clone()),
-            });
-        }
-        Ok(Vgg { arch: arch.clone(), convs, dense })
+        Vgg::from_tensors(&self.arch, tensors)
     }
 }
