@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::coords;
+
 use ndarray::{ArrayD, IxDyn};
 use prunebench::graph::reference::{self, BnMode};
 use prunebench::graph::{init, ConvSpec, Graph, GraphBuilder, Naming, NodeId, Op, PoolSpec, Role};
@@ -34,11 +36,16 @@ fn conv(b: &mut GraphBuilder, name: &str, x: NodeId, out: usize, k: usize, strid
     b.conv(name, x, ConvSpec::new(out, k, stride, pad, false)).unwrap()
 }
 
-/// conv + BN (+ ReLU when `relu`), torchvision-style names `{name}` and `{bn}`.
-fn conv_bn(b: &mut GraphBuilder, name: &str, bn: &str, x: NodeId, out: usize, k: usize, stride: usize, relu: bool) -> NodeId {
+/// A `k x k` conv (pad `k / 2`) + BN, torchvision-style names `{name}` and `{bn}`.
+fn conv_bn(b: &mut GraphBuilder, name: &str, bn: &str, x: NodeId, out: usize, k: usize, stride: usize) -> NodeId {
     let c = conv(b, name, x, out, k, stride, k / 2);
-    let n = b.batch_norm(bn, c).unwrap();
-    if relu { b.relu(n).unwrap() } else { n }
+    b.batch_norm(bn, c).unwrap()
+}
+
+/// [`conv_bn`] + ReLU.
+fn conv_bn_relu(b: &mut GraphBuilder, name: &str, bn: &str, x: NodeId, out: usize, k: usize, stride: usize) -> NodeId {
+    let n = conv_bn(b, name, bn, x, out, k, stride);
+    b.relu(n).unwrap()
 }
 
 fn head(mut b: GraphBuilder, x: NodeId, classes: usize) -> Graph {
@@ -52,9 +59,9 @@ fn head(mut b: GraphBuilder, x: NodeId, classes: usize) -> Graph {
 fn residual_block() -> Graph {
     let mut b = GraphBuilder::new([6, 5, 3], Naming::Torchvision).unwrap();
     let x = b.input();
-    let r = conv_bn(&mut b, "conv1", "bn1", x, 4, 3, 1, true);
-    let y = conv_bn(&mut b, "layer1.0.conv1", "layer1.0.bn1", r, 4, 3, 1, true);
-    let y = conv_bn(&mut b, "layer1.0.conv2", "layer1.0.bn2", y, 4, 3, 1, false);
+    let r = conv_bn_relu(&mut b, "conv1", "bn1", x, 4, 3, 1);
+    let y = conv_bn_relu(&mut b, "layer1.0.conv1", "layer1.0.bn1", r, 4, 3, 1);
+    let y = conv_bn(&mut b, "layer1.0.conv2", "layer1.0.bn2", y, 4, 3, 1);
     let s = b.add(y, r).unwrap();
     let s = b.relu(s).unwrap();
     head(b, s, 3)
@@ -65,10 +72,10 @@ fn residual_block() -> Graph {
 fn projection_block() -> Graph {
     let mut b = GraphBuilder::new([7, 7, 3], Naming::Torchvision).unwrap();
     let x = b.input();
-    let r = conv_bn(&mut b, "conv1", "bn1", x, 4, 3, 1, true);
-    let y = conv_bn(&mut b, "layer2.0.conv1", "layer2.0.bn1", r, 6, 3, 2, true);
-    let y = conv_bn(&mut b, "layer2.0.conv2", "layer2.0.bn2", y, 6, 3, 1, false);
-    let d = conv_bn(&mut b, "layer2.0.downsample.0", "layer2.0.downsample.1", r, 6, 1, 2, false);
+    let r = conv_bn_relu(&mut b, "conv1", "bn1", x, 4, 3, 1);
+    let y = conv_bn_relu(&mut b, "layer2.0.conv1", "layer2.0.bn1", r, 6, 3, 2);
+    let y = conv_bn(&mut b, "layer2.0.conv2", "layer2.0.bn2", y, 6, 3, 1);
+    let d = conv_bn(&mut b, "layer2.0.downsample.0", "layer2.0.downsample.1", r, 6, 1, 2);
     let s = b.add(y, d).unwrap();
     let s = b.relu(s).unwrap();
     head(b, s, 3)
@@ -99,7 +106,7 @@ fn inverted_residual() -> Graph {
 fn stem() -> Graph {
     let mut b = GraphBuilder::new([12, 11, 3], Naming::Torchvision).unwrap();
     let x = b.input();
-    let r = conv_bn(&mut b, "conv1", "bn1", x, 4, 7, 2, true);
+    let r = conv_bn_relu(&mut b, "conv1", "bn1", x, 4, 7, 2);
     let m = b.max_pool(r, PoolSpec::new(3, 2, 1)).unwrap();
     let f = b.flatten(m).unwrap();
     b.dense("fc", f, 5, true).unwrap();
@@ -145,15 +152,6 @@ fn im2col_plan(g: &Graph) -> Vec<Lowering> {
         .collect()
 }
 
-/// A few coordinates of an `n`-element tensor: the first, the last and 4 seeded ones.
-fn coords(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut v = vec![0, n - 1];
-    v.extend((0..4).map(|_| rng.random_range(0..n)));
-    v.sort_unstable();
-    v.dedup();
-    v
-}
 
 /// Compiles the gradient program of `g` under `plan`, checks its loss and every gradient
 /// against the reference; returns the gradients (trainable tensors, table order).

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::coords;
+
 use ndarray::{Array2, Array4, Axis};
 use prunebench::graph::{ConvSpec, PoolSpec};
 use prunebench::hlo::{Builder, ConvDims, DType, ReduceOp, Shape, Value};
@@ -63,15 +65,6 @@ fn numel(d: &[i64]) -> usize {
     d.iter().product::<i64>() as usize
 }
 
-/// A few coordinates of an `n`-element tensor: the first, the last and 4 seeded ones.
-fn coords(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut v = vec![0, n - 1];
-    v.extend((0..4).map(|_| rng.random_range(0..n)));
-    v.sort_unstable();
-    v.dedup();
-    v
-}
 
 /// max |a - f| / max |f| over the checked coordinates (f: finite differences).
 fn rel(a: &[f64], f: &[f64]) -> f64 {
