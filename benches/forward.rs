@@ -3,7 +3,8 @@
 //! the tuned lowering. `cargo bench --bench forward` (needs `bash scripts/setup.sh`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use prunebench::lower::{self, tune::Quiet, tune::Tuner, Mode};
+use prunebench::lower::{self, Mode};
+use prunebench::tune::{Quiet, Tuner};
 use prunebench::model::{program, Arch, Vgg};
 use prunebench::pjrt::DeviceChoice;
 use prunebench::runtime::{CompiledModel, Session};
@@ -17,9 +18,10 @@ fn forward(c: &mut Criterion) {
         let v = Vgg::init(&Arch::cifar(width, 3, 10, vec![]).unwrap(), 0);
         for batch in [1usize, 32] {
             for mode in [Mode::Xla, Mode::Tuned] {
-                let plan = match lower::fixed_plan(mode, 13) {
+                let shapes = program::layer_shapes(&v.arch, batch, prunebench::hlo::DType::F32).unwrap();
+                let plan = match lower::fixed_plan(mode, &shapes) {
                     Some(p) => p,
-                    None => tuner.plan(&program::layer_shapes(&v.arch, batch, prunebench::hlo::DType::F32), &mut Quiet).unwrap(),
+                    None => tuner.plan(&shapes, &mut Quiet).unwrap(),
                 };
                 let m = CompiledModel::new(&session, &v, batch, prunebench::hlo::DType::F32, &plan).unwrap();
                 let per: usize = v.arch.input.iter().product();

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use prunebench::bench::rounds::interleave_timed;
 use prunebench::bench::Sampling;
 use prunebench::hlo::{Builder, DType, Shape};
-use prunebench::lower::tune::{Quiet, Tuner};
+use prunebench::tune::{Quiet, Tuner};
 use prunebench::model::{program, Arch, Vgg};
 use prunebench::pjrt::DeviceChoice;
 use prunebench::prune::{self, Plan, Schedule, ScoreContext};
@@ -35,7 +35,7 @@ fn forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("suite_forward");
     g.sample_size(20);
     for (name, v) in [("unpruned", &base), ("l1-0.5", &pruned)] {
-        let plan = tuner.plan(&program::layer_shapes(&v.arch, 1, DType::F32), &mut Quiet).unwrap();
+        let plan = tuner.plan(&program::layer_shapes(&v.arch, 1, DType::F32).unwrap(), &mut Quiet).unwrap();
         let m = CompiledModel::new(&s, v, 1, DType::F32, &plan).unwrap();
         let per: usize = v.arch.input.iter().product();
         let input = m.upload_input(&vec![0.5; per]).unwrap();

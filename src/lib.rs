@@ -1,9 +1,10 @@
 //! prunebench: structured pruning of VGG-16, compiled with XLA through PJRT and measured.
 //!
 //! Layers, bottom up: [`pjrt`] (plugin loading and the C API), [`hlo`] (a typed StableHLO
-//! emitter), [`lower`] (how each conv becomes HLO, and the autotuner that picks), [`model`]
-//! (VGG-16 as data, weights, checkpoints, programs), [`runtime`] (a compiled model with its
-//! weights on a device), and the CLI on top.
+//! emitter), [`graph`] (networks as graphs), [`lower`] (how each conv becomes HLO), [`model`]
+//! (architectures, weights, checkpoints, the forward emitter and its programs), [`runtime`]
+//! (a compiled model with its weights on a device), [`tune`] (the autotuner, which times
+//! lowerings on a device), and the CLI on top.
 
 pub mod bench;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod report;
 pub mod runtime;
 pub mod suite;
 pub mod train;
+pub mod tune;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -559,7 +559,7 @@ fn cache_seeds() -> Vec<Vec<u8>> {
             o.insert("busy".into(), serde_json::Value::Null);
             (k.clone(), d)
         }).collect();
-    let file = serde_json::json!({ "version": prunebench::lower::tune::CACHE_VERSION, "entries": entries });
+    let file = serde_json::json!({ "version": prunebench::tune::CACHE_VERSION, "entries": entries });
     vec![serde_json::to_vec_pretty(&file).unwrap()]
 }
 
@@ -638,9 +638,9 @@ fn fuzz_rank_truth() {
 #[test]
 fn fuzz_tuner_cache() {
     let seeds = cache_seeds();
-    assert_eq!(prunebench::lower::tune::parse_cache(&text(&seeds[0])).len(), 3, "the seed is a cache of this version");
+    assert_eq!(prunebench::tune::parse_cache(&text(&seeds[0])).len(), 3, "the seed is a cache of this version");
     fuzz("tuner-cache", &seeds, default_bound, None, |b| {
-        prunebench::lower::tune::parse_cache(&text(b));
+        prunebench::tune::parse_cache(&text(b));
         Ok::<(), ()>(())
     });
 }

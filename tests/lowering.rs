@@ -4,7 +4,7 @@
 mod common;
 
 use prunebench::hlo::{Builder, DType, Shape};
-use prunebench::lower::tune::{Decision, Progress, RetuneBusy, Tuner};
+use prunebench::tune::{Decision, Progress, RetuneBusy, Tuner};
 use prunebench::lower::{LayerShape, Lowering, ALL};
 use prunebench::model::reference;
 

@@ -5,8 +5,11 @@
 
 mod common;
 
+use common::coords;
+
 use ndarray::{Array2, Array4, Axis};
-use prunebench::hlo::{Builder, DType, Shape, Value};
+use prunebench::graph::{ConvSpec, PoolSpec};
+use prunebench::hlo::{Builder, ConvDims, DType, ReduceOp, Shape, Value};
 use prunebench::lower::Lowering;
 use prunebench::model::weights::BN_EPS;
 use prunebench::model::{reference, Arch, Vgg};
@@ -62,15 +65,6 @@ fn numel(d: &[i64]) -> usize {
     d.iter().product::<i64>() as usize
 }
 
-/// A few coordinates of an `n`-element tensor: the first, the last and 4 seeded ones.
-fn coords(n: usize, seed: u64) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut v = vec![0, n - 1];
-    v.extend((0..4).map(|_| rng.random_range(0..n)));
-    v.sort_unstable();
-    v.dedup();
-    v
-}
 
 /// max |a - f| / max |f| over the checked coordinates (f: finite differences).
 fn rel(a: &[f64], f: &[f64]) -> f64 {
@@ -145,6 +139,7 @@ fn rand_arg(dims: &[i64], seed: u64, scale: f64) -> Arg {
 
 #[test]
 fn conv3x3_gradients_every_lowering() {
+    let spec = ConvSpec::new(4, 3, 1, 1, false);
     for l in prunebench::lower::ALL {
         check_rule(
             &format!("conv3x3 {l}"),
@@ -152,12 +147,110 @@ fn conv3x3_gradients_every_lowering() {
             |b, x| Ok((l.emit(b, &x[0], &x[1])?, ())),
             |b, x, _, dy| {
                 Ok(vec![
-                    Some(grad::conv3x3_input(b, dy, &x[1], l)?),
-                    Some(grad::conv3x3_kernel(b, &x[0], dy, l)?),
+                    Some(grad::conv_input(b, dy, &x[1], &spec, [5, 4], l)?),
+                    Some(grad::conv_kernel(b, &x[0], dy, &spec, l)?),
                 ])
             },
         );
     }
+}
+
+/// The forward convolution of `spec` as JAX emits it (one `convolution` with stride,
+/// padding and `feature_group_count`), for the gradient checks.
+fn conv_forward(b: &mut Builder, x: &Value, k: &Value, spec: &ConvSpec) -> Result<Value> {
+    let mut cd = ConvDims::same(spec.pad as i64);
+    cd.stride = [spec.stride as i64; 2];
+    cd.groups = spec.groups as i64;
+    b.convolution(x, k, &cd)
+}
+
+/// A max-pool of `p` with -inf padding, built from `pad` and an unpadded `reduce_window`.
+fn max_pool_forward(b: &mut Builder, x: &Value, p: &PoolSpec) -> Result<Value> {
+    let (k, s, q) = (p.k as i64, p.stride as i64, p.pad as i64);
+    let ninf = b.scalar(f64::NEG_INFINITY, x.dtype());
+    let padded = b.pad(x, &ninf, &[0, q, q, 0], &[0, q, q, 0])?;
+    b.reduce_window(&padded, &[1, k, k, 1], &[1, s, s, 1], ReduceOp::Max)
+}
+
+#[test]
+fn conv_gradients_any_geometry() {
+    // (input NHWC, spec): strided with a row left unread, 1x1 strided (negative high padding
+    // in the kernel gradient), a 7x7/2 stem, grouped, depthwise strided, 1x1 pointwise, 5x3.
+    let cases: Vec<([i64; 4], ConvSpec)> = vec![
+        ([2, 6, 7, 3], ConvSpec::new(4, 3, 2, 1, false)),
+        ([2, 6, 5, 4], ConvSpec::new(6, 1, 2, 0, false)),
+        ([2, 11, 10, 3], ConvSpec::new(4, 7, 2, 3, false)),
+        ([2, 5, 5, 6], ConvSpec { groups: 3, ..ConvSpec::new(9, 3, 1, 1, false) }),
+        ([3, 7, 6, 5], ConvSpec { groups: 5, ..ConvSpec::new(5, 3, 2, 1, false) }),
+        ([2, 4, 4, 5], ConvSpec::new(3, 1, 1, 0, false)),
+        ([2, 6, 5, 2], ConvSpec { kh: 5, kw: 3, ..ConvSpec::new(3, 3, 1, 2, false) }),
+    ];
+    for (i, (xd, spec)) in cases.into_iter().enumerate() {
+        let c = xd[3] as usize;
+        let kd = [spec.kh as i64, spec.kw as i64, (c / spec.groups) as i64, spec.out as i64];
+        let hw = [xd[1] as usize, xd[2] as usize];
+        check_rule(
+            &format!("{spec} on {xd:?}"),
+            vec![rand_arg(&xd, 40 + i as u64, 1.0), rand_arg(&kd, 50 + i as u64, 0.5)],
+            |b, x| Ok((conv_forward(b, &x[0], &x[1], &spec)?, ())),
+            |b, x, _, dy| {
+                Ok(vec![
+                    Some(grad::conv_input(b, dy, &x[1], &spec, hw, Lowering::Direct)?),
+                    Some(grad::conv_kernel(b, &x[0], dy, &spec, Lowering::Direct)?),
+                ])
+            },
+        );
+    }
+}
+
+#[test]
+fn pool_and_relu6_gradients() {
+    for (i, (xd, p)) in [([2, 4, 6, 3], PoolSpec::new(2, 2, 0)), ([2, 7, 8, 2], PoolSpec::new(3, 2, 1)), ([2, 5, 5, 2], PoolSpec::new(3, 1, 1))]
+        .into_iter()
+        .enumerate()
+    {
+        check_rule(
+            &format!("max-pool {}x{}/{} pad {} on {xd:?}", p.k, p.k, p.stride, p.pad),
+            vec![rand_arg(&xd, 60 + i as u64, 1.0)],
+            |b, x| Ok((max_pool_forward(b, &x[0], &p)?, ())),
+            |b, x, _, dy| Ok(vec![Some(grad::max_pool_backward(b, &x[0], dy, &p)?)]),
+        );
+    }
+    for (i, (xd, p)) in [([2, 4, 6, 3], PoolSpec::new(2, 2, 0)), ([2, 7, 8, 2], PoolSpec::new(3, 2, 0))].into_iter().enumerate() {
+        let (k, s) = (p.k as i64, p.stride as i64);
+        let hw = [xd[1] as usize, xd[2] as usize];
+        check_rule(
+            &format!("avg-pool {k}x{k}/{s} on {xd:?}"),
+            vec![rand_arg(&xd, 70 + i as u64, 1.0)],
+            |b, x| {
+                let sum = b.reduce_window(&x[0], &[1, k, k, 1], &[1, s, s, 1], ReduceOp::Sum)?;
+                let inv = b.constant(1.0 / (k * k) as f64, sum.shape().clone());
+                Ok((b.mul(&sum, &inv)?, ()))
+            },
+            |b, _, _, dy| Ok(vec![Some(grad::avg_pool_backward(b, dy, &p, hw)?)]),
+        );
+    }
+    check_rule(
+        "global average pool",
+        vec![rand_arg(&[2, 3, 4, 5], 75, 1.0)],
+        |b, x| {
+            let s = b.reduce(&x[0], &[1, 2], ReduceOp::Sum)?;
+            let inv = b.constant(1.0 / 12.0, s.shape().clone());
+            Ok((b.mul(&s, &inv)?, ()))
+        },
+        |b, _, _, dy| Ok(vec![Some(grad::global_avg_pool_backward(b, dy, [3, 4])?)]),
+    );
+    check_rule(
+        "relu6",
+        // Scale 8: values on both sides of 0 and of 6.
+        vec![rand_arg(&[2, 3, 4, 3], 76, 8.0)],
+        |b, x| {
+            let r = b.relu(&x[0])?;
+            let six = b.constant(6.0, r.shape().clone());
+            Ok((b.min(&r, &six)?, ()))
+        },
+        |b, x, _, dy| Ok(vec![Some(grad::relu6_backward(b, &x[0], dy)?)]),
+    );
 }
 
 #[test]
@@ -199,7 +292,7 @@ fn relu_maxpool_reshape_gradients() {
         "max-pool 2x2",
         vec![rand_arg(&[2, 4, 6, 3], 9, 1.0)],
         |b, x| Ok((b.max_pool2(&x[0])?, ())),
-        |b, x, _, dy| Ok(vec![Some(grad::max_pool2_backward(b, &x[0], dy)?)]),
+        |b, x, _, dy| Ok(vec![Some(grad::max_pool_backward(b, &x[0], dy, &PoolSpec::new(2, 2, 0))?)]),
     );
     check_rule(
         "flatten",
@@ -394,7 +487,7 @@ fn step_program_gradients_loss_and_stats_match_references() {
     }
 
     // Gradients (= the new momentum buffers) against central differences of the loss.
-    check_step_gradients(p, exe, &args, &out, &["conv0.kernel", "conv5.gamma", "conv11.kernel", "conv12.beta", "dense0.weight", "dense0.bias"], 1.0);
+    check_step_gradients(p, exe, &args, &out, &["features.0.weight", "features.5.bn.gamma", "features.11.weight", "features.12.bn.beta", "classifier.0.weight", "classifier.0.bias"], 1.0);
 }
 
 /// Compares the gradients a step program returned as its momentum outputs (zero momentum
@@ -478,7 +571,7 @@ fn step_program_gradients_without_bn_with_hidden_layers() {
     let loss = f64s(&out[0])[0];
     assert!((loss - want).abs() < 1e-9 * want.abs(), "loss {loss} vs reference {want}");
     // Nesterov with zero momentum in: v' = g and p' = p - lr (g + mu g).
-    let names = ["conv0.kernel", "conv4.bias", "conv12.kernel", "dense0.weight", "dense1.bias", "dense2.weight"];
+    let names = ["features.0.weight", "features.4.bias", "features.12.weight", "classifier.0.weight", "classifier.1.bias", "classifier.2.weight"];
     check_step_gradients(&p, &exe, &args, &out, &names, 1.5);
 }
 
@@ -534,7 +627,7 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let after = t.to_vgg().unwrap();
     assert_ne!(after.convs[0].kernel, v.convs[0].kernel);
     assert_ne!(after.convs[3].bn.as_ref().unwrap().mean, v.convs[3].bn.as_ref().unwrap().mean);
-    assert_eq!(t.param("conv0.kernel").unwrap(), after.convs[0].kernel.iter().copied().collect::<Vec<_>>());
+    assert_eq!(t.param("features.0.weight").unwrap(), after.convs[0].kernel.iter().copied().collect::<Vec<_>>());
     assert_eq!(t.steps, 2);
     // Momentum buffers survive a save and a load into a fresh trainer.
     let dir = tempfile::tempdir().unwrap();
@@ -550,6 +643,27 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let (l2b, _) = t2.step(xs, &labels, 0.01).unwrap();
     assert_eq!(l2a, l2b, "a restored trainer continues identically");
     assert_eq!(t.to_vgg().unwrap(), t2.to_vgg().unwrap());
+    // A momentum file of the trainer from before the parameter table (tensors named
+    // `conv{i}.kernel`, `dense{j}.weight`, ...) still resumes.
+    let old_path = dir.path().join("old.safetensors");
+    let m = t.momentum().unwrap();
+    let bytes: Vec<Vec<u8>> = m.iter().map(|d| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = t
+        .program()
+        .params
+        .iter()
+        .zip(&bytes)
+        .map(|(sp, b)| {
+            let shape = sp.shape.dims.iter().map(|&d| d as usize).collect();
+            (train::legacy_vgg_name(&sp.name).unwrap(), safetensors::tensor::TensorView::new(safetensors::tensor::Dtype::F32, shape, b).unwrap())
+        })
+        .collect();
+    assert_eq!(views[0].0, "conv0.kernel");
+    assert_eq!(views.last().unwrap().0, "dense0.bias");
+    std::fs::write(&old_path, safetensors::serialize(views, &None).unwrap()).unwrap();
+    let mut t3 = Trainer::from_vgg(s, &t.to_vgg().unwrap(), 8, &opt).unwrap();
+    t3.load_momentum(&old_path).unwrap();
+    assert_eq!(t3.momentum().unwrap(), m);
     // Wrong sizes and labels are reported, not sent to the device.
     assert!(t.step(&xs[1..], &labels, 0.01).is_err());
     let e = t.step(xs, &[10; 8], 0.01).unwrap_err().to_string();
@@ -646,7 +760,7 @@ fn grad_program_matches_the_step_program() {
         assert!(e < 1e-12, "{}: rel err {e:e} against the step program", s.name);
     }
     // Central differences of the gradient program's own loss.
-    for name in ["conv2.kernel", "conv7.gamma", "conv12.beta", "dense0.bias"] {
+    for name in ["features.2.weight", "features.7.bn.gamma", "features.12.bn.beta", "classifier.0.bias"] {
         let k = gp.param_index(name).unwrap();
         let g = f64s(&gout[1 + k]);
         let mut by_size: Vec<usize> = (0..g.len()).collect();

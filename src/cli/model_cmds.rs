@@ -10,6 +10,7 @@ use ndarray::{Array2, Array4};
 use super::device::DeviceArgs;
 use crate::hlo::DType;
 use crate::lower::{self, Mode};
+use crate::tune;
 use crate::model::{checkpoint, counts, program, Arch, Form, Vgg};
 use crate::runtime::{CompiledModel, Session};
 
@@ -163,12 +164,12 @@ pub fn init(a: &InitArgs) -> anyhow::Result<()> {
 
 /// The per-layer lowering for `mode`: fixed, or tuned on `session`'s device.
 pub fn resolve_plan(session: &Session, arch: &Arch, batch: usize, dtype: DType, mode: Mode) -> anyhow::Result<Vec<lower::Lowering>> {
-    match lower::fixed_plan(mode, arch.channels.len()) {
+    let shapes = program::layer_shapes(arch, batch, dtype)?;
+    match lower::fixed_plan(mode, &shapes) {
         Some(p) => Ok(p),
         None => {
-            let shapes = program::layer_shapes(arch, batch, dtype);
-            let mut tuner = lower::tune::Tuner::open_default(session)?;
-            Ok(tuner.plan(&shapes, &mut lower::tune::StderrProgress)?)
+            let mut tuner = tune::Tuner::open_default(session)?;
+            Ok(tuner.plan(&shapes, &mut tune::StderrProgress)?)
         }
     }
 }
@@ -209,7 +210,7 @@ pub fn predict(a: &PredictArgs) -> anyhow::Result<()> {
 pub fn hlo(a: &HloArgs) -> anyhow::Result<()> {
     let ck = checkpoint::load(&a.checkpoint)?;
     let arch = &ck.model.arch;
-    let plan = match lower::fixed_plan(a.lowering.lowering, arch.channels.len()) {
+    let plan = match lower::fixed_plan(a.lowering.lowering, &program::layer_shapes(arch, a.batch, a.dtype)?) {
         Some(p) => p,
         None => resolve_plan(&a.device.open()?, arch, a.batch, a.dtype, Mode::Tuned)?,
     };

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::device::DeviceArgs;
 use crate::hlo::DType;
-use crate::lower::tune::{default_cache_path, RetuneBusy, StderrProgress, Tuner};
+use crate::tune::{default_cache_path, RetuneBusy, StderrProgress, Tuner};
 use crate::lower::{Lowering, ALL};
 use crate::model::{checkpoint, program, Arch};
 
@@ -56,7 +56,7 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
     }
     println!("device: {}  cache: {}", session.describe(), cache.map(|p| p.display().to_string()).unwrap_or("none".into()));
     for &batch in &a.batch {
-        let shapes = program::layer_shapes(&arch, batch, a.dtype);
+        let shapes = program::layer_shapes(&arch, batch, a.dtype)?;
         let plan = tuner.plan(&shapes, &mut StderrProgress)?;
         println!("batch {batch}:");
         let heads: Vec<String> = ALL.iter().map(|l| format!("{:>10}", format!("{l} ms"))).collect();

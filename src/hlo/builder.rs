@@ -79,8 +79,16 @@ pub struct ConvDims {
     pub padding: [[i64; 2]; 2],
     pub lhs_dilation: [i64; 2],
     pub rhs_dilation: [i64; 2],
+    /// `feature_group_count`: the input features split into this many groups, each
+    /// convolved with its own `out / groups` filters of `in / groups` features (1: a plain
+    /// convolution; `in` groups with `out == in`: depthwise).
+    pub groups: i64,
     /// Dimension numbers as MLIR prints them, e.g. `[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]`.
     pub layout: ConvLayout,
+    /// `batch_group_count`: the input batch split into this many groups, each giving its
+    /// share of the output features (the output batch is `batch / batch_groups`). Used by the
+    /// kernel gradient of a grouped convolution; 1 otherwise.
+    pub batch_groups: i64,
 }
 
 /// Which axis of each operand is which, for `convolution`. Indices into the operand dims.
@@ -125,8 +133,16 @@ impl ConvDims {
             padding: [[pad, pad], [pad, pad]],
             lhs_dilation: [1, 1],
             rhs_dilation: [1, 1],
+            groups: 1,
             layout: ConvLayout::NHWC_HWIO,
+            batch_groups: 1,
         }
+    }
+
+    /// An NHWC x HWIO convolution with `stride` and symmetric padding `pad` on both spatial
+    /// axes, over `groups` feature groups.
+    pub fn strided(stride: i64, pad: i64, groups: i64) -> Self {
+        ConvDims { stride: [stride, stride], groups, ..ConvDims::same(pad) }
     }
 }
 
@@ -490,7 +506,7 @@ impl Builder {
         self.dot_general(a, b, (&[], &[]), (&[1], &[0]))
     }
 
-    /// `stablehlo.convolution` (no feature groups).
+    /// `stablehlo.convolution`, with feature and batch groups as `cd` says.
     pub fn convolution(&mut self, input: &Value, kernel: &Value, cd: &ConvDims) -> Result<Value> {
         let op = "convolution";
         let (x, k) = (&input.shape, &kernel.shape);
@@ -498,16 +514,26 @@ impl Builder {
             return Err(Error::shape(op, format!("input {x} kernel {k}")));
         }
         let l = &cd.layout;
-        let cin = x.dims[l.input[1]];
-        if k.dims[l.kernel[0]] != cin {
+        let (fg, bg) = (cd.groups, cd.batch_groups);
+        let (batch, cin, kin, kout) = (x.dims[l.input[0]], x.dims[l.input[1]], k.dims[l.kernel[0]], k.dims[l.kernel[1]]);
+        if fg < 1 || bg < 1 || (fg > 1 && bg > 1) {
+            return Err(Error::shape(op, format!("feature groups {fg} and batch groups {bg}: at most one may exceed 1")));
+        }
+        if kin * fg != cin {
             return Err(Error::shape(
                 op,
-                format!("input {x} has {cin} features but kernel {k} expects {}", k.dims[l.kernel[0]]),
+                format!("input {x} has {cin} features but kernel {k} expects {kin} x {fg} groups"),
+            ));
+        }
+        if kout % fg != 0 || kout % bg != 0 || batch % bg != 0 {
+            return Err(Error::shape(
+                op,
+                format!("kernel {k} output features and input {x} batch must divide into {fg} feature / {bg} batch groups"),
             ));
         }
         let mut out = vec![0i64; 4];
-        out[l.output[0]] = x.dims[l.input[0]];
-        out[l.output[1]] = k.dims[l.kernel[1]];
+        out[l.output[0]] = batch / bg;
+        out[l.output[1]] = kout;
         for s in 0..2 {
             let inp = (x.dims[l.input[2 + s]] - 1) * cd.lhs_dilation[s] + 1;
             let padded = inp + cd.padding[s][0] + cd.padding[s][1];
@@ -519,8 +545,8 @@ impl Builder {
         }
         let p = &cd.padding;
         let attrs = format!(
-            "batch_group_count = 1 : i64, dimension_numbers = #stablehlo.conv<{}>, \
-             feature_group_count = 1 : i64, lhs_dilation = {}, \
+            "batch_group_count = {bg} : i64, dimension_numbers = #stablehlo.conv<{}>, \
+             feature_group_count = {fg} : i64, lhs_dilation = {}, \
              padding = dense<[[{}, {}], [{}, {}]]> : tensor<2x2xi64>, rhs_dilation = {}, \
              window_strides = {}",
             l.print(),
@@ -572,16 +598,37 @@ impl Builder {
     /// `stablehlo.reduce_window` without padding, e.g. a 2x2/2 max-pool on NHWC is
     /// `window = [1, 2, 2, 1]`, `strides = [1, 2, 2, 1]`.
     pub fn reduce_window(&mut self, a: &Value, window: &[i64], strides: &[i64], op: ReduceOp) -> Result<Value> {
+        let pad = vec![[0, 0]; a.shape.rank()];
+        self.reduce_window_padded(a, window, strides, &pad, op)
+    }
+
+    /// `stablehlo.reduce_window` with `padding[axis] = [low, high]`; padded positions hold the
+    /// op's identity (0 for a sum, -inf for a max), so a padded max-pool never picks them.
+    pub fn reduce_window_padded(
+        &mut self,
+        a: &Value,
+        window: &[i64],
+        strides: &[i64],
+        padding: &[[i64; 2]],
+        op: ReduceOp,
+    ) -> Result<Value> {
         let r = a.shape.rank();
-        if window.len() != r || strides.len() != r {
-            return Err(Error::shape("reduce_window", format!("window {window:?} strides {strides:?} for {}", a.shape)));
+        if window.len() != r || strides.len() != r || padding.len() != r {
+            return Err(Error::shape(
+                "reduce_window",
+                format!("window {window:?} strides {strides:?} padding {padding:?} for {}", a.shape),
+            ));
         }
         let mut dims = Vec::with_capacity(r);
         for i in 0..r {
-            if window[i] < 1 || strides[i] < 1 || window[i] > a.shape.dims[i] {
-                return Err(Error::shape("reduce_window", format!("window {window:?} does not fit {}", a.shape)));
+            let padded = a.shape.dims[i] + padding[i][0] + padding[i][1];
+            if window[i] < 1 || strides[i] < 1 || padding[i].iter().any(|&p| p < 0) || window[i] > padded {
+                return Err(Error::shape(
+                    "reduce_window",
+                    format!("window {window:?} padding {padding:?} does not fit {}", a.shape),
+                ));
             }
-            dims.push((a.shape.dims[i] - window[i]) / strides[i] + 1);
+            dims.push((padded - window[i]) / strides[i] + 1);
         }
         let init_v = match op {
             ReduceOp::Sum => 0.0,
@@ -591,9 +638,15 @@ impl Builder {
         let out = a.shape.with_dims(dims);
         let region = self.region(op.op_name(), a.dtype());
         let name = self.fresh();
+        let pad_attr = if padding.iter().all(|p| *p == [0, 0]) {
+            String::new()
+        } else {
+            let rows: Vec<String> = padding.iter().map(|p| format!("[{}, {}]", p[0], p[1])).collect();
+            format!(", padding = dense<[{}]> : tensor<{r}x2xi64>", rows.join(", "))
+        };
         let _ = writeln!(
             self.body,
-            "    {name} = \"stablehlo.reduce_window\"({a}, {init}) <{{window_dimensions = {}, window_strides = {}}}> {region} : ({}, {}) -> {out}",
+            "    {name} = \"stablehlo.reduce_window\"({a}, {init}) <{{window_dimensions = {}, window_strides = {}{pad_attr}}}> {region} : ({}, {}) -> {out}",
             array(window),
             array(strides),
             a.shape,
@@ -609,10 +662,27 @@ impl Builder {
 
     /// `stablehlo.select_and_scatter` for a max-pool gradient: scatters `source` (the pooled
     /// gradient) to the position of each window's maximum in `operand`, summing overlaps.
-    pub fn max_pool_grad(&mut self, operand: &Value, source: &Value, window: &[i64], strides: &[i64]) -> Result<Value> {
+    /// `padding` (`[low, high]` per axis) pads the operand with positions that are never
+    /// selected, as a max-pool padded with -inf: `source` has the pooled shape
+    /// `(dims + low + high - window) / strides + 1`.
+    pub fn max_pool_grad(
+        &mut self,
+        operand: &Value,
+        source: &Value,
+        window: &[i64],
+        strides: &[i64],
+        padding: &[[i64; 2]],
+    ) -> Result<Value> {
         let r = operand.shape.rank();
-        if window.len() != r || strides.len() != r || source.shape.rank() != r || source.dtype() != operand.dtype() {
-            return Err(Error::shape("select_and_scatter", format!("operand {} source {}", operand.shape, source.shape)));
+        let bad = || Error::shape("select_and_scatter", format!("operand {} source {} window {window:?} strides {strides:?} padding {padding:?}", operand.shape, source.shape));
+        if window.len() != r || strides.len() != r || padding.len() != r || source.shape.rank() != r || source.dtype() != operand.dtype() {
+            return Err(bad());
+        }
+        for i in 0..r {
+            let padded = operand.shape.dims[i] + padding[i][0] + padding[i][1];
+            if strides[i] < 1 || padding[i].iter().any(|&p| p < 0) || padded < window[i] || (padded - window[i]) / strides[i] + 1 != source.shape.dims[i] {
+                return Err(bad());
+            }
         }
         let init = self.scalar(0.0, operand.dtype());
         let t = Shape::scalar(operand.dtype());
@@ -622,10 +692,12 @@ impl Builder {
         );
         let scatter = self.region("stablehlo.add", operand.dtype());
         let scatter = scatter.trim_start_matches('(').trim_end_matches(')');
+        let pads: Vec<String> = padding.iter().map(|p| format!("[{}, {}]", p[0], p[1])).collect();
         let name = self.fresh();
         let _ = writeln!(
             self.body,
-            "    {name} = \"stablehlo.select_and_scatter\"({operand}, {source}, {init}) <{{window_dimensions = {}, window_strides = {}}}> ({select}, {scatter}) : ({}, {}, {}) -> {}",
+            "    {name} = \"stablehlo.select_and_scatter\"({operand}, {source}, {init}) <{{padding = dense<[{}]> : tensor<{r}x2xi64>, window_dimensions = {}, window_strides = {}}}> ({select}, {scatter}) : ({}, {}, {}) -> {}",
+            pads.join(", "),
             array(window),
             array(strides),
             operand.shape,

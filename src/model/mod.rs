@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod checkpoint;
 pub mod counts;
+pub mod emit;
 pub mod import;
 pub mod network;
 pub mod program;

@@ -2,7 +2,7 @@
 //! activations (the input of the last dense layer: the flattened conv features when the head
 //! has no hidden layer, else the last hidden layer after its ReLU).
 //!
-//! Arguments are exactly the inference program's ([`program::arg_shapes`]); outputs are the
+//! Arguments are exactly the inference program's ([`emit::folded_dims`](crate::model::emit::folded_dims)); outputs are the
 //! logits `[B, classes]` and the features `[B, d]`, both f32.
 
 use ndarray::Array2;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::record::{Record, Status};
-use crate::lower::tune;
+use crate::tune;
 use crate::lower::LayerShape;
 
 /// How progress is shown.

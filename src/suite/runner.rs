@@ -34,7 +34,8 @@ use crate::bench::rounds::Stop;
 use crate::data::{Dataset, Split};
 use crate::error::Result;
 use crate::hlo::DType;
-use crate::lower::{self, tune::Tuner, Lowering, Mode};
+use crate::lower::{self, Lowering, Mode};
+use crate::tune::Tuner;
 use crate::model::{checkpoint, counts, program, Vgg};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, ScoreContext};
@@ -418,11 +419,11 @@ impl Runner<'_> {
         mode: Mode,
         id: &str,
     ) -> std::result::Result<Vec<Lowering>, String> {
-        if let Some(p) = lower::fixed_plan(mode, arch.channels.len()) {
+        let shapes = program::layer_shapes(arch, batch, dtype).map_err(|e| e.to_string())?;
+        if let Some(p) = lower::fixed_plan(mode, &shapes) {
             return Ok(p);
         }
         self.progress.step(id, "tune");
-        let shapes = program::layer_shapes(arch, batch, dtype);
         let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
         tuner.min_seconds = self.suite.tune_min_seconds;
         tuner.plan(&shapes, &mut TuneProgress { progress: self.progress, variant: id }).map_err(|e| e.to_string())

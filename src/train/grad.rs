@@ -1,15 +1,17 @@
 //! Every backward rule of the training step, written by hand, one small function each.
 //!
-//! Each rule takes the forward values it needs (kept by the caller) and the gradient of the
+//! [`node_backward`] is the table: one `match` on the graph's [`Op`] that picks the rule of a
+//! node. Each rule takes the forward values it needs (kept by the caller) and the gradient of the
 //! loss with respect to the layer's output (`dy`), and emits the ops for the gradients with
-//! respect to the layer's inputs and parameters. The two layers whose forward pass in
-//! training mode differs from inference (batch norm with batch statistics, softmax
-//! cross-entropy) have their forward emitter here too, next to the rule that consumes what
-//! they keep. Every rule is checked against central finite differences in `tests/train.rs`.
+//! respect to the layer's inputs and parameters. Softmax cross-entropy has its forward
+//! emitter here too, next to the rule that consumes what it keeps; batch norm's
+//! training-mode forward is the forward emitter's ([`crate::model::emit`]). Every rule is checked against central finite differences in `tests/train.rs`.
 //!
-//! Layouts: activations NHWC, conv kernels HWIO `[3, 3, in, out]`, dense weights `[in, out]`.
+//! Layouts: activations NHWC, conv kernels HWIO `[kh, kw, in / groups, out]`, dense weights
+//! `[in, out]`.
 
 use crate::error::{Error, Result};
+use crate::graph::{ConvSpec, Op, PoolSpec};
 use crate::hlo::{Builder, Compare, ConvDims, DType, ReduceOp, Shape, Value};
 use crate::lower::{nhwc, Lowering};
 
@@ -25,57 +27,118 @@ pub fn sum_except(b: &mut Builder, x: &Value, axis: usize) -> Result<Value> {
     b.reduce(x, &axes, ReduceOp::Sum)
 }
 
-// ---- convolution 3x3, stride 1, pad 1 ---------------------------------------------------
+// ---- convolution -------------------------------------------------------------------------
 
-/// Input gradient of `y = conv3x3(x, k)`: the convolution of `dy` with the kernel reversed
-/// in space and with its in/out features swapped, pad 1. `Direct` emits one `convolution`
-/// whose kernel layout swaps the feature axes (no transpose); `Im2col` transposes the
-/// reversed kernel to HWIO `[3, 3, out, in]` and reuses the im2col lowering.
-pub fn conv3x3_input(b: &mut Builder, dy: &Value, kernel: &Value, lowering: Lowering) -> Result<Value> {
-    let rev = b.reverse(kernel, &[0, 1])?;
-    match lowering {
-        Lowering::Direct => {
-            let mut cd = ConvDims::same(1);
-            // kernel: input feature = axis 3 (the forward's out), output feature = axis 2.
-            cd.layout.kernel = [3, 2, 0, 1];
-            b.convolution(dy, &rev, &cd)
-        }
-        Lowering::Im2col | Lowering::Gemm9 | Lowering::Winograd | Lowering::Kernel => {
-            let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
-            // The custom kernel has no gradient rule of its own: its backward is im2col's.
-            let forward = if lowering == Lowering::Kernel { Lowering::Im2col } else { lowering };
-            forward.emit(b, dy, &swapped)
-        }
-    }
+/// Whether `spec` is the 3x3 stride-1 pad-1 single-group conv that the lowerings other than
+/// `Direct` handle (VGG's convs): their backward pass has its own fast paths there.
+fn has_fast_path(spec: &ConvSpec, lowering: Lowering) -> bool {
+    lowering != Lowering::Direct && (spec.kh, spec.kw, spec.stride, spec.pad, spec.groups) == (3, 3, 1, 1, 1)
 }
 
-/// Kernel gradient of `y = conv3x3(x, k)`: `dk[u, v, c, o] = sum_{n,i,j} xpad[n, i+u, j+v, c]
-/// * dy[n, i, j, o]`. `Direct` emits it as one convolution that treats the channels of `x`
-/// as its batch and the batch as the contracted feature (what JAX emits); `Im2col` takes the
-/// 9 shifted windows of the padded input and contracts them with `dy` in one `dot_general`.
+/// The rows or columns a conv of window `k`, `stride` and `pad` leaves unread at the end of
+/// an input side `n`: `(n + 2 pad - k) mod stride`.
+fn unread(n: i64, k: usize, spec: &ConvSpec) -> i64 {
+    (n + 2 * spec.pad as i64 - k as i64).rem_euclid(spec.stride as i64)
+}
+
+/// Input gradient of `y = conv(x, kernel)` (NHWC x HWIO `[kh, kw, in / groups, out]`, any
+/// window, stride, padding and groups; `dy` NHWC of the output's shape, `in_hw` the input's
+/// height and width): the convolution of `dy`, dilated by the stride, with the kernel
+/// reversed in space and its in/out features swapped within each group, padded by
+/// `k - 1 - pad` (plus the rows the forward left unread at the end).
 ///
-/// `Gemm9` and `Kernel` use the patch form; `Winograd` the convolution, except on maps of 4
-/// pixels or fewer, where XLA's convolution has its cliff and the patch form is used.
-pub fn conv3x3_kernel(b: &mut Builder, x: &Value, dy: &Value, lowering: Lowering) -> Result<Value> {
-    let [_, h, w, c] = nhwc("conv3x3_kernel", x)?;
-    let [_, _, _, o] = nhwc("conv3x3_kernel", dy)?;
-    let patch_form = match lowering {
-        Lowering::Direct => false,
-        Lowering::Im2col | Lowering::Gemm9 | Lowering::Kernel => true,
-        Lowering::Winograd => crate::lower::plain_conv_is_slow(h as usize, w as usize),
+/// `Direct` emits that one `convolution` as JAX does (`lhs_dilation` = stride,
+/// `feature_group_count` = groups; with one group the kernel layout swaps the feature axes
+/// instead of a transpose). The other lowerings, on a 3x3 stride-1 pad-1 one-group conv,
+/// transpose the reversed kernel to HWIO `[3, 3, out, in]` and emit the forward lowering
+/// (the custom `Kernel` has no gradient of its own: its backward is im2col's); on any other
+/// conv they fall back to `Direct`.
+///
+/// Errors: a kernel whose shape does not fit `spec` or `dy`.
+pub fn conv_input(b: &mut Builder, dy: &Value, kernel: &Value, spec: &ConvSpec, in_hw: [usize; 2], lowering: Lowering) -> Result<Value> {
+    let &[kh, kw, cig, o] = kernel.dims() else {
+        return Err(Error::shape("conv_input", format!("kernel {} is not HWIO", kernel.shape())));
     };
-    if !patch_form {
-        let mut cd = ConvDims::same(1);
-        cd.layout.input = [3, 0, 1, 2]; // batch = C, feature = N, spatial = H, W
-        cd.layout.kernel = [0, 3, 1, 2]; // in = N, out = O, window = H, W
-        cd.layout.output = [2, 3, 0, 1]; // HWIO
-        return b.convolution(x, dy, &cd);
+    let g = spec.groups as i64;
+    if (kh, kw, o) != (spec.kh as i64, spec.kw as i64, spec.out as i64) || o % g != 0 {
+        return Err(Error::shape("conv_input", format!("kernel {} for {spec}", kernel.shape())));
     }
-    let taps = crate::lower::shifted_windows(b, x)?;
-    let refs: Vec<&Value> = taps.iter().collect();
-    let patches = b.concatenate(&refs, 3)?; // [N, H, W, 9C], (u, v, c) order
-    let dk = b.dot_general(&patches, dy, (&[], &[]), (&[0, 1, 2], &[0, 1, 2]))?;
-    b.reshape(&dk, &[3, 3, c, o])
+    if has_fast_path(spec, lowering) {
+        let rev = b.reverse(kernel, &[0, 1])?;
+        let swapped = b.transpose(&rev, &[0, 1, 3, 2])?;
+        let forward = if lowering == Lowering::Kernel { Lowering::Im2col } else { lowering };
+        return forward.emit(b, dy, &swapped);
+    }
+    let mut cd = ConvDims::same(0);
+    let rev = if g == 1 {
+        // kernel: input feature = axis 3 (the forward's out), output feature = axis 2.
+        cd.layout.kernel = [3, 2, 0, 1];
+        b.reverse(kernel, &[0, 1])?
+    } else {
+        // [kh, kw, in/g, g, out/g] -> [kh, kw, out/g, g, in/g] -> HWIO [kh, kw, out/g, in].
+        let split = b.reshape(kernel, &[kh, kw, cig, g, o / g])?;
+        let t = b.transpose(&split, &[0, 1, 4, 3, 2])?;
+        let k = b.reshape(&t, &[kh, kw, o / g, cig * g])?;
+        cd.groups = g;
+        b.reverse(&k, &[0, 1])?
+    };
+    let s = spec.stride as i64;
+    for (axis, (n, k)) in [(in_hw[0] as i64, spec.kh), (in_hw[1] as i64, spec.kw)].into_iter().enumerate() {
+        let lo = k as i64 - 1 - spec.pad as i64;
+        cd.padding[axis] = [lo, lo + unread(n, k, spec)];
+        cd.lhs_dilation[axis] = s;
+    }
+    let dx = b.convolution(dy, &rev, &cd)?;
+    if dx.dims()[1..3] != [in_hw[0] as i64, in_hw[1] as i64] {
+        return Err(Error::shape("conv_input", format!("gradient {} for an input of {in_hw:?} under {spec}", dx.shape())));
+    }
+    Ok(dx)
+}
+
+/// Kernel gradient of `y = conv(x, kernel)` (any window, stride, padding and groups):
+/// `dk[u, v, c, o] = sum_{n,i,j} xpad[n, i*s + u, j*s + v, g(o)*in/groups + c] * dy[n, i, j, o]`,
+/// shape `[kh, kw, in / groups, out]`.
+///
+/// `Direct` emits it as one convolution that treats the channels of `x` as its batch and the
+/// batch as the contracted feature, with the window dilated by the stride and
+/// `batch_group_count` = groups (what JAX emits). On a 3x3 stride-1 pad-1 one-group conv,
+/// `Im2col`, `Gemm9` and `Kernel` take the 9 shifted windows of the padded input and
+/// contract them with `dy` in one `dot_general`; `Winograd` uses the convolution, except on
+/// maps of 4 pixels or fewer, where XLA's convolution has its cliff.
+///
+/// Errors: `x` or `dy` not NHWC, or not fitting `spec`.
+pub fn conv_kernel(b: &mut Builder, x: &Value, dy: &Value, spec: &ConvSpec, lowering: Lowering) -> Result<Value> {
+    let [_, h, w, c] = nhwc("conv_kernel", x)?;
+    let [_, _, _, o] = nhwc("conv_kernel", dy)?;
+    let patch_form = has_fast_path(spec, lowering)
+        && match lowering {
+            Lowering::Winograd => crate::lower::plain_conv_is_slow(h as usize, w as usize),
+            _ => true,
+        };
+    if patch_form {
+        let taps = crate::lower::shifted_windows(b, x)?;
+        let refs: Vec<&Value> = taps.iter().collect();
+        let patches = b.concatenate(&refs, 3)?; // [N, H, W, 9C], (u, v, c) order
+        let dk = b.dot_general(&patches, dy, (&[], &[]), (&[0, 1, 2], &[0, 1, 2]))?;
+        return b.reshape(&dk, &[3, 3, c, o]);
+    }
+    let mut cd = ConvDims::same(0);
+    cd.layout.input = [3, 0, 1, 2]; // batch = C, feature = N, spatial = H, W
+    cd.layout.kernel = [0, 3, 1, 2]; // in = N, out = O, window = H, W
+    cd.layout.output = [2, 3, 0, 1]; // HWIO
+    cd.batch_groups = spec.groups as i64;
+    let p = spec.pad as i64;
+    for (axis, (n, k)) in [(h, spec.kh), (w, spec.kw)].into_iter().enumerate() {
+        // The rows the forward never read are cut by a negative high padding.
+        cd.padding[axis] = [p, p - unread(n, k, spec)];
+        cd.rhs_dilation[axis] = spec.stride as i64;
+    }
+    let dk = b.convolution(x, dy, &cd)?;
+    let want = [spec.kh as i64, spec.kw as i64, c / spec.groups as i64, o];
+    if dk.dims() != want {
+        return Err(Error::shape("conv_kernel", format!("gradient {} for a kernel {want:?} under {spec}", dk.shape())));
+    }
+    Ok(dk)
 }
 
 // ---- bias add ---------------------------------------------------------------------------
@@ -94,46 +157,9 @@ pub fn bias_add_backward(b: &mut Builder, dy: &Value, axis: usize) -> Result<Val
 
 // ---- batch norm, training mode ----------------------------------------------------------
 
-/// What batch norm's backward rule needs from its forward pass, plus the batch statistics
-/// (for the running-stat update).
-#[derive(Clone, Debug)]
-pub struct BnCache {
-    /// Normalised input `(x - mean) * rstd`, NHWC.
-    pub xhat: Value,
-    /// `1 / sqrt(var + eps)` per channel.
-    pub rstd: Value,
-    /// Batch mean per channel.
-    pub mean: Value,
-    /// Biased batch variance per channel (divides by `N*H*W`).
-    pub var: Value,
-}
-
-/// Batch norm with batch statistics over N, H, W of an NHWC `x`:
-/// `y = gamma * (x - mean) / sqrt(var + eps) + beta`, biased variance.
-pub fn batch_norm_train(b: &mut Builder, x: &Value, gamma: &Value, beta: &Value, eps: f64) -> Result<(Value, BnCache)> {
-    let [n, h, w, _] = nhwc("batch_norm_train", x)?;
-    let dt = x.dtype();
-    let m = (n * h * w) as f64;
-    let inv_m = b.constant(1.0 / m, gamma.shape().clone());
-    let s = sum_except(b, x, 3)?;
-    let mean = b.mul(&s, &inv_m)?;
-    let mean_b = b.broadcast_along(&mean, x.shape(), 3)?;
-    let xc = b.sub(x, &mean_b)?;
-    let sq = b.mul(&xc, &xc)?;
-    let ss = sum_except(b, &sq, 3)?;
-    let var = b.mul(&ss, &inv_m)?;
-    let e = b.constant(eps, var.shape().clone());
-    let ve = b.add(&var, &e)?;
-    let rstd = b.rsqrt(&ve)?;
-    let rstd_b = b.broadcast_along(&rstd, x.shape(), 3)?;
-    let xhat = b.mul(&xc, &rstd_b)?;
-    let g = b.broadcast_along(gamma, x.shape(), 3)?;
-    let be = b.broadcast_along(beta, x.shape(), 3)?;
-    let y = b.mul(&xhat, &g)?;
-    let y = b.add(&y, &be)?;
-    debug_assert_eq!(y.dtype(), dt);
-    Ok((y, BnCache { xhat, rstd, mean, var }))
-}
+// The forward pass (batch statistics, and the cache its backward reads) is the forward
+// emitter's ([`crate::model::emit`]); re-exported here next to its backward rule.
+pub use crate::model::emit::{batch_norm_train, BnCache};
 
 /// Gradients `(dx, dgamma, dbeta)` of training-mode batch norm, with `M = N*H*W`:
 /// `dbeta = sum dy`, `dgamma = sum dy * xhat`,
@@ -160,7 +186,7 @@ pub fn batch_norm_backward(b: &mut Builder, dy: &Value, gamma: &Value, cache: &B
     Ok((dx, dgamma, dbeta))
 }
 
-// ---- ReLU, max-pool, flatten ------------------------------------------------------------
+// ---- activations, pools, flatten ---------------------------------------------------------
 
 /// Input gradient of `y = max(x, 0)`: `dy` where `x > 0`, else 0.
 pub fn relu_backward(b: &mut Builder, x: &Value, dy: &Value) -> Result<Value> {
@@ -169,10 +195,44 @@ pub fn relu_backward(b: &mut Builder, x: &Value, dy: &Value) -> Result<Value> {
     b.select(&pos, dy, &zero)
 }
 
-/// Input gradient of a 2x2/2 max-pool of NHWC `x`: each pooled gradient goes to the
-/// position of its window's maximum in `x` (the first one on ties), via `select_and_scatter`.
-pub fn max_pool2_backward(b: &mut Builder, x: &Value, dy: &Value) -> Result<Value> {
-    b.max_pool_grad(x, dy, &[1, 2, 2, 1], &[1, 2, 2, 1])
+/// Input gradient of `y = min(max(x, 0), 6)`: `dy` where `0 < x < 6`, else 0.
+pub fn relu6_backward(b: &mut Builder, x: &Value, dy: &Value) -> Result<Value> {
+    let below = relu_backward(b, x, dy)?;
+    let six = b.constant(6.0, x.shape().clone());
+    let zero = b.constant(0.0, x.shape().clone());
+    let inside = b.compare(x, &six, Compare::Lt)?;
+    b.select(&inside, &below, &zero)
+}
+
+/// Input gradient of a max-pool `p` of NHWC `x` (padded with -inf): each pooled gradient
+/// goes to the position of its window's maximum in `x` (the first one on ties; never a
+/// padded position), summed where windows overlap, via `select_and_scatter`.
+pub fn max_pool_backward(b: &mut Builder, x: &Value, dy: &Value, p: &PoolSpec) -> Result<Value> {
+    let (k, s, pad) = (p.k as i64, p.stride as i64, p.pad as i64);
+    b.max_pool_grad(x, dy, &[1, k, k, 1], &[1, s, s, 1], &[[0, 0], [pad, pad], [pad, pad], [0, 0]])
+}
+
+/// Input gradient of an average pool `p` (no padding) whose input is `[N, in_hw, C]`: each
+/// pooled gradient spread evenly, `1 / k^2` each, over its window. It is the input gradient
+/// of a depthwise conv with a constant kernel of `1 / k^2`, and emitted as one.
+pub fn avg_pool_backward(b: &mut Builder, dy: &Value, p: &PoolSpec, in_hw: [usize; 2]) -> Result<Value> {
+    let [_, _, _, c] = nhwc("avg_pool_backward", dy)?;
+    let k = p.k as i64;
+    let spec = ConvSpec { out: c as usize, kh: p.k, kw: p.k, stride: p.stride, pad: 0, groups: c as usize, bias: false };
+    let ones = b.constant(1.0 / (k * k) as f64, Shape::new([k, k, 1, c], dy.dtype()));
+    conv_input(b, dy, &ones, &spec, in_hw, Lowering::Direct)
+}
+
+/// Input gradient of a global average pool of `[N, H, W, C]` (`in_hw` = `[H, W]`): `dy`
+/// `[N, C]` broadcast over the map and divided by `H * W`.
+pub fn global_avg_pool_backward(b: &mut Builder, dy: &Value, in_hw: [usize; 2]) -> Result<Value> {
+    let &[n, c] = dy.dims() else {
+        return Err(Error::shape("global_avg_pool_backward", format!("gradient {} is not [N, C]", dy.shape())));
+    };
+    let dims = [n, in_hw[0] as i64, in_hw[1] as i64, c];
+    let spread = b.broadcast_in_dim(dy, &dims, &[0, 3])?;
+    let inv = b.constant(1.0 / (in_hw[0] * in_hw[1]) as f64, spread.shape().clone());
+    b.mul(&spread, &inv)
 }
 
 /// Input gradient of a reshape (flatten): `dy` reshaped back to the input's dims.
@@ -252,4 +312,78 @@ pub fn softmax_xent(b: &mut Builder, logits: &Value, labels: &Value) -> Result<X
     let okf = b.select(&ok, &one_b, &zero_b)?;
     let correct = sum_all(b, &okf)?;
     Ok(Xent { loss, correct, dlogits })
+}
+
+// ---- the table ----------------------------------------------------------------------------
+
+/// The forward values one node's backward rule reads.
+#[derive(Clone, Debug)]
+pub struct Tape<'a> {
+    /// The values of the node's inputs (batch first), in `node.inputs` order.
+    pub inputs: Vec<&'a Value>,
+    /// The node's trainable tensors in [`Op::roles`] order (running statistics left out).
+    pub params: Vec<&'a Value>,
+    /// The batch-norm cache of a BN node (training mode).
+    pub bn: Option<&'a BnCache>,
+}
+
+/// The gradients one node's rule returns.
+#[derive(Clone, Debug, Default)]
+pub struct NodeGrads {
+    /// Per input of the node (`node.inputs` order): the gradient of the loss with respect to
+    /// it, `None` where it was not asked for.
+    pub inputs: Vec<Option<Value>>,
+    /// Per trainable tensor of the node, in [`Tape::params`] order.
+    pub params: Vec<Value>,
+}
+
+fn map_hw(what: &str, x: &Value) -> Result<[usize; 2]> {
+    let [_, h, w, _] = nhwc(what, x)?;
+    Ok([h as usize, w as usize])
+}
+
+/// The backward rule of one node computing `op`: given its [`Tape`] and `dy` (the gradient
+/// of the loss with respect to its output, batch first), the gradients of its inputs where
+/// `want[i]` asks for them and of its trainable tensors. A conv lowers its gradients as
+/// `lowering` says (see [`conv_input`], [`conv_kernel`]; other ops ignore it).
+///
+/// Errors: a tape that does not fit the op (missing inputs, tensors or BN cache), or shapes
+/// the rules refuse.
+pub fn node_backward(b: &mut Builder, op: &Op, tape: &Tape, dy: &Value, want: &[bool], lowering: Lowering) -> Result<NodeGrads> {
+    let missing = || Error::shape("backward", format!("the tape of a {} node lacks a value it needs", op.kind()));
+    let x = |k: usize| tape.inputs.get(k).copied().ok_or_else(missing);
+    let w = |k: usize| tape.params.get(k).copied().ok_or_else(missing);
+    let wants = |k: usize| want.get(k).copied().unwrap_or(false);
+    let one = |g: Option<Value>| NodeGrads { inputs: vec![g], params: vec![] };
+    let grads = match op {
+        Op::Input => NodeGrads::default(),
+        Op::Conv(spec) => {
+            let mut params = vec![conv_kernel(b, x(0)?, dy, spec, lowering)?];
+            if spec.bias {
+                params.push(bias_add_backward(b, dy, 3)?);
+            }
+            let dx = if wants(0) { Some(conv_input(b, dy, w(0)?, spec, map_hw("conv", x(0)?)?, lowering)?) } else { None };
+            NodeGrads { inputs: vec![dx], params }
+        }
+        Op::BatchNorm => {
+            let cache = tape.bn.ok_or_else(missing)?;
+            let (dx, dgamma, dbeta) = batch_norm_backward(b, dy, w(0)?, cache)?;
+            NodeGrads { inputs: vec![Some(dx)], params: vec![dgamma, dbeta] }
+        }
+        Op::Relu => one(Some(relu_backward(b, x(0)?, dy)?)),
+        Op::Relu6 => one(Some(relu6_backward(b, x(0)?, dy)?)),
+        Op::MaxPool(p) => one(Some(max_pool_backward(b, x(0)?, dy, p)?)),
+        Op::AvgPool(p) => one(Some(avg_pool_backward(b, dy, p, map_hw("avgpool", x(0)?)?)?)),
+        Op::GlobalAvgPool => one(Some(global_avg_pool_backward(b, dy, map_hw("gap", x(0)?)?)?)),
+        Op::Add => NodeGrads { inputs: vec![Some(dy.clone()), Some(dy.clone())], params: vec![] },
+        Op::Flatten => one(Some(reshape_backward(b, dy, x(0)?.dims())?)),
+        Op::Dense { bias, .. } => {
+            let (dx, dw, db) = dense_backward(b, x(0)?, w(0)?, dy)?;
+            let params = if *bias { vec![dw, db] } else { vec![dw] };
+            NodeGrads { inputs: vec![Some(dx)], params }
+        }
+    };
+    // Gradients nobody asked for are dropped (XLA removes the ops that made them).
+    let inputs = grads.inputs.into_iter().enumerate().map(|(k, g)| g.filter(|_| wants(k))).collect();
+    Ok(NodeGrads { inputs, params: grads.params })
 }

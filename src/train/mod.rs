@@ -12,8 +12,8 @@ mod trainer;
 
 pub use optim::{lr_at, Decay, LrSchedule, OptConfig};
 pub use step::{
-    default_plan, grad_program, param_specs, stat_specs, step_program, step_program_with, GradProgram, TensorSpec,
-    TrainProgram,
+    default_graph_plan, default_plan, grad_program, graph_grad_program, graph_step_program, param_specs, stat_specs,
+    step_program, step_program_with, GradProgram, TensorSpec, TrainProgram,
 };
 pub(crate) use trainer::host_state;
-pub use trainer::Trainer;
+pub use trainer::{legacy_vgg_name, Trainer};

@@ -1,12 +1,14 @@
-//! The training-step program: forward in training mode, backward with the rules of
-//! [`grad`](super::grad), SGD with momentum, running-stat update, in one StableHLO module.
+//! The training-step program of any graph: forward in training mode (the forward emitter,
+//! [`crate::model::emit`]), backward over the graph's nodes in reverse order with the rules
+//! of [`grad`](super::grad), SGD with momentum, running-stat update, in one StableHLO module.
 //!
 //! Arguments, in order:
 //! 1. images `[B, H, W, C]` (program dtype), labels `[B]` i32, learning rate (scalar f32);
-//! 2. the parameters ([`param_specs`]): per conv its kernel `[3, 3, in, out]`, bias `[out]`
-//!    and, with BN, gamma and beta `[out]`; per dense layer its weight `[in, out]` and bias;
+//! 2. the parameters ([`param_specs`]): the trainable tensors of the graph's parameter table
+//!    in its order (conv kernels HWIO and biases, BN gamma and beta, dense weights and
+//!    biases);
 //! 3. one momentum buffer per parameter, same shapes and order;
-//! 4. the BN running statistics ([`stat_specs`]): per conv with BN, mean and variance.
+//! 4. the BN running statistics ([`stat_specs`]): per BN node, mean and variance.
 //!
 //! Outputs: loss and number correct (scalars, f64 for an f64 program, else f32), then the
 //! updated parameters, momentum buffers and running statistics in the argument order, so
@@ -16,13 +18,14 @@
 //! [`grad_program`] is the same forward and backward pass without the update: the loss and
 //! one gradient per parameter (what gradient-based pruning criteria read).
 
-use super::grad::{self, BnCache};
+use super::grad::{self, BnCache, Tape};
 use super::optim::{sgd_update, OptConfig};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Op};
 use crate::hlo::{Builder, DType, Shape, Value};
 use crate::lower::Lowering;
-use crate::model::weights::BN_EPS;
-use crate::model::Arch;
+use crate::model::emit::{self, Forward, Mode};
+use crate::model::{Arch, Vgg};
 
 /// Index of the first state argument (parameters, then momentum, then stats).
 pub const FIRST_STATE_ARG: usize = 3;
@@ -32,66 +35,67 @@ pub const FIRST_STATE_OUTPUT: usize = 2;
 /// One state tensor of the step program.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorSpec {
-    /// e.g. `conv0.kernel`, `conv3.gamma`, `dense1.weight`, `conv5.running_var`.
+    /// Its name in the graph's parameter table, e.g. `features.0.weight`,
+    /// `layer1.0.bn1.running_var`.
     pub name: String,
     pub shape: Shape,
     /// Whether weight decay applies (conv kernels and dense weights).
     pub decay: bool,
 }
 
-fn spec(name: String, dims: &[usize], dtype: DType, decay: bool) -> TensorSpec {
-    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    TensorSpec { name, shape: Shape::new(dims, dtype), decay }
-}
-
-/// The trainable parameters of `arch`, in argument order.
-pub fn param_specs(arch: &Arch, dtype: DType) -> Vec<TensorSpec> {
-    let mut v = Vec::new();
-    for i in 0..arch.channels.len() {
-        let (cin, cout) = (arch.conv_in(i), arch.channels[i]);
-        v.push(spec(format!("conv{i}.kernel"), &[3, 3, cin, cout], dtype, true));
-        v.push(spec(format!("conv{i}.bias"), &[cout], dtype, false));
-        if arch.batch_norm {
-            v.push(spec(format!("conv{i}.gamma"), &[cout], dtype, false));
-            v.push(spec(format!("conv{i}.beta"), &[cout], dtype, false));
-        }
-    }
-    for (j, (din, dout)) in arch.dense_dims().into_iter().enumerate() {
-        v.push(spec(format!("dense{j}.weight"), &[din, dout], dtype, true));
-        v.push(spec(format!("dense{j}.bias"), &[dout], dtype, false));
-    }
-    v
-}
-
-/// The BN running statistics of `arch`, in argument order (empty without BN).
-pub fn stat_specs(arch: &Arch, dtype: DType) -> Vec<TensorSpec> {
-    let mut v = Vec::new();
-    if arch.batch_norm {
-        for (i, &c) in arch.channels.iter().enumerate() {
-            v.push(spec(format!("conv{i}.running_mean"), &[c], dtype, false));
-            v.push(spec(format!("conv{i}.running_var"), &[c], dtype, false));
-        }
-    }
-    v
-}
-
-/// The default lowering of each conv in the step program: im2col where the map is 2x2 or
-/// smaller (XLA's CPU convolution is ~35-50x slower there, forward and backward), plain
-/// convolutions elsewhere.
-pub fn default_plan(arch: &Arch) -> Vec<Lowering> {
-    (0..arch.channels.len())
-        .map(|i| {
-            let (h, w) = arch.conv_hw(i);
-            if crate::lower::plain_conv_is_slow(h, w) { Lowering::Im2col } else { Lowering::Direct }
+fn specs(g: &Graph, dtype: DType, statistics: bool) -> Vec<TensorSpec> {
+    g.params()
+        .iter()
+        .filter(|p| p.role.is_statistic() == statistics)
+        .map(|p| TensorSpec {
+            name: p.name.clone(),
+            shape: Shape::new(p.dims.iter().map(|&d| d as i64).collect::<Vec<_>>(), dtype),
+            decay: p.role.decays(),
         })
         .collect()
+}
+
+/// The trainable tensors of `g` in table order (everything but BN running statistics):
+/// the step program's parameters.
+pub fn param_specs(g: &Graph, dtype: DType) -> Vec<TensorSpec> {
+    specs(g, dtype, false)
+}
+
+/// The BN running statistics of `g` in table order (per BN node its mean, then its
+/// variance; empty without BN).
+pub fn stat_specs(g: &Graph, dtype: DType) -> Vec<TensorSpec> {
+    specs(g, dtype, true)
+}
+
+/// The graph of a validated VGG architecture.
+fn vgg_graph(arch: &Arch) -> Result<Graph> {
+    arch.validate()?;
+    Vgg::graph(arch)
+}
+
+/// The default lowering of each conv of `g` (graph order) in the step program: im2col for a
+/// 3x3 stride-1 pad-1 one-group conv on a map of 4 pixels or fewer (XLA's CPU convolution
+/// is ~35-50x slower there, forward and backward), the plain convolution everywhere else.
+pub fn default_graph_plan(g: &Graph) -> Vec<Lowering> {
+    g.convs()
+        .map(|(n, c)| {
+            let d = &g.node(n.inputs[0]).dims;
+            let three = (c.kh, c.kw, c.stride, c.pad, c.groups) == (3, 3, 1, 1, 1);
+            if three && crate::lower::plain_conv_is_slow(d[0], d[1]) { Lowering::Im2col } else { Lowering::Direct }
+        })
+        .collect()
+}
+
+/// [`default_graph_plan`] of a VGG architecture.
+pub fn default_plan(arch: &Arch) -> Vec<Lowering> {
+    vgg_graph(arch).map(|g| default_graph_plan(&g)).unwrap_or_default()
 }
 
 /// A printed step program and what its arguments and outputs are.
 #[derive(Clone, Debug)]
 pub struct TrainProgram {
     pub text: String,
-    pub arch: Arch,
+    pub graph: Graph,
     pub batch: usize,
     pub dtype: DType,
     pub opt: OptConfig,
@@ -117,19 +121,15 @@ fn metric_dtype(dtype: DType) -> DType {
     if dtype == DType::F64 { DType::F64 } else { DType::F32 }
 }
 
-/// The step program of `arch` for batches of `batch` in `dtype` with [`default_plan`].
+/// The step program of the VGG `arch` for batches of `batch` in `dtype` with
+/// [`default_plan`].
 pub fn step_program(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig) -> Result<TrainProgram> {
     step_program_with(arch, batch, dtype, opt, &default_plan(arch))
 }
 
-/// Forward values one conv block keeps for its backward pass.
-struct ConvTape {
-    input: Value,
-    bn: Option<BnCache>,
-    /// Pre-activation (after bias / BN), for the ReLU mask.
-    pre: Value,
-    /// Post-ReLU map, for the max-pool gradient (only read when the block pools).
-    act: Value,
+/// Like [`step_program`] with conv `i` (forward and both gradients) lowered as `plan[i]`.
+pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
+    graph_step_program(&vgg_graph(arch)?, batch, dtype, opt, plan)
 }
 
 /// What the shared forward and backward pass leaves for the caller.
@@ -138,108 +138,77 @@ struct ForwardBackward {
     xent: grad::Xent,
     /// One gradient per parameter, in [`param_specs`] order.
     grads: Vec<Value>,
-    /// Per conv, its batch-norm cache (batch statistics) when the model has BN.
-    bn: Vec<Option<BnCache>>,
+    /// The forward values and BN caches.
+    fwd: Forward,
 }
 
 /// Checks what the step and gradient programs both require.
-fn check_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<()> {
-    arch.validate()?;
+fn check_program(g: &Graph, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<()> {
     if !matches!(dtype, DType::F32 | DType::F64) {
         return Err(Error::invalid("training dtype", dtype, "train in f32 (or f64 for exact checks)"));
     }
-    if batch < 2 && arch.batch_norm {
+    let has_bn = g.nodes().iter().any(|n| n.op == Op::BatchNorm);
+    if batch < 2 && has_bn {
         return Err(Error::invalid("batch", batch, "batch norm in training mode needs a batch of at least 2"));
     }
-    if plan.len() != arch.channels.len() {
-        return Err(Error::invalid(
-            "lowering plan",
-            format!("{} entries", plan.len()),
-            format!("give one lowering per conv ({})", arch.channels.len()),
-        ));
+    let convs = g.convs().count();
+    if plan.len() != convs {
+        return Err(Error::invalid("lowering plan", format!("{} entries", plan.len()), format!("give one lowering per conv ({convs})")));
+    }
+    if g.output().dims.len() != 1 {
+        return Err(Error::invalid("graph output", format!("{:?}", g.output().dims), "a classifier's output is [classes]"));
     }
     Ok(())
 }
 
-/// Emits the training-mode forward pass (BN with batch statistics) of `arch` on `images`
-/// and `labels` with parameters `p` ([`param_specs`] order), then the backward pass with
-/// the rules of [`grad`], conv `i` lowered as `plan[i]`.
-fn forward_backward(
-    b: &mut Builder,
-    arch: &Arch,
-    batch: usize,
-    plan: &[Lowering],
-    images: Value,
-    labels: &Value,
-    p: &[Value],
-) -> Result<ForwardBackward> {
-    let bsz = batch as i64;
-
-    // ---- forward ----
-    let per_conv = if arch.batch_norm { 4 } else { 2 };
-    let mut tapes = Vec::with_capacity(arch.channels.len());
-    let mut x = images;
-    for i in 0..arch.channels.len() {
-        let q = &p[i * per_conv..(i + 1) * per_conv];
-        let z = plan[i].emit(b, &x, &q[0])?;
-        let z = grad::bias_add(b, &z, &q[1], 3)?;
-        let (pre, bn) = if arch.batch_norm {
-            let (y, cache) = grad::batch_norm_train(b, &z, &q[2], &q[3], BN_EPS as f64)?;
-            (y, Some(cache))
-        } else {
-            (z, None)
-        };
-        let act = b.relu(&pre)?;
-        let next = if Arch::pools_after(i) { b.max_pool2(&act)? } else { act.clone() };
-        tapes.push(ConvTape { input: x, bn, pre, act });
-        x = next;
+/// Emits the training-mode forward pass of `g` ([`emit::forward`] in [`Mode::Train`]) on
+/// `images` with the trainable tensors `p` ([`param_specs`] order), the softmax
+/// cross-entropy against `labels`, then the backward pass: the nodes in reverse order, each
+/// through its rule ([`grad::node_backward`]), a node's gradient summed over its consumers
+/// (a value read twice, as by a residual add, receives both contributions). Conv `i`
+/// (graph order) is lowered as `plan[i]`, forward and backward.
+fn forward_backward(b: &mut Builder, g: &Graph, plan: &[Lowering], images: &Value, labels: &Value, p: &[Value]) -> Result<ForwardBackward> {
+    let fwd = emit::forward(b, g, images, p, Mode::Train, plan)?;
+    let xent = grad::softmax_xent(b, fwd.output(), labels)?;
+    // Per node: its trainable tensors' positions in `p`, and its conv's lowering.
+    let mut owned: Vec<Vec<usize>> = vec![Vec::new(); g.nodes().len()];
+    for (k, param) in g.params().iter().filter(|q| q.is_trainable()).enumerate() {
+        owned[param.node.0].push(k);
     }
-    let feat_dims = x.dims().to_vec();
-    let mut hcur = b.reshape(&x, &[bsz, arch.flat_features() as i64])?;
-    let dense0 = arch.channels.len() * per_conv;
-    let nd = arch.dense_dims().len();
-    let mut dense_in = Vec::with_capacity(nd);
-    let mut dense_pre = Vec::with_capacity(nd);
-    for j in 0..nd {
-        let (wt, bias) = (&p[dense0 + 2 * j], &p[dense0 + 2 * j + 1]);
-        let y = b.matmul(&hcur, wt)?;
-        let y = grad::bias_add(b, &y, bias, 1)?;
-        dense_in.push(hcur);
-        hcur = if j + 1 < nd { b.relu(&y)? } else { y.clone() };
-        dense_pre.push(y);
+    let mut lowering = vec![Lowering::Direct; g.nodes().len()];
+    for ((n, _), &l) in g.convs().zip(plan) {
+        lowering[n.id.0] = l;
     }
-    let xent = grad::softmax_xent(b, &hcur, labels)?;
-
-    // ---- backward ----
+    let mut dys: Vec<Option<Value>> = vec![None; g.nodes().len()];
+    dys[g.output().id.0] = Some(xent.dlogits.clone());
     let mut grads: Vec<Option<Value>> = vec![None; p.len()];
-    let mut g = xent.dlogits.clone();
-    for j in (0..nd).rev() {
-        if j + 1 < nd {
-            g = grad::relu_backward(b, &dense_pre[j], &g)?;
+    for node in g.nodes().iter().rev() {
+        if node.op == Op::Input {
+            continue;
         }
-        let (dx, dw, db) = grad::dense_backward(b, &dense_in[j], &p[dense0 + 2 * j], &g)?;
-        grads[dense0 + 2 * j] = Some(dw);
-        grads[dense0 + 2 * j + 1] = Some(db);
-        g = dx;
-    }
-    g = grad::reshape_backward(b, &g, &feat_dims)?;
-    for i in (0..arch.channels.len()).rev() {
-        let t = &tapes[i];
-        let base = i * per_conv;
-        if Arch::pools_after(i) {
-            g = grad::max_pool2_backward(b, &t.act, &g)?;
+        let dy = dys[node.id.0]
+            .take()
+            .ok_or_else(|| Error::shape("backward", format!("node '{}' does not lead to the output", node.name)))?;
+        let tape = Tape {
+            inputs: node.inputs.iter().map(|i| fwd.value(*i)).collect(),
+            params: owned[node.id.0].iter().map(|&k| &p[k]).collect(),
+            bn: fwd.bn[node.id.0].as_ref(),
+        };
+        // The image needs no gradient.
+        let want: Vec<bool> = node.inputs.iter().map(|i| g.node(*i).op != Op::Input).collect();
+        let ng = grad::node_backward(b, &node.op, &tape, &dy, &want, lowering[node.id.0])
+            .map_err(|e| Error::shape("backward", format!("node '{}': {e}", node.name)))?;
+        for (&k, gk) in owned[node.id.0].iter().zip(ng.params) {
+            grads[k] = Some(gk);
         }
-        g = grad::relu_backward(b, &t.pre, &g)?;
-        if let Some(cache) = &t.bn {
-            let (dx, dgamma, dbeta) = grad::batch_norm_backward(b, &g, &p[base + 2], cache)?;
-            grads[base + 2] = Some(dgamma);
-            grads[base + 3] = Some(dbeta);
-            g = dx;
-        }
-        grads[base + 1] = Some(grad::bias_add_backward(b, &g, 3)?);
-        grads[base] = Some(grad::conv3x3_kernel(b, &t.input, &g, plan[i])?);
-        if i > 0 {
-            g = grad::conv3x3_input(b, &g, &p[base], plan[i])?;
+        for (i, gi) in node.inputs.iter().zip(ng.inputs) {
+            if let Some(gi) = gi {
+                let slot = &mut dys[i.0];
+                *slot = Some(match slot.take() {
+                    Some(acc) => b.add(&acc, &gi)?,
+                    None => gi,
+                });
+            }
         }
     }
     let grads = grads
@@ -247,27 +216,38 @@ fn forward_backward(
         .enumerate()
         .map(|(k, g)| g.ok_or_else(|| Error::shape("train step", format!("no gradient for parameter {k}"))))
         .collect::<Result<Vec<_>>>()?;
-    Ok(ForwardBackward { xent, grads, bn: tapes.into_iter().map(|t| t.bn).collect() })
+    Ok(ForwardBackward { xent, grads, fwd })
 }
 
-/// Like [`step_program`] with conv `i` (forward and both gradients) lowered as `plan[i]`.
-pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
-    arch.validate()?;
-    opt.validate()?;
-    check_program(arch, batch, dtype, plan)?;
-    let params = param_specs(arch, dtype);
-    let stats = stat_specs(arch, dtype);
-    let mut b = Builder::new();
-    let [h, w, c] = arch.input;
+/// Declares the images `[batch, h, w, c]` and the labels `[batch]` (i32).
+fn declare_batch(b: &mut Builder, g: &Graph, batch: usize, dtype: DType) -> (Value, Value, Vec<Shape>) {
+    let [h, w, c] = g.input_dims();
     let bsz = batch as i64;
-    let images = b.arg(Shape::new([bsz, h as i64, w as i64, c as i64], dtype));
-    let labels = b.arg(Shape::new([bsz], DType::I32));
+    let shapes = vec![Shape::new([bsz, h as i64, w as i64, c as i64], dtype), Shape::new([bsz], DType::I32)];
+    let images = b.arg(shapes[0].clone());
+    let labels = b.arg(shapes[1].clone());
+    (images, labels, shapes)
+}
+
+/// The step program of any classifier graph `g`: training-mode forward, backward, SGD with
+/// momentum and the BN running-statistics update, conv `i` (graph order) lowered as
+/// `plan[i]` (see the module docs for its arguments and outputs).
+///
+/// Errors: a dtype other than f32/f64, a batch below 2 with BN, a plan without one
+/// lowering per conv (or one that does not support its conv), an invalid `opt`.
+pub fn graph_step_program(g: &Graph, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
+    opt.validate()?;
+    check_program(g, batch, dtype, plan)?;
+    let params = param_specs(g, dtype);
+    let stats = stat_specs(g, dtype);
+    let mut b = Builder::new();
+    let (images, labels, mut args) = declare_batch(&mut b, g, batch, dtype);
     let lr32 = b.arg(Shape::scalar(DType::F32));
     let lr = b.convert(&lr32, dtype);
     let p: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
     let mom: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
     let st: Vec<Value> = stats.iter().map(|s| b.arg(s.shape.clone())).collect();
-    let ForwardBackward { xent, grads, bn } = forward_backward(&mut b, arch, batch, plan, images, &labels, &p)?;
+    let ForwardBackward { xent, grads, fwd } = forward_backward(&mut b, g, plan, &images, &labels, &p)?;
 
     // ---- update ----
     let mut new_p = Vec::with_capacity(params.len());
@@ -277,23 +257,29 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
         new_p.push(pn);
         new_m.push(mn);
     }
+    // Running statistics: per BN node in graph order (the table's order), mean then var.
+    let caches: Vec<(&BnCache, &Value)> = g
+        .nodes()
+        .iter()
+        .filter_map(|n| fwd.bn[n.id.0].as_ref().map(|c| (c, fwd.value(n.inputs[0]))))
+        .collect();
+    if 2 * caches.len() != st.len() {
+        return Err(Error::shape("train step", format!("{} BN caches for {} running statistics", caches.len(), st.len())));
+    }
     let mut new_st = Vec::with_capacity(st.len());
-    for (i, cache) in bn.iter().enumerate() {
-        if let Some(cache) = cache {
-            let (hh, ww) = arch.conv_hw(i);
-            let m = (batch * hh * ww) as f64;
-            let shape = cache.mean.shape().clone();
-            let keep = b.constant(1.0 - opt.bn_momentum, shape.clone());
-            let take = b.constant(opt.bn_momentum, shape.clone());
-            let unbias = b.constant(opt.bn_momentum * m / (m - 1.0).max(1.0), shape);
-            let (rm, rv) = (&st[2 * i], &st[2 * i + 1]);
-            let a = b.mul(&keep, rm)?;
-            let c2 = b.mul(&take, &cache.mean)?;
-            new_st.push(b.add(&a, &c2)?);
-            let a = b.mul(&keep, rv)?;
-            let c2 = b.mul(&unbias, &cache.var)?;
-            new_st.push(b.add(&a, &c2)?);
-        }
+    for (i, (cache, x)) in caches.iter().enumerate() {
+        let m = x.dims()[..3].iter().product::<i64>() as f64;
+        let shape = cache.mean.shape().clone();
+        let keep = b.constant(1.0 - opt.bn_momentum, shape.clone());
+        let take = b.constant(opt.bn_momentum, shape.clone());
+        let unbias = b.constant(opt.bn_momentum * m / (m - 1.0).max(1.0), shape);
+        let (rm, rv) = (&st[2 * i], &st[2 * i + 1]);
+        let a = b.mul(&keep, rm)?;
+        let c2 = b.mul(&take, &cache.mean)?;
+        new_st.push(b.add(&a, &c2)?);
+        let a = b.mul(&keep, rv)?;
+        let c2 = b.mul(&unbias, &cache.var)?;
+        new_st.push(b.add(&a, &c2)?);
     }
 
     let md = metric_dtype(dtype);
@@ -304,37 +290,19 @@ pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfi
     outs.extend(new_m.iter());
     outs.extend(new_st.iter());
     let outputs: Vec<Shape> = outs.iter().map(|v| v.shape().clone()).collect();
-    let args_shapes = {
-        let mut a = vec![
-            Shape::new([bsz, h as i64, w as i64, c as i64], dtype),
-            Shape::new([bsz], DType::I32),
-            Shape::scalar(DType::F32),
-        ];
-        a.extend(params.iter().map(|s| s.shape.clone()));
-        a.extend(params.iter().map(|s| s.shape.clone()));
-        a.extend(stats.iter().map(|s| s.shape.clone()));
-        a
-    };
+    args.push(Shape::scalar(DType::F32));
+    args.extend(params.iter().map(|s| s.shape.clone()));
+    args.extend(params.iter().map(|s| s.shape.clone()));
+    args.extend(stats.iter().map(|s| s.shape.clone()));
     let text = b.finish(&outs);
-    Ok(TrainProgram {
-        text,
-        arch: arch.clone(),
-        batch,
-        dtype,
-        opt: opt.clone(),
-        plan: plan.to_vec(),
-        params,
-        stats,
-        args: args_shapes,
-        outputs,
-    })
+    Ok(TrainProgram { text, graph: g.clone(), batch, dtype, opt: opt.clone(), plan: plan.to_vec(), params, stats, args, outputs })
 }
 
 /// A printed gradient program ([`grad_program`]) and what its arguments and outputs are.
 #[derive(Clone, Debug)]
 pub struct GradProgram {
     pub text: String,
-    pub arch: Arch,
+    pub graph: Graph,
     pub batch: usize,
     pub dtype: DType,
     pub plan: Vec<Lowering>,
@@ -355,30 +323,30 @@ impl GradProgram {
     }
 }
 
+/// The gradient program of the VGG `arch` ([`graph_grad_program`] of its graph).
+pub fn grad_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<GradProgram> {
+    graph_grad_program(&vgg_graph(arch)?, batch, dtype, plan)
+}
+
 /// The loss and its gradients, without an update: the forward and backward pass of the
 /// step program (training mode, BN with batch statistics) on its own.
 ///
 /// Arguments: images `[B, H, W, C]` (`dtype`), labels `[B]` i32, then the parameters in
 /// [`param_specs`] order. Outputs: the mean loss (scalar, f64 for an f64 program, else
 /// f32), then one gradient per parameter in the same order and shape. Conv `i` is lowered
-/// as `plan[i]` (see [`default_plan`]).
-pub fn grad_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<GradProgram> {
-    check_program(arch, batch, dtype, plan)?;
-    let params = param_specs(arch, dtype);
+/// as `plan[i]` (see [`default_graph_plan`]). Errors as [`graph_step_program`].
+pub fn graph_grad_program(g: &Graph, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<GradProgram> {
+    check_program(g, batch, dtype, plan)?;
+    let params = param_specs(g, dtype);
     let mut b = Builder::new();
-    let [h, w, c] = arch.input;
-    let bsz = batch as i64;
-    let image_shape = Shape::new([bsz, h as i64, w as i64, c as i64], dtype);
-    let images = b.arg(image_shape.clone());
-    let labels = b.arg(Shape::new([bsz], DType::I32));
+    let (images, labels, mut args) = declare_batch(&mut b, g, batch, dtype);
     let p: Vec<Value> = params.iter().map(|s| b.arg(s.shape.clone())).collect();
-    let fb = forward_backward(&mut b, arch, batch, plan, images, &labels, &p)?;
+    let fb = forward_backward(&mut b, g, plan, &images, &labels, &p)?;
     let loss = b.convert(&fb.xent.loss, metric_dtype(dtype));
     let mut outs: Vec<&Value> = vec![&loss];
     outs.extend(fb.grads.iter());
     let outputs: Vec<Shape> = outs.iter().map(|v| v.shape().clone()).collect();
-    let mut args = vec![image_shape, Shape::new([bsz], DType::I32)];
     args.extend(params.iter().map(|s| s.shape.clone()));
     let text = b.finish(&outs);
-    Ok(GradProgram { text, arch: arch.clone(), batch, dtype, plan: plan.to_vec(), params, args, outputs })
+    Ok(GradProgram { text, graph: g.clone(), batch, dtype, plan: plan.to_vec(), params, args, outputs })
 }

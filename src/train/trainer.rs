@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
@@ -14,7 +14,7 @@ use super::step::{step_program_with, default_plan, TrainProgram, FIRST_STATE_OUT
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{Arch, BatchNorm, Conv, Dense, Vgg};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 
@@ -22,6 +22,8 @@ use crate::runtime::Session;
 pub struct Trainer {
     session: Session,
     exe: Executable,
+    /// The VGG architecture the program was built from ([`Trainer::to_vgg`] rebuilds it).
+    arch: Arch,
     program: TrainProgram,
     /// Parameters, then momentum buffers, then running statistics (argument order).
     state: Vec<Buffer>,
@@ -34,36 +36,44 @@ pub struct Trainer {
 /// Host tensors, row-major f32, in step-program order.
 type HostTensors = Vec<Vec<f32>>;
 
-/// Host copies of `vgg`'s parameters and running statistics in step-program order.
+/// Host copies of `vgg`'s parameters and running statistics in step-program order: its
+/// tensors ([`Vgg::to_tensors`], the VGG graph's parameter table) split into the trainable
+/// ones and the BN running statistics, each in table order.
+///
+/// Errors: weights whose tensors do not fit the graph of their architecture (e.g. batch
+/// norms present without `batch_norm`, or missing with it).
 pub(crate) fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
-    let arch = &vgg.arch;
-    let mut params = Vec::new();
-    let mut stats = Vec::new();
-    for (i, c) in vgg.convs.iter().enumerate() {
-        params.push(c.kernel.iter().copied().collect());
-        params.push(c.bias.to_vec());
-        match (&c.bn, arch.batch_norm) {
-            (Some(bn), true) => {
-                params.push(bn.gamma.to_vec());
-                params.push(bn.beta.to_vec());
-                stats.push(bn.mean.to_vec());
-                stats.push(bn.var.to_vec());
-            }
-            (None, false) => {}
-            _ => {
-                return Err(Error::invalid(
-                    "weights",
-                    format!("conv {i}"),
-                    "batch norm presence must match the architecture's batch_norm flag",
-                ))
-            }
-        }
+    let g = Vgg::graph(&vgg.arch)?;
+    let t = vgg.to_tensors();
+    let fits = t.len() == g.params().len() && g.params().iter().zip(&t).all(|(p, a)| a.shape() == p.dims.as_slice());
+    if !fits {
+        return Err(Error::invalid(
+            "weights",
+            format!("{} tensors", t.len()),
+            format!("{} has {} tensors; batch norm presence must match the architecture's batch_norm flag", vgg.arch.describe(), g.params().len()),
+        ));
     }
-    for d in &vgg.dense {
-        params.push(d.weight.iter().copied().collect());
-        params.push(d.bias.to_vec());
+    let (mut params, mut stats) = (Vec::new(), Vec::new());
+    for (p, a) in g.params().iter().zip(t) {
+        let data = a.iter().copied().collect();
+        if p.is_trainable() { params.push(data) } else { stats.push(data) }
     }
     Ok((params, stats))
+}
+
+/// The name the trainer gave a VGG tensor before its state followed the graph's parameter
+/// table (`features.{i}.weight` was `conv{i}.kernel`, `features.{i}.bias` `conv{i}.bias`,
+/// `features.{i}.bn.gamma` / `.beta` `conv{i}.gamma` / `.beta`, `classifier.{j}.weight` /
+/// `.bias` `dense{j}.weight` / `.bias`); `None` for a name of no VGG tensor.
+pub fn legacy_vgg_name(name: &str) -> Option<String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        ["features", i, "weight"] => Some(format!("conv{i}.kernel")),
+        ["features", i, "bias"] => Some(format!("conv{i}.bias")),
+        ["features", i, "bn", role @ ("gamma" | "beta")] => Some(format!("conv{i}.{role}")),
+        ["classifier", j, role @ ("weight" | "bias")] => Some(format!("dense{j}.{role}")),
+        _ => None,
+    }
 }
 
 /// Downloads a float buffer of either dtype as f32.
@@ -112,7 +122,7 @@ impl Trainer {
         for (data, s) in stats.iter().zip(&program.stats) {
             state.push(session.upload(data, &s.shape.dims, dtype)?);
         }
-        Ok(Trainer { session: session.clone(), exe, program, state, steps: 0, compile_seconds })
+        Ok(Trainer { session: session.clone(), exe, arch: vgg.arch.clone(), program, state, steps: 0, compile_seconds })
     }
 
     pub fn program(&self) -> &TrainProgram {
@@ -120,7 +130,7 @@ impl Trainer {
     }
 
     pub fn arch(&self) -> &Arch {
-        &self.program.arch
+        &self.arch
     }
 
     pub fn batch(&self) -> usize {
@@ -132,7 +142,7 @@ impl Trainer {
     /// with the parameters before the update.
     pub fn step(&mut self, images: &[f32], labels: &[i32], lr: f32) -> Result<(f32, f32)> {
         let p = &self.program;
-        let [h, w, c] = p.arch.input;
+        let [h, w, c] = p.graph.input_dims();
         let n = p.batch;
         if images.len() != n * h * w * c || labels.len() != n {
             return Err(Error::shape(
@@ -144,8 +154,8 @@ impl Trainer {
                 ),
             ));
         }
-        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l as usize >= p.arch.classes) {
-            return Err(Error::invalid("label", bad, format!("labels must lie in 0..{}", p.arch.classes)));
+        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l as usize >= p.graph.classes()) {
+            return Err(Error::invalid("label", bad, format!("labels must lie in 0..{}", p.graph.classes())));
         }
         let x = self.session.upload(images, &[n as i64, h as i64, w as i64, c as i64], p.dtype)?;
         let y = self.session.client.upload(labels, &[n as i64], &self.session.device)?;
@@ -171,10 +181,11 @@ impl Trainer {
         Ok((loss, correct))
     }
 
-    /// The current parameter called `name` (e.g. `conv0.kernel`), downloaded as f32.
+    /// The current parameter called `name` (its name in the graph's parameter table, e.g.
+    /// `features.0.weight`, `features.3.bn.gamma`, `classifier.0.weight`), downloaded as f32.
     pub fn param(&self, name: &str) -> Result<Vec<f32>> {
         let i = self.program.param_index(name).ok_or_else(|| {
-            Error::invalid("parameter", name, "use a name like conv0.kernel, conv3.gamma or dense0.weight")
+            Error::invalid("parameter", name, "use a name of the parameter table, like features.0.weight, features.3.bn.gamma or classifier.0.weight")
         })?;
         download_f32(&self.state[i], self.program.dtype)
     }
@@ -186,7 +197,7 @@ impl Trainer {
     }
 
     /// Writes the momentum buffers to a safetensors file (one f32 tensor per parameter,
-    /// named like the parameter, e.g. `conv0.kernel`), atomically.
+    /// named like the parameter, e.g. `features.0.weight`), atomically.
     pub fn save_momentum(&self, path: &Path) -> Result<()> {
         let host = self.momentum()?;
         let bytes: Vec<Vec<u8>> = host.iter().map(|d| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
@@ -197,20 +208,25 @@ impl Trainer {
             views.push((s.name.clone(), view));
         }
         let mut meta = HashMap::new();
-        meta.insert("prunebench.momentum.arch".to_string(), self.program.arch.describe());
+        meta.insert("prunebench.momentum.arch".to_string(), self.arch.describe());
         let out = safetensors::serialize(views, &Some(meta)).map_err(|e| Error::file(path, e.to_string()))?;
         crate::util::write_atomic(path, &out)
     }
 
     /// Replaces the momentum buffers with those saved by [`save_momentum`](Self::save_momentum)
-    /// for the same architecture.
+    /// for the same architecture. Files written before the step program was built from the
+    /// graph name the tensors `conv{i}.kernel`, `conv{i}.gamma`, `dense{j}.weight`, ...; they
+    /// are read too (see [`legacy_vgg_name`]).
     pub fn load_momentum(&mut self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
         let np = self.program.params.len();
         let mut bufs = Vec::with_capacity(np);
         for s in &self.program.params {
-            let t = st.tensor(&s.name).map_err(|_| Error::file(path, format!("momentum tensor '{}' missing", s.name)))?;
+            let t = st
+                .tensor(&s.name)
+                .or_else(|e| legacy_vgg_name(&s.name).map_or(Err(e), |old| st.tensor(&old)))
+                .map_err(|_| Error::file(path, format!("momentum tensor '{}' missing", s.name)))?;
             let shape: Vec<usize> = s.shape.dims.iter().map(|&d| d as usize).collect();
             if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
                 return Err(Error::file(
@@ -230,36 +246,15 @@ impl Trainer {
     /// Downloads the current weights and running statistics into a [`Vgg`].
     pub fn to_vgg(&self) -> Result<Vgg> {
         let p = &self.program;
-        let arch = &p.arch;
         let np = p.params.len();
         let host: Vec<Vec<f32>> = self.state.iter().map(|b| download_f32(b, p.dtype)).collect::<Result<_>>()?;
-        let (params, stats) = (&host[..np], &host[2 * np..]);
-        let bad = |e: ndarray::ShapeError| Error::shape("to_vgg", e.to_string());
-        let per_conv = if arch.batch_norm { 4 } else { 2 };
-        let mut convs = Vec::with_capacity(arch.channels.len());
-        for i in 0..arch.channels.len() {
-            let (cin, cout) = (arch.conv_in(i), arch.channels[i]);
-            let q = &params[i * per_conv..(i + 1) * per_conv];
-            let bn = arch.batch_norm.then(|| BatchNorm {
-                gamma: Array1::from(q[2].clone()),
-                beta: Array1::from(q[3].clone()),
-                mean: Array1::from(stats[2 * i].clone()),
-                var: Array1::from(stats[2 * i + 1].clone()),
-            });
-            convs.push(Conv {
-                kernel: Array4::from_shape_vec((3, 3, cin, cout), q[0].clone()).map_err(bad)?,
-                bias: Array1::from(q[1].clone()),
-                bn,
-            });
+        let (mut params, mut stats) = (host[..np].iter(), host[2 * np..].iter());
+        let mut tensors = Vec::with_capacity(p.graph.params().len());
+        for t in p.graph.params() {
+            let data = if t.is_trainable() { params.next() } else { stats.next() };
+            let data = data.ok_or_else(|| Error::shape("to_vgg", format!("no state for '{}'", t.name)))?;
+            tensors.push(ArrayD::from_shape_vec(IxDyn(&t.dims), data.clone()).map_err(|e| Error::shape("to_vgg", format!("'{}': {e}", t.name)))?);
         }
-        let d0 = arch.channels.len() * per_conv;
-        let mut dense = Vec::new();
-        for (j, (din, dout)) in arch.dense_dims().into_iter().enumerate() {
-            dense.push(Dense {
-                weight: Array2::from_shape_vec((din, dout), params[d0 + 2 * j].clone()).map_err(bad)?,
-                bias: Array1::from(params[d0 + 2 * j + 1].clone()),
-            });
-        }
-        Ok(Vgg { arch: arch.clone(), convs, dense })
+        Vgg::from_tensors(&self.arch, tensors)
     }
 }

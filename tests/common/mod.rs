@@ -24,6 +24,16 @@ pub fn images(n: usize, h: usize, w: usize, c: usize, seed: u64) -> Array4<f32> 
     Array4::from_shape_simple_fn((n, h, w, c), || rng.random_range(-1.0f32..1.0))
 }
 
+/// A few coordinates of an `n`-element tensor: the first, the last and 4 seeded ones.
+pub fn coords(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = vec![0, n - 1];
+    v.extend((0..4).map(|_| rng.random_range(0..n)));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Largest |a - b| divided by the largest |b| (at least 1e-12).
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

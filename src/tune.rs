@@ -1,6 +1,12 @@
 //! The autotuner: for each distinct conv layer shape on a device, compile and time every
-//! applicable [`Lowering`] as a one-layer program, pick one, and remember the choice in a JSON
-//! cache keyed by (plugin, platform, device kind, shape).
+//! [`Lowering`] that supports the layer ([`LayerShape::supports`]: kernel size, stride,
+//! padding and groups) as a one-layer program, pick one, and remember the choice in a JSON
+//! cache keyed by (plugin, platform, device kind, shape). A 1x1, strided, 7x7 or depthwise
+//! conv is timed on the lowerings that handle it (at least `direct`), so it gets a measured
+//! choice too.
+//!
+//! It sits above [`crate::runtime`] (it needs a [`Session`] to time things) and below the
+//! commands; [`crate::lower`] knows nothing of devices.
 //!
 //! Choices are made to be stable from run to run:
 //! - **Simplicity order**: direct < im2col < gemm9 < winograd < kernel (the order of
@@ -21,7 +27,7 @@
 //!
 //! Cache file: `$PRUNEBENCH_CACHE_DIR/lowering.json`, else `$XDG_CACHE_HOME/prunebench/...`,
 //! else `~/.cache/prunebench/lowering.json`. Delete it to re-tune. A cache of another
-//! version (older prunebench) is ignored: everything is tuned again.
+//! version (older prunebench) is ignored with a message on stderr: everything is tuned again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +37,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{kernel, LayerShape, Lowering, ALL};
+use crate::lower::{kernel, LayerShape, Lowering, ALL};
 use crate::bench::load::{Load, LoadProbe};
 #[allow(unused_imports)] // named in the module docs
 use crate::bench::load::{BUSY_OTHER_CPU, BUSY_STEAL};
@@ -189,8 +195,27 @@ struct CacheFile {
 }
 
 /// The cache file format this build reads and writes; a file of another version is ignored.
-/// 5: decisions carry samples, margin, re-timed near ties and the machine load.
-pub const CACHE_VERSION: u32 = 5;
+/// 5: decisions carry samples, margin, re-timed near ties and the machine load. 6: shapes
+/// carry kernel size, stride, padding and groups (a version-5 key named only 3x3 stride-1
+/// pad-1 convs).
+pub const CACHE_VERSION: u32 = 6;
+
+/// Why a cache file's text is not read: `Some("version 5, this build reads version 6")`, or
+/// `Some("not a cache file: ...")`; `None` when it is a cache of this version.
+pub fn cache_refusal(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    match serde_json::from_str::<Version>(text) {
+        Ok(v) if v.version == CACHE_VERSION => match serde_json::from_str::<CacheFile>(text) {
+            Ok(_) => None,
+            Err(e) => Some(format!("not a cache file of version {CACHE_VERSION}: {e}")),
+        },
+        Ok(v) => Some(format!("version {}, this build reads version {CACHE_VERSION}", v.version)),
+        Err(e) => Some(format!("not a cache file: {e}")),
+    }
+}
 
 /// The decisions of a cache file's text, by key (`plugin|platform|device kind|shape`); none
 /// when the text is not a cache of this version: an old or damaged cache only costs a
@@ -260,6 +285,9 @@ impl<'a> Tuner<'a> {
         let cache = match &cache_path {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                if let Some(why) = cache_refusal(&text) {
+                    eprintln!("lowering cache {} ignored ({why}): its layers are tuned again", p.display());
+                }
                 CacheFile { version: CACHE_VERSION, entries: parse_cache(&text) }
             }
             _ => CacheFile { version: CACHE_VERSION, ..Default::default() },
@@ -320,7 +348,7 @@ impl<'a> Tuner<'a> {
         let mut exes = BTreeMap::new();
         let mut all_samples: BTreeMap<Lowering, Vec<f64>> = BTreeMap::new();
         let mut best = f64::INFINITY;
-        for l in ALL.into_iter().filter(|&l| self.offers(l, shape)) {
+        for l in offered(shape, self.session.kernel) {
             let exe = self.compile_layer(shape, l)?;
             let s = self.time_layer(&exe, &inputs, best)?;
             best = best.min(median(&s));
@@ -337,7 +365,7 @@ impl<'a> Tuner<'a> {
                 all_samples.get_mut(&l).expect("timed above").extend(s);
             }
         }
-        let choice = pick(&seconds).expect("the plain convolution is always offered");
+        let choice = pick(&seconds).expect("the plain convolution supports every layer");
         let load = probe.finish();
         Ok(Decision {
             choice,
@@ -348,13 +376,6 @@ impl<'a> Tuner<'a> {
             busy: load.and_then(|l| l.busy()),
             load,
         })
-    }
-
-    /// Whether `lowering` is a candidate for `shape` on this session: the custom kernel only
-    /// where it is registered, in f32, on maps of at most [`kernel::MAX_PIXELS`] pixels.
-    fn offers(&self, lowering: Lowering, shape: &LayerShape) -> bool {
-        lowering != Lowering::Kernel
-            || (self.session.kernel && shape.dtype == "f32" && shape.batch * shape.h * shape.w <= kernel::MAX_PIXELS)
     }
 
     fn save(&self) -> Result<()> {
@@ -368,13 +389,14 @@ impl<'a> Tuner<'a> {
     /// Random inputs of `shape` on the device, shared by every lowering timed on it.
     fn inputs(&self, shape: &LayerShape) -> Result<LayerInputs> {
         let dtype: DType = shape.dtype.parse()?;
-        let (n, h, w, ci, co) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64, shape.cout as i64);
+        let (n, h, w, ci) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64);
+        let kd = shape.kernel_dims().map(|d| d as i64);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut rand = |len: i64| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
         let x = self.session.upload(&rand(n * h * w * ci), &[n, h, w, ci], dtype)?;
-        let kernel = rand(9 * ci * co);
+        let kernel = rand(kd.iter().product());
         let kernels = (0..cold_copies(kernel.len() * dtype.size_bytes()).max(self.repeats))
-            .map(|_| self.session.upload(&kernel, &[3, 3, ci, co], dtype))
+            .map(|_| self.session.upload(&kernel, &kd, dtype))
             .collect::<Result<Vec<_>>>()?;
         Ok(LayerInputs { x, kernels })
     }
@@ -383,11 +405,13 @@ impl<'a> Tuner<'a> {
     /// independent copies of the layer, each on its own kernel argument.
     fn compile_layer(&self, shape: &LayerShape, lowering: Lowering) -> Result<Executable> {
         let dtype: DType = shape.dtype.parse()?;
-        let (n, h, w, ci, co) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64, shape.cout as i64);
+        let (n, h, w, ci) = (shape.batch as i64, shape.h as i64, shape.w as i64, shape.cin as i64);
+        let kd = shape.kernel_dims().map(|d| d as i64);
+        let spec = shape.spec();
         let mut b = Builder::new();
         let x = b.arg(Shape::new([n, h, w, ci], dtype));
-        let ks: Vec<_> = (0..self.repeats.max(1)).map(|_| b.arg(Shape::new([3, 3, ci, co], dtype))).collect();
-        let ys = ks.iter().map(|k| lowering.emit(&mut b, &x, k)).collect::<Result<Vec<_>>>()?;
+        let ks: Vec<_> = (0..self.repeats.max(1)).map(|_| b.arg(Shape::new(kd, dtype))).collect();
+        let ys = ks.iter().map(|k| lowering.conv(&mut b, &x, k, &spec)).collect::<Result<Vec<_>>>()?;
         self.session.client.compile(&b.finish(&ys.iter().collect::<Vec<_>>()))
     }
 
@@ -443,6 +467,17 @@ impl<'a> Tuner<'a> {
         }
         Ok(out)
     }
+}
+
+/// The lowerings the tuner times on `shape`, in simplicity order: those that support the
+/// layer ([`LayerShape::supports`]), the custom kernel only where it is registered
+/// (`kernel_registered`), in f32, on maps of at most [`kernel::MAX_PIXELS`] pixels.
+pub fn offered(shape: &LayerShape, kernel_registered: bool) -> Vec<Lowering> {
+    let small = shape.batch * shape.h * shape.w <= kernel::MAX_PIXELS;
+    ALL.into_iter()
+        .filter(|&l| shape.supports(l))
+        .filter(|&l| l != Lowering::Kernel || (kernel_registered && shape.dtype == "f32" && small))
+        .collect()
 }
 
 /// A layer's input and the kernel copies its timed calls cycle through.
@@ -547,9 +582,37 @@ mod tests {
         let back = parse_cache(&std::fs::read_to_string(&path).unwrap());
         assert_eq!(back["k"], d);
         assert_eq!(d.flags().unwrap(), "near tie direct/im2col re-timed; tuned on a busy machine: steal 12%");
+        assert_eq!(cache_refusal(&std::fs::read_to_string(&path).unwrap()), None);
         // A version-4 cache (no evidence) is dropped: everything is tuned again.
         std::fs::write(&path, r#"{"version":4,"entries":{"k":{"choice":"direct","seconds":{"direct":0.001}}}}"#).unwrap();
         assert!(parse_cache(&std::fs::read_to_string(&path).unwrap()).is_empty());
+        // So is a version-5 cache, whose keys named only 3x3 stride-1 pad-1 convs; the
+        // message says which version it is.
+        let v5 = serde_json::to_string(&file).unwrap().replacen(&format!("\"version\":{CACHE_VERSION}"), "\"version\":5", 1);
+        assert!(parse_cache(&v5).is_empty());
+        assert_eq!(cache_refusal(&v5).unwrap(), format!("version 5, this build reads version {CACHE_VERSION}"));
+        assert!(cache_refusal("{ not json").unwrap().starts_with("not a cache file"));
+    }
+
+    #[test]
+    fn only_the_lowerings_that_support_a_layer_are_timed() {
+        use crate::graph::ConvSpec;
+        let f32 = crate::hlo::DType::F32;
+        let vgg = LayerShape::new(1, 4, 4, 8, 8, f32);
+        assert_eq!(offered(&vgg, true), ALL.to_vec());
+        assert_eq!(offered(&vgg, false), vec![Direct, Im2col, Gemm9, Winograd]);
+        assert_eq!(offered(&LayerShape::new(9, 8, 8, 8, 8, f32), true), vec![Direct, Im2col, Gemm9, Winograd], "512 pixels max");
+        let strided = LayerShape::of(1, 8, 8, 8, &ConvSpec::new(16, 3, 2, 1, false), f32);
+        assert_eq!(offered(&strided, true), vec![Direct, Im2col, Gemm9]);
+        let stem = LayerShape::of(1, 32, 32, 3, &ConvSpec::new(16, 7, 2, 3, false), f32);
+        assert_eq!(offered(&stem, true), vec![Direct, Im2col, Gemm9]);
+        let one = LayerShape::of(1, 8, 8, 8, &ConvSpec::new(16, 1, 1, 0, false), f32);
+        assert_eq!(offered(&one, true), vec![Direct, Im2col, Gemm9]);
+        let dw = LayerShape::of(1, 8, 8, 8, &ConvSpec { groups: 8, ..ConvSpec::new(8, 3, 1, 1, false) }, f32);
+        assert_eq!(offered(&dw, true), vec![Direct]);
+        assert_eq!(dw.to_string(), "b1 8x8 8->8 3x3/1 p1 g8 f32");
+        assert_eq!(vgg.to_string(), "b1 4x4 8->8 3x3/1 p1 f32");
+        assert_ne!(dw.to_string(), LayerShape::new(1, 8, 8, 8, 8, f32).to_string(), "the key tells groups apart");
     }
 
     #[test]
