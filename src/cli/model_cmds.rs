@@ -297,8 +297,10 @@ pub fn eval(a: &EvalArgs) -> anyhow::Result<()> {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// torchvision/timm VGG-16 ImageNet weights as safetensors with PyTorch names
-    /// (`vgg16` or `vgg16_bn`: `features.N.weight` OIHW, `classifier.N.weight` [out, in]).
+    /// torchvision/timm ImageNet weights as safetensors with PyTorch names: `vgg16`,
+    /// `vgg16_bn`, `resnet18`, `resnet50` or `mobilenet_v2` (detected from the names; kernels
+    /// OIHW and dense weights [out, in] as PyTorch saves them). Save one from Python with
+    /// `safetensors.torch.save_file(model.state_dict(), "w.safetensors")`.
     #[arg(long)]
     pub torchvision: PathBuf,
     /// Output prunebench checkpoint.
@@ -307,12 +309,12 @@ pub struct ImportArgs {
 }
 
 pub fn import(a: &ImportArgs) -> anyhow::Result<()> {
-    let v = crate::model::import::from_torchvision(&a.torchvision)?;
+    let net = crate::model::import::net_from_torchvision(&a.torchvision)?;
     let src = checkpoint::hex_sha256(&std::fs::read(&a.torchvision)?);
     let mut meta = BTreeMap::new();
     meta.insert("prunebench.origin".to_string(), format!("import torchvision sha256={src}"));
-    checkpoint::save(&a.out, &v, &meta)?;
-    println!("wrote {}: {}", a.out.display(), v.arch.describe());
-    println!("params {}  MACs/image {}", counts::params(&v.arch), counts::macs(&v.arch));
+    checkpoint::save_net(&a.out, &net, &meta)?;
+    println!("wrote {}: {}", a.out.display(), net.arch.describe());
+    println!("params {}  MACs/image {}", crate::graph::counts::params(&net.graph), crate::graph::counts::macs(&net.graph));
     Ok(())
 }
