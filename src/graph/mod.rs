@@ -8,10 +8,12 @@
 
 pub mod build;
 pub mod counts;
+pub mod groups;
 pub mod nets;
 pub mod op;
 pub mod params;
 
 pub use build::{Graph, GraphBuilder, Node, NodeId};
+pub use groups::{Group, Groups, Member};
 pub use op::{ConvSpec, Op, PoolSpec, Role, BN_EPS};
 pub use params::{Naming, Param};
