@@ -285,7 +285,7 @@ pub fn describe(g: &Graph) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::graph::nets::vgg::{vgg16, CHANNELS};
     use crate::graph::{ConvSpec, GraphBuilder, Naming};

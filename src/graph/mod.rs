@@ -12,6 +12,7 @@ pub mod groups;
 pub mod nets;
 pub mod op;
 pub mod params;
+mod rebuild;
 
 pub use build::{Graph, GraphBuilder, Node, NodeId};
 pub use groups::{Group, Groups, Member};
