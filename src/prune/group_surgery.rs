@@ -159,7 +159,7 @@ pub fn mask_twin<T: Clone + Default>(g: &Graph, tensors: &[ArrayD<T>], keep: &[V
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use ndarray::IxDyn;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -171,7 +171,7 @@ mod tests {
     use crate::prune::surgery;
 
     /// Seeded tensors of `g`'s shapes (uniform in [-1, 1), variances in [0.5, 1.5)).
-    fn tensors(g: &Graph, seed: u64) -> Vec<ArrayD<f64>> {
+    pub(crate) fn tensors(g: &Graph, seed: u64) -> Vec<ArrayD<f64>> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         g.params()
             .iter()
@@ -182,30 +182,21 @@ mod tests {
             .collect()
     }
 
-    /// `v`'s tensors in the order of its graph's parameter table.
-    fn vgg_tensors(v: &Vgg, g: &Graph) -> Vec<ArrayD<f32>> {
-        g.params()
-            .iter()
-            .map(|p| {
-                let name = &g.node(p.node).name;
-                if let Some(j) = name.strip_prefix("classifier.") {
-                    let d = &v.dense[j.parse::<usize>().unwrap()];
-                    return if p.role == Role::Weight { d.weight.clone().into_dyn() } else { d.bias.clone().into_dyn() };
-                }
-                let i: usize = name.trim_start_matches("features.").trim_end_matches(".bn").parse().unwrap();
-                let c = &v.convs[i];
-                let bn = c.bn.as_ref();
-                match p.role {
-                    Role::Kernel => c.kernel.clone().into_dyn(),
-                    Role::Bias => c.bias.clone().into_dyn(),
-                    Role::Gamma => bn.unwrap().gamma.clone().into_dyn(),
-                    Role::Beta => bn.unwrap().beta.clone().into_dyn(),
-                    Role::RunningMean => bn.unwrap().mean.clone().into_dyn(),
-                    Role::RunningVar => bn.unwrap().var.clone().into_dyn(),
-                    Role::Weight => unreachable!(),
-                }
-            })
-            .collect()
+    /// `v`'s tensors in the order of its graph's parameter table (conv kernel, bias, the BN's
+    /// four; then each dense weight and bias).
+    pub(crate) fn vgg_tensors(v: &Vgg, g: &Graph) -> Vec<ArrayD<f32>> {
+        let mut out = Vec::new();
+        for c in &v.convs {
+            out.extend([c.kernel.clone().into_dyn(), c.bias.clone().into_dyn()]);
+            if let Some(bn) = &c.bn {
+                out.extend([&bn.gamma, &bn.beta, &bn.mean, &bn.var].map(|x| x.clone().into_dyn()));
+            }
+        }
+        for d in &v.dense {
+            out.extend([d.weight.clone().into_dyn(), d.bias.clone().into_dyn()]);
+        }
+        check_tensors(g, &out).unwrap();
+        out
     }
 
     fn vgg_graph(a: &Arch) -> Graph {

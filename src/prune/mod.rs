@@ -15,6 +15,7 @@
 
 mod criteria;
 mod criterion;
+mod group_scores;
 mod group_surgery;
 mod schedule;
 pub mod stats;
@@ -24,7 +25,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use criteria::{criteria, find};
-pub use criterion::{Criterion, Needs, ScoreContext};
+pub use criterion::{Criterion, Needs, ScoreContext, WeightRule};
+pub use group_scores::{group_scores, group_selection, select};
 pub use group_surgery::{check_selection, check_tensors, cut, mask_twin, Cut};
 pub use schedule::{keep_counts, top_k, Bounds, Schedule};
 pub use surgery::{check_keep, mask, surgery};
