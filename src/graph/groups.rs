@@ -304,11 +304,11 @@ pub(crate) mod tests {
         let input = &gs.all()[0];
         assert_eq!((input.channels, input.fixed.as_deref()), (3, Some("network input")));
         assert_eq!(input.members, [Member::ConvIn(node(&g, "features.0"))]);
-        for i in 0..13 {
+        for (i, &c) in CHANNELS.iter().enumerate() {
             let grp = &gs.all()[i + 1];
             let conv = node(&g, &format!("features.{i}"));
             assert!(grp.prunable());
-            assert_eq!(grp.channels, CHANNELS[i]);
+            assert_eq!(grp.channels, c);
             assert_eq!(gs.of(conv).id, i + 1);
             let next = if i < 12 {
                 Member::ConvIn(node(&g, &format!("features.{}", i + 1)))
