@@ -25,12 +25,10 @@ use ndarray::ArrayD;
 
 use super::criterion::{Criterion, WeightRule};
 use super::schedule::{keep_counts, top_k, Bounds, Schedule};
-use super::Plan;
+use super::{check_tensors, Plan};
 use crate::error::{Error, Result};
 use crate::graph::groups::{groups, Group, Groups};
 use crate::graph::{Graph, Member, Op, Role};
-
-use super::check_tensors;
 
 /// Member scores of `grp` under `rule` (never `Random`): one list per scored member.
 fn member_scores(g: &Graph, tensors: &[ArrayD<f32>], grp: &Group, rule: WeightRule) -> Vec<Vec<f64>> {
@@ -260,6 +258,11 @@ mod tests {
         plan.min_channels = 2;
         let lens: Vec<usize> = group_selection(&g, &t, &plan).unwrap().iter().map(|x| x.len()).collect();
         assert_eq!(lens, [2, 2, 2, 2, 5]);
+        // Global: 0.5 of the 10 prunable channels, one threshold over the mean-normalised scores.
+        plan.schedule = Schedule::Global(0.5);
+        plan.min_channels = 1;
+        let k = group_selection(&g, &t, &plan).unwrap();
+        assert_eq!(k[1..4].iter().map(|x| x.len()).sum::<usize>(), 5, "{k:?}");
         plan.skip = vec![4];
         let e = group_selection(&g, &t, &plan).unwrap_err().to_string();
         assert!(e.contains("skipped group '4'") && e.contains("[1, 2, 3]"), "{e}");

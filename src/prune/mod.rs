@@ -4,6 +4,11 @@
 //! compiles a genuinely smaller program. [`mask`] builds the masked twin, same shapes with the
 //! pruned channels silenced, only as an explicit control.
 //!
+//! On any graph, pruning acts on dependency groups ([`crate::graph::groups`]): a criterion
+//! scores each group ([`group_scores`]), a schedule picks the kept channels per group
+//! ([`select`], [`group_selection`]), and the physical variant ([`cut`]) and the masked twin
+//! ([`mask_twin`]) both come from that one selection.
+//!
 //! ```no_run
 //! # use prunebench::prune::{self, Plan, Schedule, ScoreContext};
 //! # fn f(v: &prunebench::model::Vgg) -> prunebench::Result<()> {
