@@ -239,7 +239,7 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
         println!("{:<8} {:>12} {:>14}", l.name, l.params, l.macs);
     }
     println!("{:<8} {:>12} {:>14}", "total", counts::params(arch), counts::macs(arch));
-    let g = crate::graph::nets::vgg::vgg16(arch.input, &arch.channels, arch.batch_norm, &arch.hidden, arch.classes)?;
+    let g = crate::model::Vgg::graph(arch)?;
     print!("\ndependency groups\n{}", crate::graph::groups::describe(&g));
     Ok(())
 }

@@ -152,12 +152,8 @@ mod tests {
     use crate::graph::groups::tests::{inverted, residual};
     use crate::graph::nets::vgg::vgg16;
     use crate::model::{Arch, Vgg};
-    use crate::prune::group_surgery::{self, tests::vgg_tensors};
+    use crate::prune::group_surgery::tests::tensors32 as tensors;
     use crate::prune::{find, keep_sets, ScoreContext};
-
-    fn tensors(g: &Graph, seed: u64) -> Vec<ArrayD<f32>> {
-        group_surgery::tests::tensors(g, seed).into_iter().map(|a| a.mapv(|x| x as f32)).collect()
-    }
 
     /// Channel indices from the highest score down (ties: lower index first).
     fn order(s: &[f64]) -> Vec<usize> {
@@ -171,8 +167,8 @@ mod tests {
         let a = Arch::cifar(0.125, 3, 10, vec![16]).unwrap();
         let mut v = Vgg::init(&a, 3);
         v.randomize_bn(4);
-        let g = vgg16(a.input, &a.channels, a.batch_norm, &a.hidden, a.classes).unwrap();
-        let t = vgg_tensors(&v, &g);
+        let g = Vgg::graph(&a).unwrap();
+        let t = v.to_tensors();
         for name in ["l1", "l2", "fpgm", "bn-scale", "random"] {
             let c = find(name).unwrap();
             let today = c.scores(&v, &ScoreContext { seed: 7, ..ScoreContext::weights_only() }).unwrap();

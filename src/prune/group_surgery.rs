@@ -166,41 +166,20 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::graph::groups::tests::{inverted, residual};
-    use crate::graph::nets::vgg::vgg16;
+    use crate::graph::{init, reference};
     use crate::model::{Arch, Vgg};
     use crate::prune::surgery;
 
-    /// Seeded tensors of `g`'s shapes (uniform in [-1, 1), variances in [0.5, 1.5)).
-    pub(crate) fn tensors(g: &Graph, seed: u64) -> Vec<ArrayD<f64>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        g.params()
-            .iter()
-            .map(|p| {
-                let off = if p.role == Role::RunningVar { 1.0 } else { 0.0 };
-                ArrayD::from_shape_simple_fn(IxDyn(&p.dims), || off + rng.random_range(-1.0..1.0) * if off > 0.0 { 0.5 } else { 1.0 })
-            })
-            .collect()
+    /// Seeded tensors of `g` with non-trivial biases and batch norms.
+    pub(crate) fn tensors32(g: &Graph, seed: u64) -> Vec<ArrayD<f32>> {
+        let mut t = init::init(g, seed);
+        init::randomize_bn(g, &mut t, seed + 1);
+        t
     }
 
-    /// `v`'s tensors in the order of its graph's parameter table (conv kernel, bias, the BN's
-    /// four; then each dense weight and bias).
-    pub(crate) fn vgg_tensors(v: &Vgg, g: &Graph) -> Vec<ArrayD<f32>> {
-        let mut out = Vec::new();
-        for c in &v.convs {
-            out.extend([c.kernel.clone().into_dyn(), c.bias.clone().into_dyn()]);
-            if let Some(bn) = &c.bn {
-                out.extend([&bn.gamma, &bn.beta, &bn.mean, &bn.var].map(|x| x.clone().into_dyn()));
-            }
-        }
-        for d in &v.dense {
-            out.extend([d.weight.clone().into_dyn(), d.bias.clone().into_dyn()]);
-        }
-        check_tensors(g, &out).unwrap();
-        out
-    }
-
-    fn vgg_graph(a: &Arch) -> Graph {
-        vgg16(a.input, &a.channels, a.batch_norm, &a.hidden, a.classes).unwrap()
+    /// [`tensors32`] in f64.
+    fn tensors(g: &Graph, seed: u64) -> Vec<ArrayD<f64>> {
+        reference::to_f64(&tensors32(g, seed))
     }
 
     #[test]
@@ -208,17 +187,17 @@ pub(crate) mod tests {
         let a = Arch::imagenet(1.0 / 16.0, 3, 5, true).unwrap().with_input(64, 64).unwrap();
         let mut v = Vgg::init(&a, 5);
         v.randomize_bn(6);
-        let g = vgg_graph(&a);
+        let g = Vgg::graph(&a).unwrap();
         let keep_convs: Vec<Vec<usize>> = a.channels.iter().map(|&n| (0..n).filter(|j| j % 3 != 1).collect()).collect();
         let gs = groups(&g);
         let mut keep = gs.keep_all();
         keep[1..14].clone_from_slice(&keep_convs);
-        let c = cut(&g, &vgg_tensors(&v, &g), &keep).unwrap();
+        let c = cut(&g, &v.to_tensors(), &keep).unwrap();
         let p = surgery::surgery(&v, &keep_convs).unwrap();
-        assert_eq!(c.graph, vgg_graph(&p.arch));
-        assert_eq!(c.tensors, vgg_tensors(&p, &c.graph));
-        let m = mask_twin(&g, &vgg_tensors(&v, &g), &keep).unwrap();
-        assert_eq!(m, vgg_tensors(&surgery::mask(&v, &keep_convs).unwrap(), &g));
+        assert_eq!(c.graph, Vgg::graph(&p.arch).unwrap());
+        assert_eq!(c.tensors, p.to_tensors());
+        let m = mask_twin(&g, &v.to_tensors(), &keep).unwrap();
+        assert_eq!(m, surgery::mask(&v, &keep_convs).unwrap().to_tensors());
     }
 
     #[test]
@@ -321,5 +300,43 @@ pub(crate) mod tests {
         bad[0] = ArrayD::zeros(IxDyn(&[3, 3, 2, 5]));
         let e = mask_twin(&g, &bad, &gs.keep_all()).unwrap_err().to_string();
         assert!(e.contains("conv1.weight") && e.contains("[3, 3, 2, 5]") && e.contains("[3, 3, 2, 4]"), "{e}");
+    }
+
+    /// The masked twin and the physical variant of `keep` give the same logits in both BN
+    /// modes (to f64 rounding), and both differ from the unpruned network's.
+    fn twin_equals_cut(g: &Graph, keep: &[Vec<usize>], seed: u64) {
+        use reference::{logits, BnMode};
+        let t = tensors(g, seed);
+        let [h, w, c] = g.input_dims();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+        let x = ArrayD::from_shape_simple_fn(IxDyn(&[3, h, w, c]), || rng.random_range(-1.0..1.0));
+        let m = mask_twin(g, &t, keep).unwrap();
+        let p = cut(g, &t, keep).unwrap();
+        for mode in [BnMode::Running, BnMode::Batch] {
+            let (masked, physical, full) = (logits(g, &m, &x, mode), logits(&p.graph, &p.tensors, &x, mode), logits(g, &t, &x, mode));
+            let scale = full.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            let err = masked.iter().zip(&physical).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
+            assert!(err <= 1e-12 * scale, "{mode:?}: masked and physical differ by {err} (logits up to {scale})");
+            let moved = masked.iter().zip(&full).fold(0.0f64, |a, (u, v)| a.max((u - v).abs()));
+            assert!(moved > 1e-3 * scale, "{mode:?}: pruning changed nothing ({moved})");
+        }
+    }
+
+    #[test]
+    fn physical_equals_masked_on_a_residual_coupled_group() {
+        let g = residual();
+        let mut keep = groups(&g).keep_all();
+        keep[1] = vec![0, 3]; // the stem, both blocks' conv2 and the adds
+        keep[3] = vec![0, 2]; // block 1's interior
+        twin_equals_cut(&g, &keep, 11);
+    }
+
+    #[test]
+    fn physical_equals_masked_on_an_inverted_residual() {
+        let g = inverted();
+        let mut keep = groups(&g).keep_all();
+        keep[1] = vec![1, 2, 5, 7]; // stem + project, through the add and the flatten rows
+        keep[2] = (0..24).filter(|j| j % 3 != 0).collect(); // expand + depthwise
+        twin_equals_cut(&g, &keep, 12);
     }
 }
