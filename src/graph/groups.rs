@@ -491,4 +491,84 @@ pub(crate) mod tests {
         let gs = groups(&g);
         assert_eq!((gs.all()[0].name(&g), gs.all()[2].name(&g)), ("input", "expand"));
     }
+
+    #[test]
+    fn resnet20_stages_are_groups_tied_by_adds_and_projections() {
+        use crate::graph::nets::resnet::ResNet;
+        let r = ResNet::resnet20();
+        let g = r.graph([32, 32, 1], &r.channels(0.5), 10).unwrap();
+        let gs = groups(&g);
+        let n = |s: &str| node(&g, s);
+        assert_eq!(gs.len(), 14, "input, stem (stage 1), 9 block interiors, stages 2 and 3, output");
+        assert_eq!(gs.prunable().count(), 12);
+        let mut want = vec![Member::Out(n("conv1")), Member::Norm(n("bn1"))];
+        for b in 0..3 {
+            let p = format!("layer1.{b}");
+            want.extend([Member::ConvIn(n(&format!("{p}.conv1"))), Member::Out(n(&format!("{p}.conv2"))), Member::Norm(n(&format!("{p}.bn2")))]);
+        }
+        want.extend([Member::ConvIn(n("layer2.0.conv1")), Member::ConvIn(n("layer2.0.downsample.0"))]);
+        assert_eq!(gs.of(n("conv1")).members, want);
+        for s in 2..=3 {
+            let stage = gs.of(n(&format!("layer{s}.0.conv2")));
+            assert_eq!(gs.of(n(&format!("layer{s}.0.downsample.0"))).id, stage.id);
+            let mut producers = vec![
+                Member::Out(n(&format!("layer{s}.0.conv2"))),
+                Member::Norm(n(&format!("layer{s}.0.bn2"))),
+                Member::Out(n(&format!("layer{s}.0.downsample.0"))),
+                Member::Norm(n(&format!("layer{s}.0.downsample.1"))),
+            ];
+            for b in 1..3 {
+                producers.extend([Member::Out(n(&format!("layer{s}.{b}.conv2"))), Member::Norm(n(&format!("layer{s}.{b}.bn2")))]);
+            }
+            let got: Vec<Member> = stage.members.iter().copied().filter(|m| m.is_producer()).collect();
+            assert_eq!(got, producers, "stage {s}");
+            let last = stage.members.last().copied().unwrap();
+            let want_last = if s == 3 { Member::DenseIn { node: n("fc"), spatial: 1 } } else { Member::ConvIn(n("layer3.0.downsample.0")) };
+            assert_eq!(last, want_last, "stage {s}");
+        }
+        for s in 1..=3 {
+            for b in 0..3 {
+                let p = format!("layer{s}.{b}");
+                let inner = gs.of(n(&format!("{p}.conv1")));
+                assert_eq!(inner.members, [Member::Out(n(&format!("{p}.conv1"))), Member::Norm(n(&format!("{p}.bn1"))), Member::ConvIn(n(&format!("{p}.conv2")))]);
+            }
+        }
+        // Every add carries its stage's group (stage 1's is the stem's).
+        for a in g.nodes().iter().filter(|x| x.op == Op::Add) {
+            let stage = &g.node(a.inputs[0]).name[.."layer1".len()];
+            let head = if stage == "layer1" { n("conv1") } else { n(&format!("{stage}.0.conv2")) };
+            assert_eq!(gs.of(a.id).id, gs.of(head).id, "the add after {}", g.node(a.inputs[0]).name);
+        }
+    }
+
+    #[test]
+    fn mobilenetv2_ties_each_expansion_to_its_depthwise_conv_and_the_residual_blocks_together() {
+        use crate::graph::nets::mobilenet::{channels, mobilenet_v2, Variant};
+        let g = mobilenet_v2([32, 32, 3], &channels(0.25), 10, Variant::Cifar).unwrap();
+        let gs = groups(&g);
+        let n = |s: &str| node(&g, s);
+        // Block 2 (t = 6): expansion, its BN, the depthwise conv and its BN, the projection's input.
+        let e = gs.of(n("features.2.conv.0.0"));
+        assert_eq!(
+            e.members,
+            [
+                Member::Out(n("features.2.conv.0.0")),
+                Member::Norm(n("features.2.conv.0.1")),
+                Member::Depthwise(n("features.2.conv.1.0")),
+                Member::Norm(n("features.2.conv.1.1")),
+                Member::ConvIn(n("features.2.conv.2")),
+            ]
+        );
+        // Block 1 (t = 1): the depthwise conv joins the stem.
+        assert_eq!(gs.of(n("features.1.conv.0.0")).id, gs.of(n("features.0.0")).id);
+        // Blocks 2 and 3 (24 channels, block 3 residual): one group of both projections.
+        let p = gs.of(n("features.2.conv.2"));
+        assert_eq!(gs.of(n("features.3.conv.2")).id, p.id);
+        assert!(p.members.contains(&Member::ConvIn(n("features.3.conv.0.0"))) && p.members.contains(&Member::ConvIn(n("features.4.conv.0.0"))));
+        assert!(p.prunable());
+        // The last conv's group reaches the classifier through the pool.
+        let last = gs.of(n("features.18.0"));
+        assert_eq!(last.members.last(), Some(&Member::DenseIn { node: n("classifier.1"), spatial: 1 }));
+        assert_eq!(gs.of(g.output().id).fixed.as_deref(), Some("network output"));
+    }
 }

@@ -339,4 +339,21 @@ pub(crate) mod tests {
         keep[2] = (0..24).filter(|j| j % 3 != 0).collect(); // expand + depthwise
         twin_equals_cut(&g, &keep, 12);
     }
+
+    #[test]
+    fn physical_equals_masked_on_resnet20_and_mobilenetv2_pruned_by_l1() {
+        use crate::graph::nets::mobilenet::{self, Variant};
+        use crate::graph::nets::resnet::ResNet;
+        use crate::prune::{group_selection, Plan, Schedule};
+        let r = ResNet::resnet20();
+        let nets = [r.graph([8, 8, 1], &r.channels(0.25), 5).unwrap(), mobilenet::mobilenet_v2([8, 8, 3], &mobilenet::channels(0.25), 5, Variant::Cifar).unwrap()];
+        for (i, g) in nets.iter().enumerate() {
+            let seed = 20 + i as u64;
+            let keep = group_selection(g, &tensors32(g, seed), &Plan::new("l1", Schedule::Uniform(0.5))).unwrap();
+            let gs = groups(g);
+            // Residual-coupled groups (those with more than one producing conv) are pruned.
+            assert!(gs.all().iter().zip(&keep).any(|(grp, k)| k.len() < grp.channels && grp.members.iter().filter(|m| matches!(m, Member::Out(_))).count() > 1));
+            twin_equals_cut(g, &keep, seed);
+        }
+    }
 }
