@@ -65,6 +65,10 @@ fn init_predict_matches_reference_and_hlo_info_work() {
     assert!(text.contains("stablehlo.dot_general") && !text.contains("stablehlo.convolution"));
     let info = ok(&["info", s(&ck)]);
     assert!(info.contains("conv12") && info.contains("dense1") && info.contains("total"));
+    // 16 groups: the input's, 13 convs', the hidden layer's, the output's.
+    let groups = info.split("dependency groups\n").nth(1).unwrap_or_default();
+    assert_eq!(groups.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).count(), 16, "{info}");
+    assert!(groups.contains("no (network input)") && groups.contains("out features.12, bn features.12.bn, rows classifier.0"), "{info}");
     let dev = ok(&["devices", "--device", "cpu"]);
     assert!(dev.contains("PJRT API:") && dev.contains("device 0:"), "{dev}");
 }

@@ -241,6 +241,8 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
         println!("{:<8} {:>12} {:>14}", l.name, l.params, l.macs);
     }
     println!("{:<8} {:>12} {:>14}", "total", counts::params(arch), counts::macs(arch));
+    let g = arch.graph()?;
+    print!("\ndependency groups\n{}", crate::graph::groups::describe(&g));
     Ok(())
 }
 

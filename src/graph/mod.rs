@@ -8,12 +8,15 @@
 
 pub mod build;
 pub mod counts;
+pub mod groups;
 pub mod init;
 pub mod nets;
 pub mod op;
 pub mod params;
+mod rebuild;
 pub mod reference;
 
 pub use build::{Graph, GraphBuilder, Node, NodeId};
+pub use groups::{Group, Groups, Member};
 pub use op::{ConvSpec, Op, PoolSpec, Role, BN_EPS};
 pub use params::{Naming, Param};

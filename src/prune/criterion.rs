@@ -4,6 +4,8 @@
 //! important, i.e. kept longer. Scores of different layers need not be comparable: the
 //! global schedule normalises them per layer.
 
+use ndarray::ArrayViewD;
+
 use crate::error::{Error, Result};
 use crate::model::Vgg;
 use crate::runtime::Session;
@@ -107,6 +109,20 @@ impl<'a> ScoreContext<'a> {
     }
 }
 
+/// How a weight criterion scores channels from one tensor: the one function behind both its
+/// per-conv scores on a [`Vgg`] and its group scores on any graph
+/// ([`group_scores`](super::group_scores)).
+#[derive(Clone, Copy, Debug)]
+pub enum WeightRule {
+    /// One score per filter of a producer tensor whose last axis is the output channel (HWIO
+    /// conv and depthwise kernels, `[in, out]` dense weights).
+    Filters(fn(ArrayViewD<f32>) -> Vec<f64>),
+    /// One score per channel of a batch norm, from its gamma `[c]`.
+    Gamma(fn(ArrayViewD<f32>) -> Vec<f64>),
+    /// Scores drawn from a seed: one list per entry of `sizes`, in order.
+    Random(fn(u64, &[usize]) -> Vec<Vec<f64>>),
+}
+
 /// A pruning criterion: one small unit, registered in [`criteria`](super::criteria).
 pub trait Criterion: Sync {
     /// The name users type (`--method NAME`).
@@ -116,6 +132,11 @@ pub trait Criterion: Sync {
     fn needs(&self) -> Needs;
     /// One score per output channel of each conv: `scores[i].len() == arch.channels[i]`.
     fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>>;
+    /// The rule of a criterion that reads weights only; `None` for data and gradient
+    /// criteria.
+    fn weight_rule(&self) -> Option<WeightRule> {
+        None
+    }
 }
 
 impl std::fmt::Debug for dyn Criterion {

@@ -4,6 +4,11 @@
 //! compiles a genuinely smaller program. [`mask`] builds the masked twin, same shapes with the
 //! pruned channels silenced, only as an explicit control.
 //!
+//! On any graph, pruning acts on dependency groups ([`crate::graph::groups`]): a criterion
+//! scores each group ([`group_scores`]), a schedule picks the kept channels per group
+//! ([`select`], [`group_selection`]), and the physical variant ([`cut`]) and the masked twin
+//! ([`mask_twin`]) both come from that one selection.
+//!
 //! ```no_run
 //! # use prunebench::prune::{self, Plan, Schedule, ScoreContext};
 //! # fn f(v: &prunebench::model::Vgg) -> prunebench::Result<()> {
@@ -15,6 +20,8 @@
 
 mod criteria;
 mod criterion;
+mod group_scores;
+mod group_surgery;
 mod schedule;
 pub mod stats;
 mod surgery;
@@ -23,7 +30,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use criteria::{criteria, find};
-pub use criterion::{Criterion, Needs, ScoreContext};
+pub use criterion::{Criterion, Needs, ScoreContext, WeightRule};
+pub use group_scores::{group_scores, group_selection, select};
+pub use group_surgery::{check_selection, check_tensors, cut, mask_twin, Cut};
 pub use schedule::{keep_counts, top_k, Bounds, Schedule};
 pub use surgery::{check_keep, mask, surgery};
 

@@ -1,9 +1,11 @@
 //! `bn-scale`: |gamma| of each channel's batch norm (Liu et al., "Network Slimming", 2017).
 //! A channel whose BN scale is near zero contributes little after normalisation.
 
+use ndarray::ArrayViewD;
+
 use crate::error::{Error, Result};
 use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext};
+use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
 
 pub struct BnScale;
 
@@ -21,7 +23,7 @@ impl Criterion for BnScale {
         v.convs
             .iter()
             .map(|c| match &c.bn {
-                Some(bn) => Ok(bn.gamma.iter().map(|&g| (g as f64).abs()).collect()),
+                Some(bn) => Ok(abs_gamma(bn.gamma.view().into_dyn())),
                 None => Err(Error::invalid(
                     "criterion",
                     "bn-scale",
@@ -30,4 +32,12 @@ impl Criterion for BnScale {
             })
             .collect()
     }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule::Gamma(abs_gamma))
+    }
+}
+
+/// `|gamma|` of each channel.
+fn abs_gamma(gamma: ArrayViewD<f32>) -> Vec<f64> {
+    gamma.iter().map(|&g| (g as f64).abs()).collect()
 }

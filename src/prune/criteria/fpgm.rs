@@ -3,11 +3,12 @@
 //! score is the sum of its Euclidean distances to the other filters of the layer, whose
 //! minimiser is the geometric median; the lowest scores are pruned first.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayViewD};
 
+use super::per_conv;
 use crate::error::Result;
 use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext};
+use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
 
 pub struct Fpgm;
 
@@ -22,25 +23,24 @@ impl Criterion for Fpgm {
         Needs::Weights
     }
     fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(v.convs
-            .iter()
-            .map(|c| {
-                let s = c.kernel.shape();
-                let (per, n) = (s[0] * s[1] * s[2], s[3]);
-                // [per, out] row-major is HWIO flattened; transpose to one row per filter.
-                let k = c.kernel.mapv(f64::from).into_shape_with_order((per, n)).expect("contiguous");
-                let f: Array2<f64> = k.t().to_owned();
-                // Pairwise distances through the Gram matrix: |a-b|^2 = |a|^2 + |b|^2 - 2ab.
-                let g = f.dot(&f.t());
-                (0..n)
-                    .map(|a| {
-                        (0..n)
-                            .filter(|&b| b != a)
-                            .map(|b| (g[[a, a]] + g[[b, b]] - 2.0 * g[[a, b]]).max(0.0).sqrt())
-                            .sum()
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(per_conv(v, fpgm))
     }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule::Filters(fpgm))
+    }
+}
+
+/// Each filter's summed Euclidean distance to the other filters of `w` (output channels on
+/// the last axis: HWIO kernels, `[in, out]` weights).
+fn fpgm(w: ArrayViewD<f32>) -> Vec<f64> {
+    let n = w.shape()[w.ndim() - 1];
+    let per = w.len() / n;
+    // [per, out] row-major is the tensor flattened; transpose to one row per filter.
+    let k = w.mapv(f64::from).into_shape_with_order((per, n)).expect("an owned array is contiguous");
+    let f: Array2<f64> = k.t().to_owned();
+    // Pairwise distances through the Gram matrix: |a-b|^2 = |a|^2 + |b|^2 - 2ab.
+    let g = f.dot(&f.t());
+    (0..n)
+        .map(|a| (0..n).filter(|&b| b != a).map(|b| (g[[a, a]] + g[[b, b]] - 2.0 * g[[a, b]]).max(0.0).sqrt()).sum())
+        .collect()
 }

@@ -8,7 +8,7 @@ mod norm;
 mod random;
 mod taylor;
 
-use ndarray::{ArrayView3, Axis};
+use ndarray::{ArrayViewD, Axis};
 
 use super::criterion::Criterion;
 use crate::error::{Error, Result};
@@ -39,14 +39,19 @@ pub fn find(name: &str) -> Result<&'static dyn Criterion> {
     })
 }
 
-/// The filters of conv `i`: output channel `j`'s `[3, 3, in]` weights.
-pub(crate) fn filters(v: &Vgg, i: usize) -> impl Iterator<Item = ArrayView3<'_, f32>> {
-    v.convs[i].kernel.axis_iter(Axis(3))
+/// Scores of every conv of `v`, each from its HWIO kernel by `rule` (a [`WeightRule::Filters`]
+/// function: one score per output channel, the kernel's last axis).
+///
+/// [`WeightRule::Filters`]: super::WeightRule::Filters
+pub(crate) fn per_conv(v: &Vgg, rule: fn(ArrayViewD<f32>) -> Vec<f64>) -> Vec<Vec<f64>> {
+    v.convs.iter().map(|c| rule(c.kernel.view().into_dyn())).collect()
 }
 
-/// Scores computed filter by filter with `f`.
-pub(crate) fn per_filter(v: &Vgg, f: impl Fn(ArrayView3<f32>) -> f64) -> Vec<Vec<f64>> {
-    (0..v.convs.len()).map(|i| filters(v, i).map(&f).collect()).collect()
+/// One score per filter of `w` (output channels on its last axis), each from the filter's
+/// weights by `f`.
+pub(crate) fn each_filter(w: ArrayViewD<f32>, f: impl Fn(ArrayViewD<f32>) -> f64) -> Vec<f64> {
+    let last = Axis(w.ndim() - 1);
+    w.axis_iter(last).map(f).collect()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `l1` and `l2`: the norm of each filter's weights (Li et al., "Pruning Filters for
 //! Efficient ConvNets", 2017). Small filters produce small outputs and go first.
 
-use super::per_filter;
+use ndarray::ArrayViewD;
+
+use super::{each_filter, per_conv};
 use crate::error::Result;
 use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext};
+use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
 
 pub struct L1;
 pub struct L2;
@@ -20,7 +22,10 @@ impl Criterion for L1 {
         Needs::Weights
     }
     fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(per_filter(v, |f| f.iter().map(|&w| (w as f64).abs()).sum()))
+        Ok(per_conv(v, l1))
+    }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule::Filters(l1))
     }
 }
 
@@ -35,6 +40,19 @@ impl Criterion for L2 {
         Needs::Weights
     }
     fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(per_filter(v, |f| f.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>().sqrt()))
+        Ok(per_conv(v, l2))
     }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule::Filters(l2))
+    }
+}
+
+/// Sum of `|w|` over each filter of `w` (output channels on the last axis).
+fn l1(w: ArrayViewD<f32>) -> Vec<f64> {
+    each_filter(w, |f| f.iter().map(|&x| (x as f64).abs()).sum())
+}
+
+/// Euclidean norm of each filter of `w` (output channels on the last axis).
+fn l2(w: ArrayViewD<f32>) -> Vec<f64> {
+    each_filter(w, |f| f.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt())
 }

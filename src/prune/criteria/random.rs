@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
 use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext};
+use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
 
 pub struct Random;
 
@@ -21,7 +21,15 @@ impl Criterion for Random {
         Needs::Weights
     }
     fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-        Ok(v.arch.channels.iter().map(|&n| (0..n).map(|_| rng.random::<f64>()).collect()).collect())
+        Ok(draws(ctx.seed, &v.arch.channels))
     }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule::Random(draws))
+    }
+}
+
+/// Uniform draws in `[0, 1)` from `seed`: one list of `n` per entry of `sizes`, in order.
+fn draws(seed: u64, sizes: &[usize]) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    sizes.iter().map(|&n| (0..n).map(|_| rng.random::<f64>()).collect()).collect()
 }
