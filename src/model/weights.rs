@@ -114,7 +114,7 @@ impl Vgg {
             return Err(Error::invalid("tensor list", format!("{} tensors", t.len()), format!("{} has {} tensors", arch.describe(), g.params().len())));
         }
         if let Some((p, a)) = g.params().iter().zip(&t).find(|(p, a)| a.shape() != p.dims.as_slice()) {
-            return Err(Error::invalid(&format!("tensor '{}'", p.name), format!("{:?}", a.shape()), format!("{} needs {:?}", arch.describe(), p.dims)));
+            return Err(Error::invalid(format!("tensor '{}'", p.name), format!("{:?}", a.shape()), format!("{} needs {:?}", arch.describe(), p.dims)));
         }
         let mut it = t.into_iter();
         let mut next = || it.next().expect("counted above");
