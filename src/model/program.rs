@@ -14,7 +14,7 @@ pub use super::emit::Program;
 use crate::error::Result;
 use crate::graph::nets::vgg::vgg16;
 use crate::graph::Graph;
-use crate::hlo::{Builder, DType, Value};
+use crate::hlo::DType;
 use crate::lower::{LayerShape, Lowering};
 
 /// The graph of `arch` (VGG-16 in the arch's form, widths and head).
@@ -25,23 +25,6 @@ pub fn graph(arch: &Arch) -> Result<Graph> {
 /// The shape of every conv layer of `arch` at `batch` (what the tuner keys on).
 pub fn layer_shapes(arch: &Arch, batch: usize, dtype: DType) -> Result<Vec<LayerShape>> {
     Ok(emit::layer_shapes(&graph(arch)?, batch, dtype))
-}
-
-/// The conv trunk of `arch` applied to `x`, the walk the VGG-only statistics programs share
-/// (activation statistics, BN recalibration): conv `i` is whatever `layer(b, i, x, cin,
-/// cout)` emits (it declares the layer's arguments, lowers the conv and applies its bias,
-/// norm and ReLU, keeping anything else it wants as outputs), then a 2x2 max-pool follows
-/// where VGG pools. Returns the last feature map.
-pub fn conv_trunk<F>(b: &mut Builder, arch: &Arch, x: Value, mut layer: F) -> Result<Value>
-where
-    F: FnMut(&mut Builder, usize, &Value, i64, i64) -> Result<Value>,
-{
-    let mut x = x;
-    for i in 0..arch.channels.len() {
-        let y = layer(b, i, &x, arch.conv_in(i) as i64, arch.channels[i] as i64)?;
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
-    Ok(x)
 }
 
 /// Builds the inference program of `arch` for batches of `batch` in `dtype`, lowering conv
