@@ -388,7 +388,7 @@ fn every_supported_lowering_equals_the_loops_on_each_conv_shape() {
                     continue;
                 }
                 let y = y.unwrap();
-                let out = run(&b.finish(&[&y]), &x, &[k.clone()], DType::F64);
+                let out = run(&b.finish(&[&y]), &x, std::slice::from_ref(&k), DType::F64);
                 let err = common::rel_err(&out[0], &want);
                 assert!(err < 1e-12, "{l} {spec} on {n}x{h}x{w}x{cin}: rel err {err:e}");
                 tried.push(l);
