@@ -94,6 +94,8 @@ fn bad_input_gives_one_clear_line() {
     fails(&["devices", "--plugin", "/no/such/plugin.so"], "/no/such/plugin.so");
     fails(&["init", "--width", "0", "--out", s(&out)], "width");
     fails(&["init", "--input-size", "28x28", "--out", s(&out)], "28x28");
+    fails(&["init", "--model", "resnet20-cifar", "--out", s(&out)], "this command runs VGG-16 only so far (resnet20-cifar");
+    fails(&["init", "--model", "resnet34", "--out", s(&out)], "mobilenetv2-imagenet");
     fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--dtype", "f16"], "f16");
 }
 

@@ -1,203 +1,37 @@
-//! The forward emitter (`model::emit`) on the CPU plugin against plain f64 loops, on small
-//! hand-built graphs covering every op: strided, grouped, depthwise, 1x1 and 7x7/2 convs,
+//! The forward emitter (`model::emit`) on the CPU plugin against the f64 reference
+//! interpreter (`graph::reference`), on small hand-built graphs covering every op: strided, grouped, depthwise, 1x1 and 7x7/2 convs,
 //! max pool 3x3/2 pad 1, average pool, global average pool, add, ReLU6, flatten and dense;
 //! batch 1 and 3; f32 and f64; the three modes; and every lowering that supports a conv
 //! against the plain convolution.
 //!
-//! The loops in `naive` are this file's own expectations (no code shared with the emitter).
-//! Programs built by `emit::program` return f32 outputs (even in f64), so they are checked
+//! Also ResNet-20 and MobileNetV2 (CIFAR forms) at small width and input. Programs built by `emit::program` return f32 outputs (even in f64), so they are checked
 //! to 1e-6 relative; raw f64 outputs (single convs, train mode) to 1e-12.
 
 mod common;
 
-use ndarray::{ArrayD, Axis, IxDyn};
-use prunebench::graph::{ConvSpec, Graph, GraphBuilder, Naming, NodeId, Op, PoolSpec, Role, BN_EPS};
+use ndarray::{ArrayD, Ix4};
+use prunebench::graph::reference::{self, BnMode};
+use prunebench::graph::{init, ConvSpec, Graph, GraphBuilder, Naming, NodeId, Op, PoolSpec};
 use prunebench::hlo::{Builder, DType, Shape};
 use prunebench::lower::{Lowering, ALL};
 use prunebench::model::emit::{self, Mode};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use prunebench::model::{Arch, Form};
 
-/// Plain f64 loops over NHWC batches, one per op.
-mod naive {
-    use super::*;
-
-    pub fn conv(x: &ArrayD<f64>, k: &ArrayD<f64>, s: &ConvSpec) -> ArrayD<f64> {
-        let (n, h, w, c) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-        let (oh, ow) = ((h + 2 * s.pad - s.kh) / s.stride + 1, (w + 2 * s.pad - s.kw) / s.stride + 1);
-        let (cpg, opg) = (c / s.groups, s.out / s.groups);
-        let mut y = ArrayD::zeros(IxDyn(&[n, oh, ow, s.out]));
-        for b in 0..n {
-            for i in 0..oh {
-                for j in 0..ow {
-                    for o in 0..s.out {
-                        let g = o / opg;
-                        let mut acc = 0.0;
-                        for u in 0..s.kh {
-                            for v in 0..s.kw {
-                                let (yy, xx) = ((i * s.stride + u) as isize - s.pad as isize, (j * s.stride + v) as isize - s.pad as isize);
-                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= w as isize {
-                                    continue;
-                                }
-                                for ci in 0..cpg {
-                                    acc += x[[b, yy as usize, xx as usize, g * cpg + ci]] * k[[u, v, ci, o]];
-                                }
-                            }
-                        }
-                        y[[b, i, j, o]] = acc;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    /// Max (padding -inf) or mean (no padding) over each window.
-    pub fn pool(x: &ArrayD<f64>, p: &PoolSpec, max: bool) -> ArrayD<f64> {
-        let (n, h, w, c) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-        let (oh, ow) = ((h + 2 * p.pad - p.k) / p.stride + 1, (w + 2 * p.pad - p.k) / p.stride + 1);
-        ArrayD::from_shape_fn(IxDyn(&[n, oh, ow, c]), |ix| {
-            let (b, i, j, ch) = (ix[0], ix[1], ix[2], ix[3]);
-            let mut vals = Vec::new();
-            for u in 0..p.k {
-                for v in 0..p.k {
-                    let (yy, xx) = ((i * p.stride + u) as isize - p.pad as isize, (j * p.stride + v) as isize - p.pad as isize);
-                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
-                        vals.push(x[[b, yy as usize, xx as usize, ch]]);
-                    }
-                }
-            }
-            if max { vals.iter().copied().fold(f64::NEG_INFINITY, f64::max) } else { vals.iter().sum::<f64>() / (p.k * p.k) as f64 }
-        })
-    }
-
-    /// Per channel (last axis): `(x - mean) / sqrt(var + eps) * gamma + beta`.
-    pub fn norm(x: &ArrayD<f64>, gamma: &[f64], beta: &[f64], mean: &[f64], var: &[f64]) -> ArrayD<f64> {
-        let mut y = x.clone();
-        for (ix, v) in y.indexed_iter_mut() {
-            let c = ix[3];
-            *v = (*v - mean[c]) / (var[c] + BN_EPS).sqrt() * gamma[c] + beta[c];
-        }
-        y
-    }
-
-    /// Batch mean and biased variance per channel over N, H, W.
-    pub fn batch_stats(x: &ArrayD<f64>) -> (Vec<f64>, Vec<f64>) {
-        let c = x.shape()[3];
-        let m = (x.len() / c) as f64;
-        let mut mean = vec![0.0; c];
-        let mut var = vec![0.0; c];
-        for (ix, v) in x.indexed_iter() {
-            mean[ix[3]] += v / m;
-        }
-        for (ix, v) in x.indexed_iter() {
-            var[ix[3]] += (v - mean[ix[3]]).powi(2) / m;
-        }
-        (mean, var)
-    }
-
-    /// Every node's value, batch first. `params` is the whole table; BN uses batch
-    /// statistics when `batch_stats`, else its running ones.
-    pub fn forward(g: &Graph, params: &[ArrayD<f64>], x: &ArrayD<f64>, batch_stats_bn: bool) -> Vec<ArrayD<f64>> {
-        let p = |id: NodeId, r: Role| &params[g.param_index(id, r).unwrap()];
-        let vec_of = |a: &ArrayD<f64>| a.iter().copied().collect::<Vec<f64>>();
-        let mut vals: Vec<ArrayD<f64>> = Vec::new();
-        for node in g.nodes() {
-            let inp = |k: usize| &vals[node.inputs[k].0];
-            let y = match &node.op {
-                Op::Input => x.clone(),
-                Op::Conv(s) => {
-                    let mut y = conv(inp(0), p(node.id, Role::Kernel), s);
-                    if s.bias {
-                        let b = vec_of(p(node.id, Role::Bias));
-                        y.indexed_iter_mut().for_each(|(ix, v)| *v += b[ix[3]]);
-                    }
-                    y
-                }
-                Op::BatchNorm => {
-                    let (gm, bt) = (vec_of(p(node.id, Role::Gamma)), vec_of(p(node.id, Role::Beta)));
-                    let (mean, var) = if batch_stats_bn {
-                        batch_stats(inp(0))
-                    } else {
-                        (vec_of(p(node.id, Role::RunningMean)), vec_of(p(node.id, Role::RunningVar)))
-                    };
-                    norm(inp(0), &gm, &bt, &mean, &var)
-                }
-                Op::Relu => inp(0).mapv(|v| v.max(0.0)),
-                Op::Relu6 => inp(0).mapv(|v| v.clamp(0.0, 6.0)),
-                Op::MaxPool(q) => pool(inp(0), q, true),
-                Op::AvgPool(q) => pool(inp(0), q, false),
-                Op::GlobalAvgPool => inp(0).mean_axis(Axis(1)).unwrap().mean_axis(Axis(1)).unwrap(),
-                Op::Add => inp(0) + inp(1),
-                Op::Flatten => {
-                    let n = inp(0).shape()[0];
-                    let f = inp(0).len() / n;
-                    inp(0).as_standard_layout().into_owned().into_shape_with_order(IxDyn(&[n, f])).unwrap()
-                }
-                Op::Dense { bias, .. } => {
-                    let a = inp(0).view().into_dimensionality::<ndarray::Ix2>().unwrap();
-                    let wt = p(node.id, Role::Weight).view().into_dimensionality::<ndarray::Ix2>().unwrap();
-                    let mut y = a.dot(&wt);
-                    if *bias {
-                        let b = vec_of(p(node.id, Role::Bias));
-                        y.rows_mut().into_iter().for_each(|mut r| r.iter_mut().zip(&b).for_each(|(v, bb)| *v += bb));
-                    }
-                    y.into_dyn()
-                }
-            };
-            vals.push(y);
-        }
-        vals
-    }
+/// Seeded tensors for the whole table (`graph::init`, BN randomised so folding matters).
+fn params(g: &Graph, seed: u64) -> Vec<ArrayD<f32>> {
+    let mut t = init::init(g, seed);
+    init::randomize_bn(g, &mut t, seed + 1);
+    t
 }
 
-/// Seeded tensors for the whole table: weights uniform(-0.5, 0.5), BN gamma in (0.5, 1.5),
-/// running variance in (0.5, 1.5).
-fn params(g: &Graph, seed: u64) -> Vec<ArrayD<f64>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    g.params()
-        .iter()
-        .map(|p| {
-            let (lo, hi) = match p.role {
-                Role::Gamma | Role::RunningVar => (0.5, 1.5),
-                _ => (-0.5, 0.5),
-            };
-            ArrayD::from_shape_simple_fn(IxDyn(&p.dims), || rng.random_range(lo..hi))
-        })
-        .collect()
-}
-
-/// The inference argument list: BN folded into its conv, zero biases where there are none.
-fn fold(g: &Graph, t: &[ArrayD<f64>]) -> Vec<ArrayD<f64>> {
-    let mut out = Vec::new();
-    for n in g.nodes() {
-        let get = |id: NodeId, r: Role| g.param_index(id, r).map(|i| t[i].clone());
-        match &n.op {
-            Op::Conv(c) => {
-                let mut k = get(n.id, Role::Kernel).unwrap();
-                let mut b = get(n.id, Role::Bias).unwrap_or_else(|| ArrayD::zeros(IxDyn(&[c.out])));
-                if let [bn] = g.consumers(n.id) {
-                    if g.node(*bn).op == Op::BatchNorm {
-                        let v = |r| get(*bn, r).unwrap();
-                        let (gm, bt, mean, var) = (v(Role::Gamma), v(Role::Beta), v(Role::RunningMean), v(Role::RunningVar));
-                        let scale: Vec<f64> = (0..c.out).map(|o| gm[o] / (var[o] + BN_EPS).sqrt()).collect();
-                        k.indexed_iter_mut().for_each(|(ix, v)| *v *= scale[ix[3]]);
-                        for o in 0..c.out {
-                            b[o] = (b[o] - mean[o]) * scale[o] + bt[o];
-                        }
-                    }
-                }
-                out.push(k);
-                out.push(b);
-            }
-            Op::Dense { out: o, .. } => {
-                out.push(get(n.id, Role::Weight).unwrap());
-                out.push(get(n.id, Role::Bias).unwrap_or_else(|| ArrayD::zeros(IxDyn(&[*o]))));
-            }
-            _ => {}
-        }
-    }
-    out
+/// Batch mean and biased variance per channel over N, H, W of an NHWC value.
+fn batch_stats(x: &ArrayD<f64>) -> (Vec<f64>, Vec<f64>) {
+    let c = x.shape()[3];
+    let m = (x.len() / c) as f64;
+    let (mut mean, mut var) = (vec![0.0; c], vec![0.0; c]);
+    x.indexed_iter().for_each(|(ix, v)| mean[ix[3]] += v / m);
+    x.indexed_iter().for_each(|(ix, v)| var[ix[3]] += (v - mean[ix[3]]).powi(2) / m);
+    (mean, var)
 }
 
 /// Compiles `prog` and runs it on `x` and `args` (uploaded in `dtype`): every output as f64.
@@ -281,14 +115,15 @@ fn check(what: &str, got: &[f64], want: &[f64], tol: f64) {
 }
 
 #[test]
-fn inference_equals_the_loops_batch_1_and_3_f64_and_f32() {
+fn inference_equals_the_reference_batch_1_and_3_f64_and_f32() {
     for (gi, g) in graphs().iter().enumerate() {
         let t = params(g, 7 + gi as u64);
-        let folded = fold(g, &t);
+        let folded = reference::to_f64(&init::fold(g, &t).unwrap());
+        let t = reference::to_f64(&t);
         let convs = g.convs().count();
         for (batch, dtype, tol) in [(1, DType::F64, 1e-6), (3, DType::F64, 1e-6), (3, DType::F32, 1e-5)] {
             let x = input(g, batch, 3);
-            let want = naive::forward(g, &t, &x, false);
+            let want = reference::forward(g, &t, &x, BnMode::Running);
             let p = emit::inference_with_features(g, batch, dtype, &vec![Lowering::Direct; convs]).unwrap();
             let out = run(&p.text, &x, &folded, dtype);
             let what = format!("graph {gi} batch {batch} {dtype}");
@@ -300,11 +135,11 @@ fn inference_equals_the_loops_batch_1_and_3_f64_and_f32() {
 }
 
 #[test]
-fn running_mode_exposes_every_node_and_equals_the_loops() {
+fn running_mode_exposes_every_node_and_equals_the_reference() {
     for (gi, g) in graphs().iter().enumerate() {
-        let t = params(g, 21 + gi as u64);
+        let t = reference::to_f64(&params(g, 21 + gi as u64));
         let x = input(g, 2, 5);
-        let want = naive::forward(g, &t, &x, false);
+        let want = reference::forward(g, &t, &x, BnMode::Running);
         let hooks: Vec<NodeId> = g.nodes().iter().map(|n| n.id).collect();
         let p = emit::program(g, 2, DType::F64, Mode::Running, &vec![Lowering::Direct; g.convs().count()], &hooks).unwrap();
         let out = run(&p.text, &x, &t, DType::F64);
@@ -319,11 +154,11 @@ fn running_mode_exposes_every_node_and_equals_the_loops() {
 #[test]
 fn train_mode_normalises_with_batch_statistics() {
     for (gi, g) in graphs().iter().enumerate() {
-        let t = params(g, 31 + gi as u64);
+        let t = reference::to_f64(&params(g, 31 + gi as u64));
         let train: Vec<ArrayD<f64>> = g.params().iter().zip(&t).filter(|(p, _)| p.is_trainable()).map(|(_, a)| a.clone()).collect();
         let x = input(g, 3, 9);
-        let want = naive::forward(g, &t, &x, true);
-        let running = naive::forward(g, &t, &x, false);
+        let want = reference::forward(g, &t, &x, BnMode::Batch);
+        let running = reference::forward(g, &t, &x, BnMode::Running);
         let mut b = Builder::new();
         let (xv, args) = emit::declare(&mut b, g, 3, DType::F64, Mode::Train).unwrap();
         let f = emit::forward(&mut b, g, &xv, &args, Mode::Train, &vec![Lowering::Direct; g.convs().count()]).unwrap();
@@ -343,17 +178,17 @@ fn train_mode_normalises_with_batch_statistics() {
         }
         for (k, id) in bns.iter().enumerate() {
             let node = g.node(*id);
-            let (mean, var) = naive::batch_stats(&want[node.inputs[0].0]);
+            let (mean, var) = batch_stats(&want[node.inputs[0].0]);
             assert!(common::rel_err(&out[1 + 2 * k], &mean) < 1e-12, "BN '{}' mean", node.name);
             assert!(common::rel_err(&out[2 + 2 * k], &var) < 1e-12, "BN '{}' var", node.name);
         }
     }
 }
 
-/// Each conv shape alone, every lowering that supports it against the loops (f64, batch 1
-/// and 3), and the ones that do not are refused.
+/// Each conv shape alone, every lowering that supports it against the reference (f64, batch
+/// 1 and 3), and the ones that do not are refused.
 #[test]
-fn every_supported_lowering_equals_the_loops_on_each_conv_shape() {
+fn every_supported_lowering_equals_the_reference_on_each_conv_shape() {
     let depthwise = ConvSpec { groups: 6, ..ConvSpec::new(6, 3, 2, 1, false) };
     let grouped = ConvSpec { groups: 3, ..ConvSpec::new(9, 3, 1, 1, false) };
     let cases = [
@@ -373,7 +208,8 @@ fn every_supported_lowering_equals_the_loops_on_each_conv_shape() {
         for n in [1, 3] {
             let x = common::images(n, h, w, cin, 1).mapv(f64::from).into_dyn();
             let k = common::images(spec.kh, spec.kw, cin / spec.groups, spec.out, 2).mapv(f64::from).into_dyn();
-            let want = flat(&naive::conv(&x, &k, &spec));
+            let x4 = x.clone().into_dimensionality::<Ix4>().unwrap();
+            let want = flat(&reference::conv(&x4, &k.clone().into_dimensionality::<Ix4>().unwrap(), None, &spec).into_dyn());
             let mut tried = Vec::new();
             for l in ALL {
                 let mut b = Builder::new();
@@ -413,8 +249,7 @@ fn every_supported_lowering_equals_the_loops_on_each_conv_shape() {
 #[test]
 fn plans_mixing_lowerings_agree_with_the_plain_convolution() {
     for (gi, g) in graphs().iter().enumerate() {
-        let t = params(g, 41 + gi as u64);
-        let folded = fold(g, &t);
+        let folded = reference::to_f64(&init::fold(g, &params(g, 41 + gi as u64)).unwrap());
         let x = input(g, 3, 4);
         let shapes = emit::layer_shapes(g, 3, DType::F64);
         let plain = run(&emit::inference(g, 3, DType::F64, &vec![Lowering::Direct; shapes.len()]).unwrap().text, &x, &folded, DType::F64);
@@ -437,4 +272,26 @@ fn plans_mixing_lowerings_agree_with_the_plain_convolution() {
     let shapes = emit::layer_shapes(&head_graph(), 1, DType::F32);
     let plan = prunebench::lower::fixed_plan(prunebench::lower::Mode::Winograd, &shapes).unwrap();
     assert_eq!(plan, [Lowering::Winograd, Lowering::Direct, Lowering::Direct]);
+}
+
+/// ResNet-20 and MobileNetV2 (CIFAR forms) at width 0.25 on 16x16 inputs, batch 2, f32:
+/// the inference program equals the reference, with the plain convolution and with im2col
+/// wherever it applies.
+#[test]
+fn resnet20_and_mobilenetv2_cifar_equal_the_reference() {
+    for form in [Form::Resnet20Cifar, Form::Mobilenetv2Cifar] {
+        let arch = Arch::new(form, 0.25, 3, 10).unwrap().with_input(16, 16).unwrap();
+        let g = arch.graph().unwrap();
+        let t = params(&g, 51);
+        let folded = reference::to_f64(&init::fold(&g, &t).unwrap());
+        let x = input(&g, 2, 6);
+        let want = flat(&reference::logits(&g, &reference::to_f64(&t), &x, BnMode::Running));
+        let shapes = emit::layer_shapes(&g, 2, DType::F32);
+        for l in [Lowering::Direct, Lowering::Im2col] {
+            let plan: Vec<Lowering> = shapes.iter().map(|s| if s.supports(l) { l } else { Lowering::Direct }).collect();
+            let p = prunebench::model::program::inference(&arch, 2, DType::F32, &plan).unwrap();
+            let out = run(&p.text, &x, &folded, DType::F32);
+            check(&format!("{form} {l}"), &out[0], &want, 1e-4);
+        }
+    }
 }

@@ -434,6 +434,7 @@ fn tiny(form: Form, batch_norm: bool, width: usize) -> Vgg {
     let (input, hidden) = match form {
         Form::Cifar => ([32, 32, 1], vec![3]),
         Form::Imagenet => ([32, 32, 3], vec![3, 2]),
+        other => unreachable!("tiny() makes VGG-16 checkpoints, not {other}"),
     };
     let arch = Arch { form, input, channels: vec![width; 13], batch_norm, hidden, classes: 2 };
     let mut v = Vgg::init(&arch, 7);

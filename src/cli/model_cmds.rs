@@ -142,6 +142,7 @@ pub fn build_arch(a: &ModelArgs) -> anyhow::Result<Arch> {
             }
             Arch::imagenet(a.width, a.in_channels, a.classes, a.bn)?
         }
+        other => return Err(other.vgg_only("this command").into()),
     };
     if let Some(s) = &a.input_size {
         let (h, w) = parse_hw(s)?;

@@ -8,9 +8,11 @@
 
 pub mod build;
 pub mod counts;
+pub mod init;
 pub mod nets;
 pub mod op;
 pub mod params;
+pub mod reference;
 
 pub use build::{Graph, GraphBuilder, Node, NodeId};
 pub use op::{ConvSpec, Op, PoolSpec, Role, BN_EPS};

@@ -134,6 +134,7 @@ pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
         }
     };
     let arch: Arch = serde_json::from_str(&arch_json).map_err(|e| format!("metadata '{KEY_ARCH}' is not a valid architecture: {e}"))?;
+    arch.form.require_vgg("loading a checkpoint").map_err(|e| e.to_string())?;
     arch.validate().map_err(|e| e.to_string())?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("corrupt safetensors data: {e}"))?;
 

@@ -5,9 +5,6 @@
 //! `(y * W + x) * C + c`.
 
 use ndarray::{Array1, Array2, Array4, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use super::arch::Arch;
 
@@ -85,62 +82,79 @@ pub struct Vgg {
     pub dense: Vec<Dense>,
 }
 
-fn normal(rng: &mut ChaCha8Rng, std: f64, n: usize) -> Vec<f32> {
-    let d = Normal::new(0.0, std).expect("std is finite and positive");
-    (0..n).map(|_| d.sample(rng) as f32).collect()
-}
-
 impl Vgg {
-    /// He-normal convs (fan-in), zero biases, identity batch norms, dense layers with
-    /// std `sqrt(2 / in)` (hidden) and `sqrt(1 / in)` (classifier); reproducible from `seed`.
-    pub fn init(arch: &Arch, seed: u64) -> Vgg {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let convs = (0..arch.channels.len())
-            .map(|i| {
-                let (cin, cout) = (arch.conv_in(i), arch.channels[i]);
-                let std = (2.0 / (9 * cin) as f64).sqrt();
-                let k = normal(&mut rng, std, 9 * cin * cout);
-                Conv {
-                    kernel: Array4::from_shape_vec((3, 3, cin, cout), k).expect("sizes match"),
-                    bias: Array1::zeros(cout),
-                    bn: arch.batch_norm.then(|| BatchNorm::identity(cout)),
+    /// The tensors in the order and shapes of the VGG graph's parameter table
+    /// ([`crate::graph::nets::vgg`]): per conv its kernel, bias and (with BN) gamma, beta,
+    /// running mean and variance; per dense layer its weight and bias.
+    pub fn to_tensors(&self) -> Vec<ndarray::ArrayD<f32>> {
+        let mut t = Vec::new();
+        for c in &self.convs {
+            t.push(c.kernel.clone().into_dyn());
+            t.push(c.bias.clone().into_dyn());
+            if let Some(bn) = &c.bn {
+                for a in [&bn.gamma, &bn.beta, &bn.mean, &bn.var] {
+                    t.push(a.clone().into_dyn());
                 }
-            })
-            .collect();
-        let dims = arch.dense_dims();
-        let last = dims.len() - 1;
-        let dense = dims
-            .iter()
-            .enumerate()
-            .map(|(j, &(i, o))| {
-                let std = ((if j == last { 1.0 } else { 2.0 }) / i as f64).sqrt();
-                Dense {
-                    weight: Array2::from_shape_vec((i, o), normal(&mut rng, std, i * o)).expect("sizes match"),
-                    bias: Array1::zeros(o),
-                }
-            })
-            .collect();
-        Vgg { arch: arch.clone(), convs, dense }
-    }
-
-    /// Gives every batch norm non-trivial statistics and affine parameters (seeded), so that
-    /// tests catch a wrong BN. Not used on real networks.
-    pub fn randomize_bn(&mut self, seed: u64) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for c in &mut self.convs {
-            let n = c.out_channels();
-            c.bias = Array1::from(normal(&mut rng, 0.1, n));
-            if let Some(bn) = &mut c.bn {
-                bn.gamma = Array1::from(normal(&mut rng, 0.2, n)).mapv(|g| 1.0 + g);
-                bn.beta = Array1::from(normal(&mut rng, 0.1, n));
-                bn.mean = Array1::from(normal(&mut rng, 0.1, n));
-                bn.var = Array1::from(normal(&mut rng, 0.3, n)).mapv(|v| 1.0 + v.abs());
             }
         }
-        for d in &mut self.dense {
-            let n = d.bias.len();
-            d.bias = Array1::from(normal(&mut rng, 0.1, n));
+        for d in &self.dense {
+            t.push(d.weight.clone().into_dyn());
+            t.push(d.bias.clone().into_dyn());
         }
+        t
+    }
+
+    /// The network of `arch` from tensors in [`Vgg::to_tensors`] order.
+    ///
+    /// Errors: a count or shape that differs from `arch`'s graph, naming the tensor.
+    pub fn from_tensors(arch: &Arch, t: Vec<ndarray::ArrayD<f32>>) -> crate::error::Result<Vgg> {
+        use crate::error::Error;
+        let g = Vgg::graph(arch)?;
+        if t.len() != g.params().len() {
+            return Err(Error::invalid("tensor list", format!("{} tensors", t.len()), format!("{} has {} tensors", arch.describe(), g.params().len())));
+        }
+        if let Some((p, a)) = g.params().iter().zip(&t).find(|(p, a)| a.shape() != p.dims.as_slice()) {
+            return Err(Error::invalid(&format!("tensor '{}'", p.name), format!("{:?}", a.shape()), format!("{} needs {:?}", arch.describe(), p.dims)));
+        }
+        let mut it = t.into_iter();
+        let mut next = || it.next().expect("counted above");
+        let convs = (0..arch.channels.len())
+            .map(|_| {
+                let kernel = next().into_dimensionality().expect("checked shape");
+                let bias = next().into_dimensionality().expect("checked shape");
+                let bn = arch.batch_norm.then(|| {
+                    let mut v = || next().into_dimensionality().expect("checked shape");
+                    BatchNorm { gamma: v(), beta: v(), mean: v(), var: v() }
+                });
+                Conv { kernel, bias, bn }
+            })
+            .collect();
+        let dense = (0..arch.dense_dims().len())
+            .map(|_| Dense { weight: next().into_dimensionality().expect("checked shape"), bias: next().into_dimensionality().expect("checked shape") })
+            .collect();
+        Ok(Vgg { arch: arch.clone(), convs, dense })
+    }
+
+    /// The VGG graph of `arch`, whose parameter table orders [`Vgg::to_tensors`].
+    pub fn graph(arch: &Arch) -> crate::error::Result<crate::graph::Graph> {
+        crate::graph::nets::vgg::vgg16(arch.input, &arch.channels, arch.batch_norm, &arch.hidden, arch.classes)
+    }
+
+    /// Seeded initial weights: [`crate::graph::init::init`] on the VGG graph (He-normal convs
+    /// over their fan-in, zero biases, identity batch norms, dense std `sqrt(2 / in)`, the
+    /// classifier `sqrt(1 / in)`).
+    pub fn init(arch: &Arch, seed: u64) -> Vgg {
+        let g = Vgg::graph(arch).expect("a validated Arch builds its graph");
+        Vgg::from_tensors(arch, crate::graph::init::init(&g, seed)).expect("init follows the table")
+    }
+
+    /// Gives every bias and batch norm non-trivial values (seeded), so that tests catch a
+    /// wrong BN: [`crate::graph::init::randomize_bn`]. Not used on real networks.
+    pub fn randomize_bn(&mut self, seed: u64) {
+        let g = Vgg::graph(&self.arch).expect("a validated Arch builds its graph");
+        let mut t = self.to_tensors();
+        crate::graph::init::randomize_bn(&g, &mut t, seed);
+        *self = Vgg::from_tensors(&self.arch, t).expect("same shapes");
     }
 
     /// Inference weights in program-argument order: per conv the BN-folded kernel and bias,
@@ -191,5 +205,29 @@ mod tests {
         let s = bn.gamma[o] / (bn.var[o] + BN_EPS).sqrt();
         assert!((k[[1, 2, 0, o]] - c.kernel[[1, 2, 0, o]] * s).abs() < 1e-6);
         assert!((b[o] - ((c.bias[o] - bn.mean[o]) * s + bn.beta[o])).abs() < 1e-6);
+    }
+
+    #[test]
+    fn graph_tensors_are_the_vgg_tensors() {
+        use crate::graph::{init, nets::vgg::vgg16, reference};
+        let a = Arch::cifar(0.0625, 1, 10, vec![8]).unwrap();
+        let g = vgg16(a.input, &a.channels, a.batch_norm, &a.hidden, a.classes).unwrap();
+        let mut v = Vgg::init(&a, 3);
+        v.randomize_bn(4);
+        let t = v.to_tensors();
+        assert_eq!(Vgg::from_tensors(&a, t.clone()).unwrap(), v);
+        let folded: Vec<Vec<f32>> = init::fold(&g, &t).unwrap().iter().map(|x| x.iter().copied().collect()).collect();
+        let old: Vec<Vec<f32>> = v.inference_weights().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(folded, old, "bit-identical inference arguments");
+        // The graph interpreter and the VGG reference agree.
+        let x = ndarray::Array4::from_shape_fn((2, 32, 32, 1), |(b, i, j, _)| ((b * 7 + i * 3 + j) % 11) as f64 / 5.0 - 1.0);
+        let want = crate::model::reference::forward(&v, &x);
+        let got = reference::logits(&g, &reference::to_f64(&t), &x.into_dyn(), reference::BnMode::Running);
+        let err = (&got - &want.into_dyn()).mapv(f64::abs).fold(0.0f64, |m, &e| m.max(e));
+        assert!(err < 1e-10, "max abs difference {err}");
+        let mut bad = t.clone();
+        bad[4] = ndarray::ArrayD::zeros(vec![3]);
+        let e = Vgg::from_tensors(&a, bad).unwrap_err().to_string();
+        assert!(e.contains("features.0.bn.running_mean") && e.contains("[3]"), "{e}");
     }
 }

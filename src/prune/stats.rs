@@ -13,7 +13,7 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::hlo::{Builder, Compare, DType, ReduceOp, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Mode};
-use crate::model::{program, Arch, Vgg};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::Executable;
 use crate::prune::criterion::ScoreContext;
 use crate::runtime::Session;
@@ -47,7 +47,7 @@ pub fn activation_of(g: &Graph, conv: NodeId) -> NodeId {
 /// input `[B, H, W, C]` then the folded list, f32); outputs are, per conv in order, `sum [C]`
 /// and `zeros [C]` (f32) of its activation ([`activation_of`]).
 pub fn program(arch: &Arch, batch: usize) -> Result<String> {
-    let g = program::graph(arch)?;
+    let g = arch.graph()?;
     let mut b = Builder::new();
     let (x, args) = emit::declare(&mut b, &g, batch, DType::F32, Mode::Inference)?;
     let plan = vec![Lowering::Direct; g.convs().count()];

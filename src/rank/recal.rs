@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::hlo::{Builder, DType, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Mode};
-use crate::model::{program, Arch, Vgg};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 
@@ -39,7 +39,7 @@ pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowerin
         return Err(Error::invalid("recalibration batch", batch, "batch statistics need a batch of at least 2"));
     }
     let out_dt = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
-    let g = program::graph(arch)?;
+    let g = arch.graph()?;
     let mut b = Builder::new();
     let (x, args) = emit::declare(&mut b, &g, batch, dtype, Mode::Train)?;
     let f = emit::forward(&mut b, &g, &x, &args, Mode::Train, plan)?;

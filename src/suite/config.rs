@@ -370,6 +370,7 @@ impl Checker<'_> {
                 }
                 Arch::imagenet(m.width, m.in_channels, m.classes, m.batch_norm.unwrap_or(false)).map_err(|e| bad("width", e))?
             }
+            other => return Err(bad("form", other.vgg_only("a suite"))),
         };
         match m.input_size {
             Some([h, w]) => arch.with_input(h, w).map_err(|e| bad("input_size", e)),
@@ -584,5 +585,15 @@ mod tests {
         assert_eq!(s(1.0, 32).total_steps(100), 4);
         assert_eq!(s(0.5, 10).total_steps(100), 5);
         assert_eq!(s(0.001, 32).total_steps(100), 1);
+    }
+
+    #[test]
+    fn forms_not_wired_yet_are_refused_by_key() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("suites/smoke.yaml")).unwrap();
+        assert!(text.contains("form: vgg16-cifar"));
+        let text = text.replace("form: vgg16-cifar", "form: resnet20-cifar");
+        let e = Suite::from_text(&root.join("suites/smoke.yaml"), &text).unwrap_err().to_string();
+        assert!(e.contains("model.form") && e.contains("a suite runs VGG-16 only") && e.contains("resnet20-cifar"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //! Node names follow prunebench's `vgg16/1` checkpoints (naming [`Naming::Vgg16`]): conv `i`
 //! is `features.{i}`, its BN `features.{i}.bn`, dense `j` is `classifier.{j}`.
 
-use crate::error::{Error, Result};
+use super::check_len;
+use crate::error::Result;
 use crate::graph::{ConvSpec, Graph, GraphBuilder, Naming, PoolSpec};
 
 /// Output channels of VGG-16's 13 convolutions.
@@ -18,13 +19,7 @@ pub const POOL_AFTER: [usize; 5] = [1, 3, 6, 9, 12];
 ///
 /// Errors: a channel list of another length, or shapes the graph refuses.
 pub fn vgg16(input: [usize; 3], channels: &[usize], batch_norm: bool, hidden: &[usize], classes: usize) -> Result<Graph> {
-    if channels.len() != CHANNELS.len() {
-        return Err(Error::invalid(
-            "channel list",
-            format!("{channels:?}"),
-            format!("VGG-16 has {} conv layers; give {} counts", CHANNELS.len(), CHANNELS.len()),
-        ));
-    }
+    check_len("VGG-16", channels, CHANNELS.len())?;
     let mut b = GraphBuilder::new(input, Naming::Vgg16)?;
     let mut x = b.input();
     for (i, &c) in channels.iter().enumerate() {
@@ -52,18 +47,40 @@ pub fn vgg16(input: [usize; 3], channels: &[usize], batch_norm: bool, hidden: &[
 mod tests {
     use super::*;
     use crate::graph::counts;
-    use crate::model::Arch;
+
+    /// Params and MACs of VGG-16 written out layer by layer: 3x3 convs with bias (+ BN gamma,
+    /// beta), a map halved after each pool, dense layers with bias.
+    fn formula(input: [usize; 3], channels: &[usize], bn: bool, hidden: &[usize], classes: usize) -> (u64, u64) {
+        let (mut params, mut macs, mut cin, mut side) = (0u64, 0u64, input[2] as u64, input[0] as u64);
+        for (i, &c) in channels.iter().enumerate() {
+            let c = c as u64;
+            params += 9 * cin * c + c + if bn { 2 * c } else { 0 };
+            macs += side * side * 9 * cin * c;
+            if POOL_AFTER.contains(&i) {
+                side /= 2;
+            }
+            cin = c;
+        }
+        let mut fin = side * side * cin;
+        for &o in hidden.iter().chain([classes].iter()) {
+            params += fin * o as u64 + o as u64;
+            macs += fin * o as u64;
+            fin = o as u64;
+        }
+        (params, macs)
+    }
 
     #[test]
-    fn counts_equal_the_vgg_arch_counts() {
-        for (a, hidden) in [
-            (Arch::cifar(1.0, 3, 10, vec![512]).unwrap(), vec![512]),
-            (Arch::imagenet(1.0, 3, 1000, true).unwrap(), vec![4096, 4096]),
-            (Arch::imagenet(1.0, 3, 1000, false).unwrap(), vec![4096, 4096]),
+    fn counts_equal_the_layer_by_layer_formula() {
+        let quarter: Vec<usize> = CHANNELS.iter().map(|&c| c / 4).collect();
+        for (input, channels, bn, hidden) in [
+            ([32, 32, 3], &CHANNELS[..], true, vec![512]),
+            ([32, 32, 1], &quarter[..], true, vec![]),
+            ([224, 224, 3], &CHANNELS[..], true, vec![4096, 4096]),
+            ([224, 224, 3], &CHANNELS[..], false, vec![4096, 4096]),
         ] {
-            let g = vgg16(a.input, &a.channels, a.batch_norm, &hidden, a.classes).unwrap();
-            assert_eq!(counts::params(&g), crate::model::counts::params(&a));
-            assert_eq!(counts::macs(&g), crate::model::counts::macs(&a));
+            let g = vgg16(input, channels, bn, &hidden, 10).unwrap();
+            assert_eq!((counts::params(&g), counts::macs(&g)), formula(input, channels, bn, &hidden, 10));
         }
         let g = vgg16([224, 224, 3], &CHANNELS, false, &[4096, 4096], 1000).unwrap();
         assert_eq!(counts::params(&g), 138_357_544);
