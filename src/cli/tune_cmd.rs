@@ -60,7 +60,7 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
         let plan = tuner.plan(&shapes, &mut StderrProgress)?;
         println!("batch {batch}:");
         let heads: Vec<String> = ALL.iter().map(|l| format!("{:>10}", format!("{l} ms"))).collect();
-        println!("  {:<6} {:<24} {}  {:>8}  {:>6}  {:<8}  flags", "layer", "shape", heads.join(" "), "speed-up", "margin", "choice");
+        println!("  {:<6} {:<30} {}  {:>8}  {:>6}  {:<8}  flags", "layer", "shape", heads.join(" "), "speed-up", "margin", "choice");
         for (i, (s, l)) in shapes.iter().zip(&plan).enumerate() {
             let d = tuner.cached(s).expect("tuned");
             let t = |k: &Lowering| d.seconds.get(k).map(|x| x * 1e3).unwrap_or(f64::NAN);
@@ -72,7 +72,7 @@ pub fn tune(a: &TuneArgs) -> anyhow::Result<()> {
             let gain = t(&Lowering::Direct) / t(l);
             let margin = d.margin.map(|m| format!("{m:.2}x")).unwrap_or_else(|| "-".into());
             let flags = d.flags().unwrap_or_default();
-            println!("  conv{:<2} {:<24} {}  {:>7.2}x  {margin:>6}  {l:<8}  {flags}", i, s.to_string(), cols.join(" "), gain);
+            println!("  conv{:<2} {:<30} {}  {:>7.2}x  {margin:>6}  {l:<8}  {flags}", i, s.to_string(), cols.join(" "), gain);
         }
     }
     println!(

@@ -4,8 +4,8 @@
 //!
 //! Modes, and the argument list each takes after the input `[B, H, W, C]` (all in the
 //! program's dtype, layouts as in [`crate::graph::op`]):
-//! - [`Mode::Inference`]: BN folded into the conv before it on the host. Arguments
-//!   ([`folded_dims`]): per conv node in graph order its kernel `[kh, kw, in / groups, out]`
+//! - [`Mode::Inference`]: BN folded into the conv before it on the host
+//!   ([`crate::graph::init::fold`]). Arguments ([`folded_dims`]): per conv node in graph order its kernel `[kh, kw, in / groups, out]`
 //!   (BN folded in when the conv's only consumer is a BN) and a bias `[out]` (zeros when the
 //!   conv has neither bias nor BN); per dense node its weight `[in, out]` and bias `[out]`
 //!   (zeros when it has none). A BN node emits nothing: its value is its conv's.
@@ -23,6 +23,7 @@
 //! [`Param::is_trainable`]: crate::graph::Param::is_trainable
 
 use crate::error::{Error, Result};
+pub use crate::graph::init::folded_dims;
 use crate::graph::{Graph, NodeId, Op, PoolSpec, BN_EPS};
 use crate::hlo::{Builder, DType, ReduceOp, Shape, Value};
 use crate::lower::{nhwc, LayerShape, Lowering};
@@ -116,27 +117,6 @@ fn batch_norm_running(b: &mut Builder, x: &Value, p: [&Value; 4]) -> Result<Valu
     let ms = b.mul(mean, &scale)?;
     let shift = b.sub(beta, &ms)?;
     scale_shift(b, x, &scale, &shift)
-}
-
-/// The inference argument list of `g` after the input ([`Mode::Inference`]): per conv node
-/// in graph order its kernel dims and `[out]`, per dense node `[in, out]` and `[out]`.
-pub fn folded_dims(g: &Graph) -> Vec<Vec<usize>> {
-    let mut v = Vec::new();
-    for n in g.nodes() {
-        match &n.op {
-            Op::Conv(c) => {
-                let cin = g.node(n.inputs[0]).channels();
-                v.push(vec![c.kh, c.kw, cin / c.groups, c.out]);
-                v.push(vec![c.out]);
-            }
-            Op::Dense { out, .. } => {
-                v.push(vec![g.node(n.inputs[0]).channels(), *out]);
-                v.push(vec![*out]);
-            }
-            _ => {}
-        }
-    }
-    v
 }
 
 /// The dims of the arguments after the input in `mode`, in order.

@@ -1,8 +1,8 @@
-//! The inference program of a VGG-16 [`Arch`]: its graph ([`graph`]) through the one forward
+//! The inference program of an [`Arch`]: its graph ([`Arch::graph`]) through the one forward
 //! emitter ([`super::emit`]). StableHLO text whose arguments are the input batch and the
 //! weights, so one compiled program serves every checkpoint with the same shapes.
 //!
-//! Argument order: input `[B, H, W, C]`, then per conv the BN-folded kernel `[3, 3, in, out]`
+//! Argument order: input `[B, H, W, C]`, then per conv the BN-folded kernel `[kh, kw, in, out]`
 //! and bias `[out]`, then per dense layer its weight `[in, out]` and bias `[out]` (the order of
 //! [`Vgg::inference_weights`](super::Vgg::inference_weights) and of
 //! [`emit::folded_dims`]). All in the program's dtype; the single output is the logits
@@ -12,46 +12,22 @@ use super::arch::Arch;
 use super::emit;
 pub use super::emit::Program;
 use crate::error::Result;
-use crate::graph::nets::vgg::vgg16;
-use crate::graph::Graph;
-use crate::hlo::{Builder, DType, Value};
+use crate::hlo::DType;
 use crate::lower::{LayerShape, Lowering};
-
-/// The graph of `arch` (VGG-16 in the arch's form, widths and head).
-pub fn graph(arch: &Arch) -> Result<Graph> {
-    vgg16(arch.input, &arch.channels, arch.batch_norm, &arch.hidden, arch.classes)
-}
 
 /// The shape of every conv layer of `arch` at `batch` (what the tuner keys on).
 pub fn layer_shapes(arch: &Arch, batch: usize, dtype: DType) -> Result<Vec<LayerShape>> {
-    Ok(emit::layer_shapes(&graph(arch)?, batch, dtype))
-}
-
-/// The conv trunk of `arch` applied to `x`, the walk the VGG-only statistics programs share
-/// (activation statistics, BN recalibration): conv `i` is whatever `layer(b, i, x, cin,
-/// cout)` emits (it declares the layer's arguments, lowers the conv and applies its bias,
-/// norm and ReLU, keeping anything else it wants as outputs), then a 2x2 max-pool follows
-/// where VGG pools. Returns the last feature map.
-pub fn conv_trunk<F>(b: &mut Builder, arch: &Arch, x: Value, mut layer: F) -> Result<Value>
-where
-    F: FnMut(&mut Builder, usize, &Value, i64, i64) -> Result<Value>,
-{
-    let mut x = x;
-    for i in 0..arch.channels.len() {
-        let y = layer(b, i, &x, arch.conv_in(i) as i64, arch.channels[i] as i64)?;
-        x = if Arch::pools_after(i) { b.max_pool2(&y)? } else { y };
-    }
-    Ok(x)
+    Ok(emit::layer_shapes(&arch.graph()?, batch, dtype))
 }
 
 /// Builds the inference program of `arch` for batches of `batch` in `dtype`, lowering conv
 /// `i` as `plan[i]` ([`emit::inference`] of its graph).
 pub fn inference(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Program> {
-    emit::inference(&graph(arch)?, batch, dtype, plan)
+    emit::inference(&arch.graph()?, batch, dtype, plan)
 }
 
 /// Like [`inference`], with a second output: the penultimate features `[B, d]` (f32), the
 /// input of the last dense layer.
 pub fn inference_with_features(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Program> {
-    emit::inference_with_features(&graph(arch)?, batch, dtype, plan)
+    emit::inference_with_features(&arch.graph()?, batch, dtype, plan)
 }

@@ -1,16 +1,19 @@
 //! The statistics program behind the data criteria: for a batch of images, per conv and per
 //! output channel, the sum of the post-ReLU activations and the number of exact zeros.
-//! Built with the same emitter as the inference program (plain convolutions, BN folded) and
-//! run batch by batch over every image given; the host accumulates in f64.
+//! The inference forward pass of the network's graph ([`emit::forward`], plain convolutions,
+//! BN folded) with the statistics read from the value after each conv's activation; run
+//! batch by batch over every image given; the host accumulates in f64.
 
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::ops::Range;
 
 use crate::data::even_batches;
 use crate::error::{Error, Result};
-use crate::hlo::{Builder, Compare, DType, ReduceOp, Shape};
+use crate::graph::{Graph, NodeId, Op};
+use crate::hlo::{Builder, Compare, DType, ReduceOp, Value};
 use crate::lower::Lowering;
-use crate::model::{program, Arch, Vgg};
+use crate::model::emit::{self, Mode};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::Executable;
 use crate::prune::criterion::ScoreContext;
 use crate::runtime::Session;
@@ -26,34 +29,41 @@ pub struct ChannelStats {
     pub positions: f64,
 }
 
-/// The statistics program for `arch` at `batch`: arguments are the input `[B, H, W, C]`
-/// then per conv its BN-folded kernel and bias (f32); outputs are, per conv in order,
-/// `sum [C]` and `zeros [C]` (f32).
+/// The node whose value is conv `conv`'s activation: following single consumers through a
+/// BN to a ReLU or ReLU6 (the conv or its BN when no activation follows).
+pub fn activation_of(g: &Graph, conv: NodeId) -> NodeId {
+    let mut id = conv;
+    while let [next] = g.consumers(id) {
+        match g.node(*next).op {
+            Op::BatchNorm => id = *next,
+            Op::Relu | Op::Relu6 => return *next,
+            _ => break,
+        }
+    }
+    id
+}
+
+/// The statistics program for `arch` at `batch`: arguments are the inference program's (the
+/// input `[B, H, W, C]` then the folded list, f32); outputs are, per conv in order, `sum [C]`
+/// and `zeros [C]` (f32) of its activation ([`activation_of`]).
 pub fn program(arch: &Arch, batch: usize) -> Result<String> {
-    let dt = DType::F32;
+    let g = arch.graph()?;
     let mut b = Builder::new();
-    let [h, w, c] = arch.input;
-    let x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dt));
-    let mut outs = Vec::new();
-    program::conv_trunk(&mut b, arch, x, |b, _, x, cin, cout| {
-        let k = b.arg(Shape::new([3, 3, cin, cout], dt));
-        let bias = b.arg(Shape::new([cout], dt));
-        let y = Lowering::Direct.emit(b, x, &k)?;
-        let bias = b.broadcast_along(&bias, y.shape(), 3)?;
-        let y = b.add(&y, &bias)?;
-        let y = b.relu(&y)?;
-        let sum = b.reduce(&y, &[0, 1, 2], ReduceOp::Sum)?;
+    let (x, args) = emit::declare(&mut b, &g, batch, DType::F32, Mode::Inference)?;
+    let plan = vec![Lowering::Direct; g.convs().count()];
+    let f = emit::forward(&mut b, &g, &x, &args, Mode::Inference, &plan)?;
+    let mut outs: Vec<Value> = Vec::new();
+    for (conv, _) in g.convs() {
+        let y = f.value(activation_of(&g, conv.id));
+        let sum = b.reduce(y, &[0, 1, 2], ReduceOp::Sum)?;
         let zero = b.constant(0.0, y.shape().clone());
         let one = b.constant(1.0, y.shape().clone());
-        let is_zero = b.compare(&y, &zero, Compare::Eq)?;
+        let is_zero = b.compare(y, &zero, Compare::Eq)?;
         let z = b.select(&is_zero, &one, &zero)?;
-        let zeros = b.reduce(&z, &[0, 1, 2], ReduceOp::Sum)?;
         outs.push(sum);
-        outs.push(zeros);
-        Ok(y)
-    })?;
-    let refs: Vec<_> = outs.iter().collect();
-    Ok(b.finish(&refs))
+        outs.push(b.reduce(&z, &[0, 1, 2], ReduceOp::Sum)?);
+    }
+    Ok(b.finish(&outs.iter().collect::<Vec<_>>()))
 }
 
 /// Runs the statistics program over every image of `ctx`: the images are split into
@@ -76,7 +86,8 @@ pub fn collect(v: &Vgg, ctx: &ScoreContext, criterion: &str) -> Result<Vec<Chann
 fn run(v: &Vgg, session: &Session, images: &[f32], batches: &[Range<usize>]) -> Result<Vec<ChannelStats>> {
     let arch = &v.arch;
     let n = arch.channels.len();
-    let weights = v.inference_weights()[..2 * n]
+    let weights = v
+        .inference_weights()
         .iter()
         .map(|(dims, data)| session.upload(data, dims, DType::F32))
         .collect::<Result<Vec<_>>>()?;

@@ -8,29 +8,28 @@
 //! over the batches of the batch means and of the **unbiased** batch variances
 //! (`var * m / (m - 1)`, `m = B * H * W`). Gamma, beta and all weights are unchanged.
 //!
-//! The statistics program takes the images and per conv its kernel, bias, gamma and beta,
-//! runs the convolutional part in training mode (the forward of
-//! [`grad::batch_norm_train`](crate::train::grad::batch_norm_train)) and returns, per conv,
-//! the batch mean and the biased batch variance of the pre-BN conv output (bias included).
+//! The statistics program takes the images and the trainable tensors (per conv its kernel,
+//! bias, gamma and beta, per dense layer its weight and bias), runs the graph's forward pass
+//! in training mode ([`emit::forward`] in [`Mode::Train`]) and returns, per BN, the batch
+//! mean and the biased batch variance of its input (the conv output, bias included).
 
 use std::time::Instant;
 
 use crate::data::{Batches, Dataset, LastBatch};
 use crate::error::{Error, Result};
-use crate::hlo::{Builder, DType, Shape, Value};
+use crate::hlo::{Builder, DType, Value};
 use crate::lower::Lowering;
-use crate::model::weights::BN_EPS;
-use crate::model::{program, Arch, Vgg};
+use crate::model::emit::{self, Mode};
+use crate::model::{Arch, Vgg};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
-use crate::train::grad;
 
 /// Seed of the order the recalibration batches are drawn in.
 pub const RECAL_SEED: u64 = 0x5245_4341_4c31; // "RECAL1"
 
 /// The statistics program's text: arguments images `[B, H, W, C]` then per conv kernel,
-/// bias, gamma, beta; outputs per conv mean `[c]` and biased variance `[c]` (f64 for an f64
-/// program, else f32).
+/// bias, gamma, beta and per dense layer weight and bias (the trainable tensors); outputs per
+/// conv mean `[c]` and biased variance `[c]` (f64 for an f64 program, else f32).
 pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<String> {
     arch.validate()?;
     if !arch.batch_norm {
@@ -39,28 +38,17 @@ pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowerin
     if batch < 2 {
         return Err(Error::invalid("recalibration batch", batch, "batch statistics need a batch of at least 2"));
     }
-    if plan.len() != arch.channels.len() {
-        return Err(Error::invalid("lowering plan", format!("{} entries", plan.len()), "give one lowering per conv"));
-    }
     let out_dt = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let g = arch.graph()?;
     let mut b = Builder::new();
-    let [h, w, c] = arch.input;
-    let x = b.arg(Shape::new([batch as i64, h as i64, w as i64, c as i64], dtype));
+    let (x, args) = emit::declare(&mut b, &g, batch, dtype, Mode::Train)?;
+    let f = emit::forward(&mut b, &g, &x, &args, Mode::Train, plan)?;
     let mut outs: Vec<Value> = Vec::new();
-    program::conv_trunk(&mut b, arch, x, |b, i, x, cin, cout| {
-        let k = b.arg(Shape::new([3, 3, cin, cout], dtype));
-        let bias = b.arg(Shape::new([cout], dtype));
-        let gamma = b.arg(Shape::new([cout], dtype));
-        let beta = b.arg(Shape::new([cout], dtype));
-        let z = plan[i].emit(b, x, &k)?;
-        let z = grad::bias_add(b, &z, &bias, 3)?;
-        let (y, cache) = grad::batch_norm_train(b, &z, &gamma, &beta, BN_EPS as f64)?;
+    for cache in f.bn.iter().flatten() {
         outs.push(b.convert(&cache.mean, out_dt));
         outs.push(b.convert(&cache.var, out_dt));
-        b.relu(&y)
-    })?;
-    let refs: Vec<&Value> = outs.iter().collect();
-    Ok(b.finish(&refs))
+    }
+    Ok(b.finish(&outs.iter().collect::<Vec<_>>()))
 }
 
 /// Per conv, the batch mean and biased batch variance of each channel.
@@ -80,14 +68,18 @@ impl BnStats {
     pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
         let text = bn_stats_program(&vgg.arch, batch, dtype, plan)?;
         let exe = session.client.compile(&text)?;
-        let mut params = Vec::with_capacity(4 * vgg.convs.len());
+        let mut params = Vec::with_capacity(4 * vgg.convs.len() + 2 * vgg.dense.len());
+        let dims = |a: &[usize]| a.iter().map(|&d| d as i64).collect::<Vec<i64>>();
         for c in &vgg.convs {
             let bn = c.bn.as_ref().ok_or_else(|| Error::invalid("checkpoint", "conv without BN", "every conv needs its BN"))?;
-            let dims = |a: &[usize]| a.iter().map(|&d| d as i64).collect::<Vec<i64>>();
             params.push(session.upload(&c.kernel.iter().copied().collect::<Vec<f32>>(), &dims(c.kernel.shape()), dtype)?);
             for a in [&c.bias, &bn.gamma, &bn.beta] {
                 params.push(session.upload(&a.to_vec(), &[a.len() as i64], dtype)?);
             }
+        }
+        for d in &vgg.dense {
+            params.push(session.upload(&d.weight.iter().copied().collect::<Vec<f32>>(), &dims(d.weight.shape()), dtype)?);
+            params.push(session.upload(&d.bias.to_vec(), &[d.bias.len() as i64], dtype)?);
         }
         Ok(BnStats { session: session.clone(), exe, params, arch: vgg.arch.clone(), batch, dtype })
     }
