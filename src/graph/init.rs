@@ -84,6 +84,24 @@ pub fn folded_dims(g: &Graph) -> Vec<Vec<usize>> {
     out
 }
 
+/// Checks that every BN of `g` can fold into the conv before it (what [`fold`] and the
+/// inference emitter need).
+///
+/// Errors: a BN that does not directly follow a conv read by nothing else, naming both.
+pub fn check_foldable(g: &Graph) -> Result<()> {
+    for n in g.nodes().iter().filter(|n| n.op == Op::BatchNorm) {
+        let src = g.node(n.inputs[0]);
+        if src.conv().is_none() || folded_bn(g, src) != Some(n.id) {
+            return Err(Error::invalid(
+                "batch norm",
+                format!("'{}' reads '{}' ({}, read by {} nodes)", n.name, src.name, src.op.kind(), g.consumers(src.id).len()),
+                "only a BN right after a conv that nothing else reads folds into it; emit with Mode::Running",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The inference argument list (see [`folded_dims`]): each conv's kernel and bias with the
 /// BN that follows it folded in (`k * s`, `b * s + (beta - mean * s)` with `s = gamma /
 /// sqrt(var + eps)`), a zero bias where a layer has none; dense layers as they are.
@@ -91,16 +109,7 @@ pub fn folded_dims(g: &Graph) -> Vec<Vec<usize>> {
 /// Errors: a BN that does not directly follow a conv read by nothing else (it cannot fold).
 pub fn fold(g: &Graph, t: &[ArrayD<f32>]) -> Result<Vec<ArrayD<f32>>> {
     let get = |node, role| g.param_index(node, role).map(|i| &t[i]);
-    for node in g.nodes().iter().filter(|n| n.op == Op::BatchNorm) {
-        let src = g.node(node.inputs[0]);
-        if src.conv().is_none() || folded_bn(g, src) != Some(node.id) {
-            return Err(Error::invalid(
-                "batch norm",
-                &node.name,
-                "inference folds each BN into the conv before it; a BN must directly follow a conv that nothing else reads",
-            ));
-        }
-    }
+    check_foldable(g)?;
     let mut out = Vec::new();
     for node in g.nodes() {
         let (weight_role, is_conv) = match node.op {

@@ -128,22 +128,6 @@ pub fn arg_dims(g: &Graph, mode: Mode) -> Vec<Vec<usize>> {
     }
 }
 
-/// Checks that every BN of `g` can be folded: it reads a conv that nothing else reads.
-/// Errors name the BN and what it reads.
-pub fn check_foldable(g: &Graph) -> Result<()> {
-    for n in g.nodes().iter().filter(|n| n.op == Op::BatchNorm) {
-        let src = g.node(n.inputs[0]);
-        if src.conv().is_none() || g.consumers(src.id) != [n.id] {
-            return Err(Error::invalid(
-                "batch norm",
-                format!("'{}' reads '{}' ({}, read by {} nodes)", n.name, src.name, src.op.kind(), g.consumers(src.id).len()),
-                "only a BN right after a conv that nothing else reads folds into it; emit with Mode::Running",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The conv layers of `g` as the tuner keys them, in graph order, at `batch` in `dtype`.
 pub fn layer_shapes(g: &Graph, batch: usize, dtype: DType) -> Vec<LayerShape> {
     g.convs()
@@ -183,7 +167,7 @@ pub fn forward(b: &mut Builder, g: &Graph, x: &Value, args: &[Value], mode: Mode
         return Err(Error::invalid("lowering plan", format!("{} entries", plan.len()), format!("give one lowering per conv ({convs})")));
     }
     if mode == Mode::Inference {
-        check_foldable(g)?;
+        crate::graph::init::check_foldable(g)?;
     }
     let want = arg_dims(g, mode);
     let got: Vec<Vec<usize>> = args.iter().map(|a| a.dims().iter().map(|&d| d as usize).collect()).collect();
