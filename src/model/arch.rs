@@ -138,8 +138,9 @@ impl Form {
             "model",
             self,
             format!(
-                "{what} runs VGG-16 only so far ({self} is defined as a graph with its counts, not yet wired into \
-                 training, programs, pruning or checkpoints); use vgg16-cifar or vgg16-imagenet"
+                "{what} runs VGG-16 only so far ({self} has its graph, programs, checkpoints and import, but the \
+                 commands that create, train, prune and measure networks are not wired to it yet); use vgg16-cifar or \
+                 vgg16-imagenet"
             ),
         )
     }
