@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use prunebench::lower::{self, Mode};
 use prunebench::tune::{Quiet, Tuner};
-use prunebench::model::{program, Arch, Vgg};
+use prunebench::model::{program, Arch, Network};
 use prunebench::pjrt::DeviceChoice;
 use prunebench::runtime::{CompiledModel, Session};
 
@@ -15,7 +15,7 @@ fn forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("vgg16_cifar_forward");
     g.sample_size(10);
     for width in [1.0, 0.5] {
-        let v = Vgg::init(&Arch::cifar(width, 3, 10, vec![]).unwrap(), 0);
+        let v = Network::init(&Arch::cifar(width, 3, 10, vec![]).unwrap(), 0);
         for batch in [1usize, 32] {
             for mode in [Mode::Xla, Mode::Tuned] {
                 let shapes = program::layer_shapes(&v.arch, batch, prunebench::hlo::DType::F32).unwrap();

@@ -18,7 +18,7 @@ use prunebench::bench::rounds::interleave_timed;
 use prunebench::bench::Sampling;
 use prunebench::hlo::{Builder, DType, Shape};
 use prunebench::tune::{Quiet, Tuner};
-use prunebench::model::{program, Arch, Vgg};
+use prunebench::model::{program, Arch, Network};
 use prunebench::pjrt::DeviceChoice;
 use prunebench::prune::{self, Plan, Schedule, ScoreContext};
 use prunebench::runtime::{CompiledModel, Session};
@@ -30,7 +30,7 @@ fn session() -> Session {
 fn forward(c: &mut Criterion) {
     let s = session();
     let mut tuner = Tuner::open_default(&s).expect("tuner");
-    let base = Vgg::init(&Arch::cifar(1.0, 3, 10, vec![]).unwrap(), 0);
+    let base = Network::init(&Arch::cifar(1.0, 3, 10, vec![]).unwrap(), 0);
     let pruned = prune::prune(&base, &Plan::new("l1", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap().model;
     let mut g = c.benchmark_group("suite_forward");
     g.sample_size(20);

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{program, Arch, Vgg};
+use crate::model::{program, Arch, Network};
 use crate::pjrt::{Buffer, Client, Device, DeviceChoice, Executable, Found, Plugin};
 
 /// An open plugin, its client and the device programs run on.
@@ -82,17 +82,17 @@ pub struct CompiledModel {
 }
 
 impl CompiledModel {
-    /// Compiles the inference program for `vgg`'s architecture and uploads its weights.
-    pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
-        let prog = program::inference(&vgg.arch, batch, dtype, plan)?;
-        Self::from_program(session, vgg, batch, dtype, plan, &prog)
+    /// Compiles the inference program for `net`'s architecture and uploads its weights.
+    pub fn new(session: &Session, net: &Network, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
+        let prog = program::inference(&net.arch, batch, dtype, plan)?;
+        Self::from_program(session, net, batch, dtype, plan, &prog)
     }
 
     /// Compiles `prog`, a program with the inference program's arguments (e.g.
-    /// [`program::inference_with_features`]), and uploads `vgg`'s weights.
+    /// [`program::inference_with_features`]), and uploads `net`'s weights.
     pub fn from_program(
         session: &Session,
-        vgg: &Vgg,
+        net: &Network,
         batch: usize,
         dtype: DType,
         plan: &[Lowering],
@@ -105,29 +105,33 @@ impl CompiledModel {
             session: session.clone(),
             exe,
             weights: Vec::new(),
-            arch: vgg.arch.clone(),
+            arch: net.arch.clone(),
             batch,
             dtype,
             plan: plan.to_vec(),
             compile_seconds,
         };
-        m.set_weights(vgg)?;
+        m.set_weights(net)?;
         Ok(m)
     }
 
-    /// Replaces the weights on the device with `vgg`'s (same architecture).
-    pub fn set_weights(&mut self, vgg: &Vgg) -> Result<()> {
-        if vgg.arch != self.arch {
+    /// Replaces the weights on the device with `net`'s, BN folded (same architecture).
+    pub fn set_weights(&mut self, net: &Network) -> Result<()> {
+        if net.arch != self.arch {
             return Err(Error::invalid(
                 "weights",
-                vgg.arch.describe(),
+                net.arch.describe(),
                 format!("this program was compiled for {}", self.arch.describe()),
             ));
         }
-        self.weights = vgg
-            .inference_weights()
+        self.weights = net
+            .folded()?
             .iter()
-            .map(|(dims, data)| self.session.upload(data, dims, self.dtype))
+            .map(|t| {
+                let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+                let data: Vec<f32> = t.iter().copied().collect();
+                self.session.upload(&data, &dims, self.dtype)
+            })
             .collect::<Result<_>>()?;
         Ok(())
     }

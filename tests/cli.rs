@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use ndarray::{Array2, Array4};
-use prunebench::model::{checkpoint, reference};
+use prunebench::model::checkpoint;
 
 fn pb(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prunebench"))
@@ -53,7 +53,7 @@ fn init_predict_matches_reference_and_hlo_info_work() {
         ok(&["predict", "--checkpoint", s(&ck), "--input", s(&xin), "--out", s(&out), "--device", "cpu", "--batch", "2", "--lowering", lowering]);
         let got: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
         assert_eq!(got.shape(), &[5, 7]);
-        let want = reference::forward(&v, &x.mapv(f64::from));
+        let want = common::logits(&v, &x.mapv(f64::from));
         let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
         let want: Vec<f64> = want.iter().copied().collect();
         assert!(common::rel_err(&got, &want) < 1e-4, "{lowering}");
@@ -71,6 +71,42 @@ fn init_predict_matches_reference_and_hlo_info_work() {
     assert!(groups.contains("no (network input)") && groups.contains("out features.12, bn features.12.bn, rows classifier.0"), "{info}");
     let dev = ok(&["devices", "--device", "cpu"]);
     assert!(dev.contains("PJRT API:") && dev.contains("device 0:"), "{dev}");
+}
+
+/// ResNet-20 and MobileNetV2 through the commands a user runs: init at Fashion-MNIST's 28x28,
+/// predict against the reference, prune by dependency groups (the pruned file describes its
+/// groups and predicts what the reference of the pruned tensors gives), fine-tune, info.
+#[test]
+fn resnet_and_mobilenet_run_through_init_predict_prune_finetune_info() {
+    let d = tempfile::tempdir().unwrap();
+    for (form, width) in [("resnet20-cifar", "0.25"), ("mobilenetv2-cifar", "0.125")] {
+        let ck = d.path().join(format!("{form}.safetensors"));
+        ok(&["init", "--model", form, "--width", width, "--in-channels", "1", "--input-size", "28x28", "--seed", "3", "--out", s(&ck)]);
+        let pruned = d.path().join(format!("{form}-p.safetensors"));
+        let text = ok(&["prune", "--checkpoint", s(&ck), "--method", "l1", "--ratio", "0.5", "--round-to", "2", "--out", s(&pruned)]);
+        assert!(text.contains("reduction: channels") && text.contains("layer1.0.conv1") == (form == "resnet20-cifar"), "{text}");
+        let x: Array4<f32> = common::images(3, 28, 28, 1, 9);
+        let xin = d.path().join("x.npy");
+        ndarray_npy::write_npy(&xin, &x).unwrap();
+        let out = d.path().join("logits.npy");
+        for path in [&ck, &pruned] {
+            ok(&["predict", "--checkpoint", s(path), "--input", s(&xin), "--out", s(&out), "--device", "cpu", "--batch", "2", "--lowering", "tuned"]);
+            let got: Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
+            let v = checkpoint::load(path).unwrap().model;
+            let want = common::logits(&v, &x.mapv(f64::from));
+            let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
+            assert!(common::rel_err(&got, &want.iter().copied().collect::<Vec<_>>()) < 1e-4, "{form} {}", path.display());
+        }
+        let p = checkpoint::load(&pruned).unwrap();
+        let full = checkpoint::load(&ck).unwrap().model;
+        assert!(prunebench::model::counts::params(&p.model.arch) * 2 < prunebench::model::counts::params(&full.arch), "{form}");
+        let info = ok(&["info", s(&pruned)]);
+        assert!(info.contains("groups (name=channels, * prunable): *") && info.contains("pruned groups") && info.contains("prunebench.prune.channels"), "{info}");
+        let tuned = d.path().join(format!("{form}-ft.safetensors"));
+        let t = ok(&["finetune", "--checkpoint", s(&pruned), "--limit", "64", "--steps", "2", "--batch", "32", "--eval-limit", "32", "--lowering", "xla", "--out", s(&tuned)]);
+        assert!(t.contains("done after 2 steps"), "{t}");
+        assert_eq!(checkpoint::load(&tuned).unwrap().model.arch, p.model.arch);
+    }
 }
 
 #[test]
@@ -98,7 +134,7 @@ fn bad_input_gives_one_clear_line() {
     fails(&["devices", "--plugin", "/no/such/plugin.so"], "/no/such/plugin.so");
     fails(&["init", "--width", "0", "--out", s(&out)], "width");
     fails(&["init", "--input-size", "28x28", "--out", s(&out)], "28x28");
-    fails(&["init", "--model", "resnet20-cifar", "--out", s(&out)], "this command runs VGG-16 only so far (resnet20-cifar");
+    fails(&["init", "--model", "resnet20-cifar", "--hidden", "8", "--out", s(&out)], "one dense layer after its global average pool");
     fails(&["init", "--model", "resnet34", "--out", s(&out)], "mobilenetv2-imagenet");
     fails(&["predict", "--checkpoint", s(&ck), "--input", s(&x), "--out", s(&out), "--dtype", "f16"], "f16");
 }

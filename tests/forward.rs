@@ -7,16 +7,16 @@ mod common;
 
 use prunebench::hlo::DType;
 use prunebench::lower::Lowering;
-use prunebench::model::{reference, Arch, Vgg};
+use prunebench::model::{Arch, Network};
 use prunebench::runtime::CompiledModel;
 
 fn check(arch: Arch, batch: usize, n: usize, dtype: DType, lowering: Lowering, tol: f64) {
-    let mut v = Vgg::init(&arch, 11);
+    let mut v = Network::init(&arch, 11);
     v.randomize_bn(12);
     let [h, w, c] = arch.input;
     let x = common::images(n, h, w, c, 13);
-    let want = reference::forward(&v, &x.mapv(f64::from));
-    let m = CompiledModel::new(common::cpu(), &v, batch, dtype, &[lowering; 13]).unwrap();
+    let want = common::logits(&v, &x.mapv(f64::from));
+    let m = CompiledModel::new(common::cpu(), &v, batch, dtype, &vec![lowering; v.graph.convs().count()]).unwrap();
     let got = m.predict(x.as_slice().unwrap(), n).unwrap();
     let got: Vec<f64> = got.iter().map(|&g| g as f64).collect();
     let want: Vec<f64> = want.iter().copied().collect();

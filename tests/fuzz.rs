@@ -40,7 +40,7 @@ use prunebench::data::folder::eval_transform_bytes;
 use prunebench::data::idx::{gunzip_if_gz, parse_idx};
 use prunebench::data::{images_from_npy_bytes, CifarKind, FolderConfig, Normalize};
 use prunebench::model::arch::Form;
-use prunebench::model::{checkpoint, import, Arch, Vgg};
+use prunebench::model::{checkpoint, import, Arch, Network};
 
 // ---------------------------------------------------------------------------------------
 // Allocation counting
@@ -430,14 +430,14 @@ fn fuzz<E: std::fmt::Debug>(
 // Seeds
 
 /// A VGG-16 of one or two channels per conv and tiny dense layers: a valid file of a few KB.
-fn tiny(form: Form, batch_norm: bool, width: usize) -> Vgg {
+fn tiny(form: Form, batch_norm: bool, width: usize) -> Network {
     let (input, hidden) = match form {
         Form::Cifar => ([32, 32, 1], vec![3]),
         Form::Imagenet => ([32, 32, 3], vec![3, 2]),
         other => unreachable!("tiny() makes VGG-16 checkpoints, not {other}"),
     };
     let arch = Arch { form, input, channels: vec![width; 13], batch_norm, hidden, classes: 2 };
-    let mut v = Vgg::init(&arch, 7);
+    let mut v = Network::init(&arch, 7);
     v.randomize_bn(8);
     v
 }
@@ -693,12 +693,20 @@ fn found_npy_header_claiming_a_huge_shape() {
 /// A torchvision file whose last conv has 0 output channels divided by zero (`flat % 0`).
 #[test]
 fn found_torchvision_conv_with_no_channels() {
-    let mut v = tiny(Form::Imagenet, false, 1);
-    v.arch.channels[12] = 0;
-    v.convs[12].kernel = ndarray::Array4::zeros((3, 3, 1, 0));
-    v.convs[12].bias = ndarray::Array1::zeros(0);
-    v.dense[0].weight = ndarray::Array2::zeros((0, 3));
-    let e = import::from_torchvision_bytes(&common::torchvision_bytes(&v)).unwrap_err();
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes = common::torchvision_bytes(&tiny(Form::Imagenet, false, 1));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    // The last conv (features.28) with 0 filters, and the classifier reading 0 features.
+    let empty: [(&str, Vec<usize>); 3] = [("features.28.weight", vec![0, 1, 3, 3]), ("features.28.bias", vec![0]), ("classifier.0.weight", vec![3, 0])];
+    let views: Vec<(String, TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| match empty.iter().find(|(e, _)| *e == n) {
+            Some((_, shape)) => (n, TensorView::new(Dtype::F32, shape.clone(), &[]).unwrap()),
+            None => (n, t),
+        })
+        .collect();
+    let e = import::from_torchvision_bytes(&safetensors::serialize(views, &None).unwrap()).unwrap_err();
     assert!(e.contains("features.28.weight") && e.contains("0 output channels"), "{e}");
 }
 

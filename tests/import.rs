@@ -6,13 +6,13 @@ mod common;
 
 use common::torchvision_bytes;
 use prunebench::model::import::from_torchvision_bytes;
-use prunebench::model::{Arch, Vgg};
+use prunebench::model::{Arch, Network};
 use safetensors::tensor::{Dtype, TensorView};
 
 #[test]
 fn imports_vgg16_and_vgg16_bn() {
     for bn in [false, true] {
-        let mut v = Vgg::init(&Arch::imagenet(1.0 / 16.0, 3, 7, bn).unwrap(), 3);
+        let mut v = Network::init(&Arch::imagenet(1.0 / 16.0, 3, 7, bn).unwrap(), 3);
         v.randomize_bn(4);
         let got = from_torchvision_bytes(&torchvision_bytes(&v)).unwrap();
         assert_eq!(got.arch, v.arch);
@@ -24,7 +24,7 @@ fn imports_vgg16_and_vgg16_bn() {
 /// prunebench's on the same map after import.
 #[test]
 fn classifier_reads_the_map_like_pytorch() {
-    let v = Vgg::init(&Arch::imagenet(1.0 / 16.0, 3, 7, false).unwrap(), 5);
+    let v = Network::init(&Arch::imagenet(1.0 / 16.0, 3, 7, false).unwrap(), 5);
     let bytes = torchvision_bytes(&v);
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor("classifier.0.weight").unwrap();
@@ -48,7 +48,7 @@ fn classifier_reads_the_map_like_pytorch() {
         for y in 0..7 {
             for x in 0..7 {
                 for ch in 0..c {
-                    ours += (got.dense[0].weight[[(y * 7 + x) * c + ch, o]] * a(y, x, ch)) as f64;
+                    ours += (got.tensor("classifier.0.weight").unwrap()[[(y * 7 + x) * c + ch, o]] * a(y, x, ch)) as f64;
                 }
             }
         }
@@ -62,10 +62,10 @@ fn rejects_other_files_clearly() {
     let view = TensorView::new(Dtype::F32, vec![4], &data).unwrap();
     let bytes = safetensors::serialize(vec![("features.0.weight", view)], &None).unwrap();
     let e = from_torchvision_bytes(&bytes).unwrap_err();
-    assert!(e.contains("not torchvision VGG-16"), "{e}");
-    let v = Vgg::init(&Arch::imagenet(1.0 / 16.0, 3, 7, false).unwrap(), 1);
+    assert!(e.contains("not torchvision weights prunebench knows") && e.contains("VGG-16"), "{e}");
+    let v = Network::init(&Arch::imagenet(1.0 / 16.0, 3, 7, false).unwrap(), 1);
     let mut bad = v.clone();
-    bad.dense[1].bias = ndarray::Array1::zeros(3);
+    *bad.tensor_mut("classifier.1.bias").unwrap() = ndarray::ArrayD::zeros(ndarray::IxDyn(&[3]));
     let e = from_torchvision_bytes(&torchvision_bytes(&bad)).unwrap_err();
     assert!(e.contains("classifier.3.bias"), "{e}");
 }
@@ -99,13 +99,12 @@ fn torchvision_net_bytes(net: &prunebench::model::Network, edit: impl Fn(&str, &
 
 #[test]
 fn imports_resnets_and_mobilenet_v2_by_their_torchvision_names() {
-    use prunebench::model::import::net_from_torchvision_bytes;
-    use prunebench::model::{Form, Network};
+    use prunebench::model::Form;
     for form in [Form::Resnet18Imagenet, Form::Resnet50Imagenet, Form::Mobilenetv2Imagenet, Form::Resnet20Cifar, Form::Resnet56Cifar] {
         let arch = Arch::new(form, 1.0 / 16.0, 3, 7).unwrap();
-        let mut net = Network::init(&arch, 3).unwrap();
+        let mut net = Network::init(&arch, 3);
         prunebench::graph::init::randomize_bn(&net.graph, &mut net.tensors, 4);
-        let got = net_from_torchvision_bytes(&torchvision_net_bytes(&net, |_, _, _| {})).unwrap();
+        let got = from_torchvision_bytes(&torchvision_net_bytes(&net, |_, _, _| {})).unwrap();
         assert_eq!(got.arch, net.arch, "{form}");
         assert_eq!(got, net, "{form}");
     }
@@ -115,9 +114,8 @@ fn imports_resnets_and_mobilenet_v2_by_their_torchvision_names() {
 /// `[o, i, y, x]` and `[out, in]` land at prunebench's `[y, x, i, o]` and `[in, out]`.
 #[test]
 fn torchvision_layouts_map_to_hwio_and_in_out() {
-    use prunebench::model::import::net_from_torchvision_bytes;
-    use prunebench::model::{Form, Network};
-    let net = Network::init(&Arch::new(Form::Resnet18Imagenet, 1.0 / 16.0, 3, 7).unwrap(), 1).unwrap();
+    use prunebench::model::Form;
+    let net = Network::init(&Arch::new(Form::Resnet18Imagenet, 1.0 / 16.0, 3, 7).unwrap(), 1);
     let f = |idx: &[usize]| idx.iter().fold(0.0f32, |a, &i| a * 10.0 + i as f32);
     let bytes = torchvision_net_bytes(&net, |name, data, shape| {
         if name == "conv1.weight" || name == "fc.weight" {
@@ -131,7 +129,7 @@ fn torchvision_layouts_map_to_hwio_and_in_out() {
             }
         }
     });
-    let got = net_from_torchvision_bytes(&bytes).unwrap();
+    let got = from_torchvision_bytes(&bytes).unwrap();
     let k = got.tensor("conv1.weight").unwrap();
     assert_eq!(k.shape(), [7, 7, 3, 4]);
     assert_eq!(k[[5, 2, 1, 3]], f(&[3, 1, 5, 2]), "torch [o=3, i=1, y=5, x=2] is HWIO [5, 2, 1, 3]");
@@ -142,16 +140,15 @@ fn torchvision_layouts_map_to_hwio_and_in_out() {
 
 #[test]
 fn refuses_unknown_names_and_bad_shapes_by_name() {
-    use prunebench::model::import::net_from_torchvision_bytes;
-    use prunebench::model::{Form, Network};
-    let net = Network::init(&Arch::new(Form::Mobilenetv2Imagenet, 1.0 / 16.0, 3, 7).unwrap(), 1).unwrap();
+    use prunebench::model::Form;
+    let net = Network::init(&Arch::new(Form::Mobilenetv2Imagenet, 1.0 / 16.0, 3, 7).unwrap(), 1);
     let mut bytes = torchvision_net_bytes(&net, |_, _, _| {});
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut views: Vec<(String, TensorView)> = st.tensors().into_iter().collect();
     let extra = [0u8; 4];
     views.push(("features.19.weight".into(), TensorView::new(Dtype::F32, vec![1], &extra).unwrap()));
     let with_extra = safetensors::serialize(views, &None).unwrap();
-    let e = net_from_torchvision_bytes(&with_extra).unwrap_err();
+    let e = from_torchvision_bytes(&with_extra).unwrap_err();
     assert!(e.contains("unexpected tensor 'features.19.weight'"), "{e}");
     // A depthwise conv whose channels disagree with the expand conv before it.
     let views: Vec<(String, TensorView)> = safetensors::SafeTensors::deserialize(&bytes)
@@ -164,8 +161,8 @@ fn refuses_unknown_names_and_bad_shapes_by_name() {
     let mut views = views;
     views.push(("features.2.conv.1.0.weight".into(), TensorView::new(Dtype::F32, vec![5, 1, 3, 3], &short).unwrap()));
     bytes = safetensors::serialize(views, &None).unwrap();
-    let e = net_from_torchvision_bytes(&bytes).unwrap_err();
+    let e = from_torchvision_bytes(&bytes).unwrap_err();
     assert!(e.contains("features.2.conv.1.0"), "{e}");
-    let e = net_from_torchvision_bytes(&safetensors::serialize(Vec::<(String, TensorView)>::new(), &None).unwrap()).unwrap_err();
+    let e = from_torchvision_bytes(&safetensors::serialize(Vec::<(String, TensorView)>::new(), &None).unwrap()).unwrap_err();
     assert!(e.contains("ResNet") && e.contains("MobileNetV2"), "{e}");
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use prunebench::data::{Source, Split};
 use prunebench::lower::Lowering;
-use prunebench::model::{Arch, Vgg};
+use prunebench::model::{Arch, Network};
 use prunebench::train::fit::{fit, FitConfig, FitJob, Position, Silent};
 use prunebench::train::{LrSchedule, OptConfig};
 
@@ -21,7 +21,8 @@ fn tiny_vgg_learns_fashion_mnist() {
         .expect("Fashion-MNIST must be installed for the tests: run `bash scripts/setup.sh`")
         .take(12_000);
     let test = src.load(Split::Test, arch.input).unwrap().take(1_000);
-    let plan: Vec<Lowering> = (0..13).map(|i| if arch.conv_hw(i).0 <= 2 { Lowering::Im2col } else { Lowering::Direct }).collect();
+    let plan = prunebench::train::default_plan(&arch);
+    assert!(plan.contains(&Lowering::Im2col), "the 2x2 maps take im2col");
     let stop = AtomicBool::new(false);
     let job = FitJob {
         session: common::cpu(),
@@ -43,7 +44,7 @@ fn tiny_vgg_learns_fashion_mnist() {
         meta: Default::default(),
         stop: &stop,
     };
-    let (_, r) = fit(&Vgg::init(&arch, 0), &job, Position::default(), &mut Silent).unwrap();
+    let (_, r) = fit(&Network::init(&arch, 0), &job, Position::default(), &mut Silent).unwrap();
     let t = r.test.expect("evaluated");
     assert_eq!(t.images, 1_000);
     assert!(t.top1 >= 0.80, "test top-1 {:.3} after {} steps (loss {:.3})", t.top1, r.steps, t.loss);

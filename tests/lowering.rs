@@ -6,7 +6,12 @@ mod common;
 use prunebench::hlo::{Builder, DType, Shape};
 use prunebench::tune::{Decision, Progress, RetuneBusy, Tuner};
 use prunebench::lower::{LayerShape, Lowering, ALL};
-use prunebench::model::reference;
+use prunebench::graph::{reference, ConvSpec};
+
+/// The plain reference of a 3x3 stride-1 pad-1 conv without bias.
+fn conv3x3(x: &ndarray::Array4<f64>, k: &ndarray::Array4<f64>) -> ndarray::Array4<f64> {
+    reference::conv(x, k, None, &ConvSpec::new(k.shape()[3], 3, 1, 1, false))
+}
 
 /// One layer through `lowering` in `dtype` (f64 or f32) on random data (seeds `seed`,
 /// `seed + 1`), called `calls` times: the relative error of each call against the f64
@@ -15,7 +20,7 @@ fn layer_errors(lowering: Lowering, dtype: DType, (n, hw, cin, cout): (usize, us
     let s = common::cpu();
     let x = common::images(n, hw, hw, cin, seed);
     let k = common::images(3, 3, cin, cout, seed + 1);
-    let want = reference::conv3x3(&x.mapv(f64::from), &k.mapv(f64::from), &vec![0.0; cout]);
+    let want = conv3x3(&x.mapv(f64::from), &k.mapv(f64::from));
     let want: Vec<f64> = want.iter().copied().collect();
     let (xd, kd) = ([n as i64, hw as i64, hw as i64, cin as i64], [3, 3, cin as i64, cout as i64]);
     let mut b = Builder::new();
@@ -69,10 +74,10 @@ fn winograd_f32_is_close_on_a_wide_layer() {
 fn a_wrong_kernel_layout_is_caught() {
     let x = common::images(1, 4, 4, 3, 1).mapv(f64::from);
     let k = common::images(3, 3, 3, 3, 2).mapv(f64::from);
-    let right = reference::conv3x3(&x, &k, &[0.0; 3]);
+    let right = conv3x3(&x, &k);
     let mut flipped = k.clone();
     flipped.invert_axis(ndarray::Axis(0));
-    let wrong = reference::conv3x3(&x, &flipped, &[0.0; 3]);
+    let wrong = conv3x3(&x, &flipped);
     let a: Vec<f64> = right.iter().copied().collect();
     let b: Vec<f64> = wrong.iter().copied().collect();
     assert!(common::rel_err(&a, &b) > 1e-2);

@@ -12,12 +12,15 @@ use std::process::Command;
 use ndarray::{s, Array4};
 use prunebench::hlo::DType;
 use prunebench::lower::Lowering;
-use prunebench::model::{checkpoint, counts, reference, Arch, Vgg};
+use prunebench::graph::groups::groups;
+use prunebench::graph::reference::{self, BnMode};
+use prunebench::graph::Op;
+use prunebench::model::{checkpoint, counts, Arch, Network};
 use prunebench::prune::{self, stats, Control, Plan, Schedule, ScoreContext};
 use prunebench::runtime::CompiledModel;
 
-fn net(arch: Arch, seed: u64) -> Vgg {
-    let mut v = Vgg::init(&arch, seed);
+fn net(arch: Arch, seed: u64) -> Network {
+    let mut v = Network::init(&arch, seed);
     v.randomize_bn(seed + 1);
     v
 }
@@ -35,14 +38,23 @@ fn archs() -> Vec<Arch> {
     ]
 }
 
-/// Reference logits of `v` with every channel not in `keep` zeroed after its ReLU.
-fn zeroed_reference(v: &Vgg, x: &Array4<f64>, keep: &[Vec<usize>]) -> Vec<f64> {
-    let out = reference::forward_with(v, x, |i, act| {
-        for j in (0..act.shape()[3]).filter(|j| !keep[i].contains(j)) {
-            act.slice_mut(s![.., .., .., j]).fill(0.0);
+/// Reference logits of `v` with every channel of pruned group `i` not in `keep[i]` zeroed
+/// after every ReLU of the group (on a residual group: after each add's ReLU too).
+fn zeroed_reference(v: &Network, x: &Array4<f64>, keep: &[Vec<usize>]) -> Vec<f64> {
+    let gs = groups(&v.graph);
+    let ids = prune::targets(&v.graph, &gs);
+    let t = reference::to_f64(&v.tensors);
+    let out = reference::forward_with(&v.graph, &t, &x.clone().into_dyn(), BnMode::Running, |id, act| {
+        if !matches!(v.graph.node(id).op, Op::Relu | Op::Relu6) {
+            return;
+        }
+        if let Some(i) = ids.iter().position(|&g| g == gs.of(id).id) {
+            for j in (0..act.shape()[3]).filter(|j| !keep[i].contains(j)) {
+                act.slice_mut(s![.., .., .., j]).fill(0.0);
+            }
         }
     });
-    out.iter().copied().collect()
+    out.last().unwrap().iter().copied().collect()
 }
 
 fn flat(a: ndarray::Array2<f64>) -> Vec<f64> {
@@ -63,7 +75,7 @@ fn pruned_equals_original_with_channels_zeroed() {
         let x32 = common::images(n, h, w, c, 7);
         let x = x32.mapv(f64::from);
         let lowering = vec![Lowering::Direct; 13];
-        let logits = |m: &Vgg| -> Vec<f64> {
+        let logits = |m: &Network| -> Vec<f64> {
             let cm = CompiledModel::new(common::cpu(), m, n, DType::F32, &lowering).unwrap();
             cm.predict(x32.as_slice().unwrap(), n).unwrap().iter().map(|&a| a as f64).collect()
         };
@@ -77,9 +89,9 @@ fn pruned_equals_original_with_channels_zeroed() {
             let what = format!("{} {} {}", v.arch.describe(), plan.criterion, plan.schedule);
 
             let want = zeroed_reference(&v, &x, &keep);
-            let err = common::rel_err(&flat(reference::forward(&pruned, &x)), &want);
+            let err = common::rel_err(&flat(common::logits(&pruned, &x)), &want);
             assert!(err < 1e-9, "{what}: pruned vs zeroed reference {err:e}");
-            let err = common::rel_err(&flat(reference::forward(&masked, &x)), &want);
+            let err = common::rel_err(&flat(common::logits(&masked, &x)), &want);
             assert!(err < 1e-9, "{what}: masked vs zeroed reference {err:e}");
 
             let (lp, lm) = (logits(&pruned), logits(&masked));
@@ -110,8 +122,8 @@ fn ratio_zero_is_the_identity_and_counts_follow_channels() {
         .sum();
     assert_eq!(counts::params(&p.model.arch), tensors);
     assert!(counts::macs(&p.model.arch) * 3 < counts::macs(&v.arch));
-    let (cin, cout) = (p.model.arch.conv_in(5) as u64, p.model.arch.channels[5] as u64);
-    let (h, w) = p.model.arch.conv_hw(5);
+    let (cin, cout) = (p.model.arch.channels[4] as u64, p.model.arch.channels[5] as u64);
+    let (h, w) = (8, 8); // conv 5 runs after two pools of the 32x32 input
     assert_eq!(counts::layers(&p.model.arch)[5].macs, (h * w) as u64 * 9 * cin * cout);
 }
 
@@ -127,7 +139,7 @@ fn round_to_floors_and_skip_are_honoured() {
     assert_eq!(k[1..12], [4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8]);
     // Global with one layer whose BN scales are all 0 (they normalise to 0) never empties it.
     let mut v = v;
-    v.convs[6].bn.as_mut().unwrap().gamma.fill(0.0);
+    v.tensor_mut("features.6.bn.gamma").unwrap().fill(0.0);
     let keep =
         prune::keep_sets(&v, &Plan::new("bn-scale", Schedule::Global(0.95)), &ScoreContext::weights_only()).unwrap();
     assert!(keep.iter().all(|k| !k.is_empty()));
@@ -165,9 +177,8 @@ fn bad_input_is_a_clear_error() {
 fn statistics_program_matches_reference_and_data_criteria_find_dead_channels() {
     let mut v = net(cifar(), 4);
     // Conv 0 channel 2 is dead: BN maps it to -1 whatever the input, ReLU to 0.
-    let bn = v.convs[0].bn.as_mut().unwrap();
-    bn.gamma[2] = 0.0;
-    bn.beta[2] = -1.0;
+    v.tensor_mut("features.0.bn.gamma").unwrap()[[2]] = 0.0;
+    v.tensor_mut("features.0.bn.beta").unwrap()[[2]] = -1.0;
     let x = common::images(5, 32, 32, 3, 9);
     let ctx = ScoreContext::with_data(common::cpu(), x.as_slice().unwrap(), 5, 2);
     // Every image: batches of 2, 2 and 1 (two compiled sizes).
@@ -183,17 +194,23 @@ fn statistics_program_matches_reference_and_data_criteria_find_dead_channels() {
 }
 
 /// Asserts device statistics `st` are the f64 host reference's over every image of `x`.
-fn assert_stats_match_reference(v: &Vgg, x: &ndarray::Array4<f32>, st: &[stats::ChannelStats]) {
+fn assert_stats_match_reference(v: &Network, x: &ndarray::Array4<f32>, st: &[stats::ChannelStats]) {
     let mut sums: Vec<Vec<f64>> = vec![];
     let mut zeros: Vec<Vec<f64>> = vec![];
-    reference::forward_with(v, &x.mapv(f64::from), |_, act| {
+    let mut hw = vec![];
+    let t = reference::to_f64(&v.tensors);
+    reference::forward_with(&v.graph, &t, &x.mapv(f64::from).into_dyn(), BnMode::Running, |id, act| {
+        if !matches!(v.graph.node(id).op, Op::Relu) {
+            return;
+        }
         let c = act.shape()[3];
+        hw.push(act.shape()[1] * act.shape()[2]);
         sums.push((0..c).map(|j| act.slice(s![.., .., .., j]).sum()).collect());
         zeros.push((0..c).map(|j| act.slice(s![.., .., .., j]).iter().filter(|&&a| a == 0.0).count() as f64).collect());
     });
+    assert_eq!(st.len(), 13);
     for i in 0..13 {
-        let (h, w) = v.arch.conv_hw(i);
-        assert_eq!(st[i].positions, (x.shape()[0] * h * w) as f64);
+        assert_eq!(st[i].positions, (x.shape()[0] * hw[i]) as f64);
         let err = common::rel_err(&st[i].sum, &sums[i]);
         assert!(err < 1e-4, "conv {i} sums: {err:e}");
         let diff: f64 = st[i].zeros.iter().zip(&zeros[i]).map(|(a, b)| (a - b).abs()).sum();
@@ -297,7 +314,7 @@ fn cli_prunes_and_writes_nothing_on_error() {
     let ck = checkpoint::load(&out).unwrap();
     assert_eq!(ck.model.arch, v.arch);
     assert_eq!(ck.meta["prunebench.control"], "masked");
-    let zeroed: BTreeSet<usize> = (0..4).filter(|&j| ck.model.convs[1].bias[j] == 0.0).collect();
+    let zeroed: BTreeSet<usize> = (0..4).filter(|&j| ck.model.tensor("features.1.bias").unwrap()[[j]] == 0.0).collect();
     assert_eq!(zeroed.len(), 2);
 }
 
@@ -309,12 +326,10 @@ fn cli_prunes_and_writes_nothing_on_error() {
 fn taylor_scores_filter_groups_from_gradients() {
     use rand::{Rng, SeedableRng};
     let mut v = net(Arch::cifar(0.0625, 1, 10, vec![]).unwrap(), 40);
-    let c0 = &mut v.convs[0];
-    c0.kernel.slice_mut(s![.., .., .., 1]).fill(0.0);
-    c0.bias[1] = 0.0;
-    let bn = c0.bn.as_mut().unwrap();
-    bn.gamma[1] = 0.0;
-    bn.beta[1] = 0.0;
+    v.tensor_mut("features.0.weight").unwrap().slice_mut(s![.., .., .., 1]).fill(0.0);
+    for r in ["bias", "bn.gamma", "bn.beta"] {
+        v.tensor_mut(&format!("features.0.{r}")).unwrap()[[1]] = 0.0;
+    }
     let n = 6;
     let x = common::images(n, 32, 32, 1, 41);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);

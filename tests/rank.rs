@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, Array4, Axis};
+use ndarray::{Array2, Array4};
 use prunebench::data::{epoch_order, Dataset};
 use prunebench::hlo::DType;
 use prunebench::lower::Lowering;
-use prunebench::model::weights::BN_EPS;
-use prunebench::model::{checkpoint, reference, Arch, Vgg};
+use prunebench::graph::{Op, Role};
+use prunebench::model::{checkpoint, Arch, Network};
 use prunebench::rank::features::{feature_dim, FeatureModel};
 use prunebench::rank::measures::{leep, nleep};
 use prunebench::rank::metrics::{kendall_tau_b, pearson, weighted_tau, weighted_tau_by_x, Quality};
@@ -165,8 +165,8 @@ fn accuracy_counts_argmax_hits() {
 
 // ---- programs on the CPU plugin -----------------------------------------------------------
 
-fn tiny(hidden: Vec<usize>, seed: u64) -> Vgg {
-    let mut v = Vgg::init(&Arch::cifar(0.0625, 1, 10, hidden).unwrap(), seed);
+fn tiny(hidden: Vec<usize>, seed: u64) -> Network {
+    let mut v = Network::init(&Arch::cifar(0.0625, 1, 10, hidden).unwrap(), seed);
     v.randomize_bn(seed + 1);
     v
 }
@@ -191,42 +191,23 @@ fn features_program_returns_logits_and_the_penultimate_layer() {
         let p = fm.probe(&data).unwrap();
         assert_eq!(p.features.dim(), (5, feature_dim(&v.arch)));
         let x = Array4::from_shape_vec((5, 32, 32, 1), data.images.iter().map(|&t| t as f64).collect()).unwrap();
-        let want = reference::forward(&v, &x);
+        let want = common::logits(&v, &x);
         let err = common::rel_err(p.logits.as_slice().unwrap(), want.as_slice().unwrap());
         assert!(err < 1e-5, "logits vs reference: {err}");
         // The last dense layer applied to the features gives the logits.
-        let last = v.dense.last().unwrap();
-        let again = p.features.dot(&last.weight.mapv(f64::from)) + &last.bias.mapv(f64::from);
+        let j = v.arch.hidden.len();
+        let w: ndarray::Array2<f64> = v.tensor(&format!("classifier.{j}.weight")).unwrap().mapv(f64::from).into_dimensionality().unwrap();
+        let b: ndarray::Array1<f64> = v.tensor(&format!("classifier.{j}.bias")).unwrap().mapv(f64::from).into_dimensionality().unwrap();
+        let again = p.features.dot(&w) + &b;
         let err = common::rel_err(again.as_slice().unwrap(), p.logits.as_slice().unwrap());
         assert!(err < 1e-5, "features -> logits: {err}");
     }
 }
 
-/// Per conv (mean, biased variance) of the pre-BN output with every BN normalising by the
-/// current batch's statistics: the plain Rust reference of the statistics program.
-fn reference_batch_stats(v: &Vgg, x: &Array4<f64>) -> Vec<(Vec<f64>, Vec<f64>)> {
-    let mut a = x.clone();
-    let mut out = Vec::new();
-    for (i, c) in v.convs.iter().enumerate() {
-        let bias: Vec<f64> = c.bias.iter().map(|&b| b as f64).collect();
-        let mut y = reference::conv3x3(&a, &c.kernel.mapv(f64::from), &bias);
-        let mean = y.mean_axis(Axis(0)).unwrap().mean_axis(Axis(0)).unwrap().mean_axis(Axis(0)).unwrap();
-        let var = Array4::from_shape_fn(y.dim(), |(n, h, w, o)| (y[[n, h, w, o]] - mean[o]).powi(2))
-            .mean_axis(Axis(0))
-            .unwrap()
-            .mean_axis(Axis(0))
-            .unwrap()
-            .mean_axis(Axis(0))
-            .unwrap();
-        let bn = c.bn.as_ref().unwrap();
-        for ((_, _, _, o), t) in y.indexed_iter_mut() {
-            let z = (*t - mean[o]) / (var[o] + BN_EPS as f64).sqrt() * bn.gamma[o] as f64 + bn.beta[o] as f64;
-            *t = z.max(0.0);
-        }
-        out.push((mean.to_vec(), var.to_vec()));
-        a = if Arch::pools_after(i) { reference::max_pool2(&y) } else { y };
-    }
-    out
+/// Per batch norm (mean, biased variance) of its input with every BN normalising by the
+/// current batch's statistics: the f64 reference of the statistics program.
+fn reference_batch_stats(v: &Network, x: &Array4<f64>) -> Vec<(Vec<f64>, Vec<f64>)> {
+    common::batch_stats(v, x).1
 }
 
 #[test]
@@ -251,18 +232,20 @@ fn bn_recalibration_reproduces_the_reference_batch_statistics() {
     let order = epoch_order(4, RECAL_SEED, 0);
     let b0 = reference_batch_stats(&v, &x(&order[0..2]));
     let b1 = reference_batch_stats(&v, &x(&order[2..4]));
-    for (i, conv) in r.convs.iter().enumerate() {
-        let (hh, ww) = v.arch.conv_hw(i);
-        let m = (2 * hh * ww) as f64;
-        let bn = conv.bn.as_ref().unwrap();
+    let bns: Vec<_> = r.graph.nodes().iter().filter(|n| matches!(n.op, Op::BatchNorm)).collect();
+    assert_eq!(bns.len(), 13);
+    for (i, bn) in bns.iter().enumerate() {
+        let d = &r.graph.node(bn.inputs[0]).dims;
+        let m = (2 * d[0] * d[1]) as f64;
+        let t = |net: &Network, role: Role| net.tensors[net.graph.param_index(bn.id, role).unwrap()].clone();
         let want_m: Vec<f64> = b0[i].0.iter().zip(&b1[i].0).map(|(a, b)| (a + b) / 2.0).collect();
         let want_v: Vec<f64> = b0[i].1.iter().zip(&b1[i].1).map(|(a, b)| (a + b) / 2.0 * m / (m - 1.0)).collect();
-        let got_m: Vec<f64> = bn.mean.iter().map(|&t| t as f64).collect();
-        let got_v: Vec<f64> = bn.var.iter().map(|&t| t as f64).collect();
-        assert!(common::rel_err(&got_m, &want_m) < 1e-5, "conv {i} mean");
-        assert!(common::rel_err(&got_v, &want_v) < 1e-5, "conv {i} var");
+        let got_m: Vec<f64> = t(&r, Role::RunningMean).iter().map(|&t| t as f64).collect();
+        let got_v: Vec<f64> = t(&r, Role::RunningVar).iter().map(|&t| t as f64).collect();
+        assert!(common::rel_err(&got_m, &want_m) < 1e-5, "bn {i} mean");
+        assert!(common::rel_err(&got_v, &want_v) < 1e-5, "bn {i} var");
         // Affine parameters are untouched.
-        assert_eq!(bn.gamma, v.convs[i].bn.as_ref().unwrap().gamma);
+        assert_eq!(t(&r, Role::Gamma), t(&v, Role::Gamma));
     }
 }
 
@@ -314,7 +297,7 @@ fn bad_input_gets_clear_errors() {
     assert!(e.contains("at least 2 candidate"), "{e}");
 
     let other = dir.path().join("other.safetensors");
-    let v3 = Vgg::init(&Arch::cifar(0.0625, 1, 3, vec![]).unwrap(), 2);
+    let v3 = Network::init(&Arch::cifar(0.0625, 1, 3, vec![]).unwrap(), 2);
     checkpoint::save(&other, &v3, &BTreeMap::new()).unwrap();
     let e = study::load_candidates(&[one.clone(), other]).unwrap_err().to_string();
     assert!(e.contains("10 classes") && e.contains("3 classes"), "{e}");

@@ -7,12 +7,12 @@ mod common;
 
 use common::coords;
 
-use ndarray::{Array2, Array4, Axis};
+use ndarray::{Array2, Array4};
 use prunebench::graph::{ConvSpec, PoolSpec};
 use prunebench::hlo::{Builder, ConvDims, DType, ReduceOp, Shape, Value};
 use prunebench::lower::Lowering;
-use prunebench::model::weights::BN_EPS;
-use prunebench::model::{reference, Arch, Vgg};
+use prunebench::graph::{Op, Role};
+use prunebench::model::{Arch, Network};
 use prunebench::pjrt::{Buffer, Executable};
 use prunebench::runtime::CompiledModel;
 use prunebench::train::{self, grad, lr_at, LrSchedule, OptConfig, Trainer};
@@ -341,14 +341,14 @@ fn tiny() -> Arch {
 }
 
 /// A tiny VGG with non-trivial BN parameters and running statistics.
-fn tiny_vgg() -> Vgg {
-    let mut v = Vgg::init(&tiny(), 21);
+fn tiny_vgg() -> Network {
+    let mut v = Network::init(&tiny(), 21);
     v.randomize_bn(22);
     v
 }
 
 /// Host arguments of the f64 step program: batch, labels, lr, parameters, momentum, stats.
-fn step_args(v: &Vgg, x: &[f64], labels: &[i32], lr: f32, mom: Option<&[Vec<f64>]>, p: &train::TrainProgram) -> Vec<Arg> {
+fn step_args(v: &Network, x: &[f64], labels: &[i32], lr: f32, mom: Option<&[Vec<f64>]>, p: &train::TrainProgram) -> Vec<Arg> {
     let [h, w, c] = v.arch.input;
     let n = labels.len() as i64;
     let mut args = vec![
@@ -358,19 +358,9 @@ fn step_args(v: &Vgg, x: &[f64], labels: &[i32], lr: f32, mom: Option<&[Vec<f64>
     ];
     let mut params = Vec::new();
     let mut stats = Vec::new();
-    for cv in &v.convs {
-        params.push(cv.kernel.iter().map(|&t| t as f64).collect::<Vec<_>>());
-        params.push(cv.bias.iter().map(|&t| t as f64).collect());
-        if let Some(bn) = &cv.bn {
-            params.push(bn.gamma.iter().map(|&t| t as f64).collect());
-            params.push(bn.beta.iter().map(|&t| t as f64).collect());
-            stats.push(bn.mean.iter().map(|&t| t as f64).collect::<Vec<_>>());
-            stats.push(bn.var.iter().map(|&t| t as f64).collect());
-        }
-    }
-    for d in &v.dense {
-        params.push(d.weight.iter().map(|&t| t as f64).collect());
-        params.push(d.bias.iter().map(|&t| t as f64).collect());
+    for (p, t) in v.graph.params().iter().zip(&v.tensors) {
+        let data: Vec<f64> = t.iter().map(|&x| x as f64).collect();
+        if p.is_trainable() { params.push(data) } else { stats.push(data) }
     }
     for (s, data) in p.params.iter().zip(&params) {
         args.push(Arg::F64(s.shape.dims.clone(), data.clone()));
@@ -392,47 +382,17 @@ fn batch_data(n: usize, seed: u64) -> (Vec<f64>, Vec<i32>) {
     (x.iter().map(|&t| t as f64).collect(), labels)
 }
 
-/// Per conv: (batch mean, biased batch variance) of each channel.
+/// Per batch norm: (batch mean, biased batch variance) of each channel.
 type BatchStats = Vec<(Vec<f64>, Vec<f64>)>;
 
-/// Plain Rust forward pass with batch-statistics BN: (mean loss, number correct, batch stats).
-fn reference_train_forward(v: &Vgg, x: &Array4<f64>, labels: &[i32]) -> (f64, usize, BatchStats) {
-    let mut a = x.clone();
-    let mut stats = Vec::new();
-    for (i, c) in v.convs.iter().enumerate() {
-        let k = c.kernel.mapv(f64::from);
-        let bias: Vec<f64> = c.bias.iter().map(|&t| t as f64).collect();
-        let mut y = reference::conv3x3(&a, &k, &bias);
-        let bn = c.bn.as_ref().unwrap();
-        let (n, hh, ww, ch) = y.dim();
-        let m = (n * hh * ww) as f64;
-        let mean: Vec<f64> = (0..ch).map(|o| y.index_axis(Axis(3), o).sum() / m).collect();
-        let var: Vec<f64> =
-            (0..ch).map(|o| y.index_axis(Axis(3), o).iter().map(|t| (t - mean[o]).powi(2)).sum::<f64>() / m).collect();
-        for ((_, _, _, o), t) in y.indexed_iter_mut() {
-            let z = (*t - mean[o]) / (var[o] + BN_EPS as f64).sqrt() * bn.gamma[o] as f64 + bn.beta[o] as f64;
-            *t = z.max(0.0);
-        }
-        stats.push((mean, var));
-        a = if Arch::pools_after(i) { reference::max_pool2(&y) } else { y };
-    }
-    let n = a.shape()[0];
-    let mut hcur: Array2<f64> = a.into_shape_with_order((n, v.arch.flat_features())).unwrap();
-    let last = v.dense.len() - 1;
-    for (j, d) in v.dense.iter().enumerate() {
-        let mut y = hcur.dot(&d.weight.mapv(f64::from));
-        for mut row in y.rows_mut() {
-            for (o, t) in row.iter_mut().enumerate() {
-                *t += d.bias[o] as f64;
-                if j != last {
-                    *t = t.max(0.0);
-                }
-            }
-        }
-        hcur = y;
-    }
+/// The graph's f64 reference forward pass with batch-statistics BN: (mean loss, number
+/// correct, batch stats of every BN input in graph order).
+fn reference_train_forward(v: &Network, x: &Array4<f64>, labels: &[i32]) -> (f64, usize, BatchStats) {
+    let (values, stats) = common::batch_stats(v, x);
+    let logits: Array2<f64> = values.last().unwrap().clone().into_dimensionality().unwrap();
+    let n = logits.nrows();
     let (mut loss, mut correct) = (0.0, 0);
-    for (row, &l) in hcur.rows().into_iter().zip(labels) {
+    for (row, &l) in logits.rows().into_iter().zip(labels) {
         let mx = row.fold(f64::MIN, |m, &t| m.max(t));
         let lse = mx + row.iter().map(|t| (t - mx).exp()).sum::<f64>().ln();
         loss += lse - row[l as usize];
@@ -472,15 +432,18 @@ fn step_program_gradients_loss_and_stats_match_references() {
     let (want_loss, want_correct, want_stats) = reference_train_forward(&v, &xa, &labels);
     assert!((loss - want_loss).abs() < 1e-9 * want_loss.abs(), "loss {loss} vs reference {want_loss}");
     assert_eq!(correct, want_correct as f64);
+    let bns: Vec<_> = v.graph.nodes().iter().filter(|n| matches!(n.op, Op::BatchNorm)).collect();
+    assert_eq!(bns.len(), 13);
     for (i, (mean, var)) in want_stats.iter().enumerate() {
-        let (hh, ww) = v.arch.conv_hw(i);
-        let m = (4 * hh * ww) as f64;
-        let bn = v.convs[i].bn.as_ref().unwrap();
+        let d = &v.graph.node(bns[i].inputs[0]).dims;
+        let m = (4 * d[0] * d[1]) as f64;
+        let run = |r: Role| v.tensors[v.graph.param_index(bns[i].id, r).unwrap()].clone();
+        let (rm, rv) = (run(Role::RunningMean), run(Role::RunningVar));
         let got_m = f64s(&out[2 + 2 * np + 2 * i]);
         let got_v = f64s(&out[2 + 2 * np + 2 * i + 1]);
         for o in 0..mean.len() {
-            let em = 0.9 * bn.mean[o] as f64 + 0.1 * mean[o];
-            let ev = 0.9 * bn.var[o] as f64 + 0.1 * var[o] * m / (m - 1.0);
+            let em = 0.9 * rm[o] as f64 + 0.1 * mean[o];
+            let ev = 0.9 * rv[o] as f64 + 0.1 * var[o] * m / (m - 1.0);
             assert!((got_m[o] - em).abs() < 1e-9 * (1.0 + em.abs()), "conv{i} running mean {o}: {} vs {em}", got_m[o]);
             assert!((got_v[o] - ev).abs() < 1e-9 * (1.0 + ev.abs()), "conv{i} running var {o}: {} vs {ev}", got_v[o]);
         }
@@ -543,8 +506,8 @@ fn check_step_gradients(p: &train::TrainProgram, exe: &Executable, args: &[Arg],
 #[test]
 fn step_program_gradients_without_bn_with_hidden_layers() {
     let arch = Arch::imagenet(1.0 / 32.0, 3, 5, false).unwrap().with_input(32, 32).unwrap();
-    assert_eq!(arch.dense_dims().len(), 3);
-    let mut v = Vgg::init(&arch, 61);
+    assert_eq!(arch.hidden.len(), 2);
+    let mut v = Network::init(&arch, 61);
     v.randomize_bn(62); // random conv and dense biases
     let opt = OptConfig { momentum: 0.5, weight_decay: 0.0, nesterov: true, bn_momentum: 0.1 };
     let p = train::step_program_with(&arch, 3, DType::F64, &opt, &[Lowering::Direct; 13]).unwrap();
@@ -557,7 +520,7 @@ fn step_program_gradients_without_bn_with_hidden_layers() {
     let out = run(&exe, &args);
     // Without BN the forward is the inference network: compare the loss with the reference.
     let xa = Array4::from_shape_vec((3, 32, 32, 3), x.clone()).unwrap();
-    let logits = reference::forward(&v, &xa);
+    let logits = common::logits(&v, &xa);
     let want: f64 = logits
         .rows()
         .into_iter()
@@ -615,8 +578,8 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let s = common::cpu();
     let v = tiny_vgg();
     let opt = OptConfig::default();
-    let mut t = Trainer::from_vgg(s, &v, 8, &opt).unwrap();
-    assert_eq!(t.to_vgg().unwrap(), v, "upload then download is exact in f32");
+    let mut t = Trainer::new(s, &v, 8, &opt).unwrap();
+    assert_eq!(t.network().unwrap(), v, "upload then download is exact in f32");
     let x = common::images(8, 32, 32, 1, 51);
     let labels: Vec<i32> = (0..8).map(|i| i * 3 % 10).collect();
     let xs = x.as_slice().unwrap();
@@ -624,16 +587,16 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let (l1, _) = t.step(xs, &labels, 0.01).unwrap();
     assert!(l0.is_finite() && (0.0..=8.0).contains(&c0), "loss {l0} correct {c0}");
     assert!(l1 < l0, "one SGD step on the same batch should lower its loss: {l0} -> {l1}");
-    let after = t.to_vgg().unwrap();
-    assert_ne!(after.convs[0].kernel, v.convs[0].kernel);
-    assert_ne!(after.convs[3].bn.as_ref().unwrap().mean, v.convs[3].bn.as_ref().unwrap().mean);
-    assert_eq!(t.param("features.0.weight").unwrap(), after.convs[0].kernel.iter().copied().collect::<Vec<_>>());
+    let after = t.network().unwrap();
+    assert_ne!(after.tensor("features.0.weight"), v.tensor("features.0.weight"));
+    assert_ne!(after.tensor("features.3.bn.running_mean"), v.tensor("features.3.bn.running_mean"));
+    assert_eq!(t.param("features.0.weight").unwrap(), after.tensor("features.0.weight").unwrap().iter().copied().collect::<Vec<_>>());
     assert_eq!(t.steps, 2);
     // Momentum buffers survive a save and a load into a fresh trainer.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     t.save_momentum(&path).unwrap();
-    let mut t2 = Trainer::from_vgg(s, &after, 8, &opt).unwrap();
+    let mut t2 = Trainer::new(s, &after, 8, &opt).unwrap();
     assert!(t2.momentum().unwrap().iter().all(|m| m.iter().all(|&x| x == 0.0)));
     t2.load_momentum(&path).unwrap();
     let m = t.momentum().unwrap();
@@ -642,7 +605,7 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     let (l2a, _) = t.step(xs, &labels, 0.01).unwrap();
     let (l2b, _) = t2.step(xs, &labels, 0.01).unwrap();
     assert_eq!(l2a, l2b, "a restored trainer continues identically");
-    assert_eq!(t.to_vgg().unwrap(), t2.to_vgg().unwrap());
+    assert_eq!(t.network().unwrap(), t2.network().unwrap());
     // A momentum file of the trainer from before the parameter table (tensors named
     // `conv{i}.kernel`, `dense{j}.weight`, ...) still resumes.
     let old_path = dir.path().join("old.safetensors");
@@ -661,7 +624,7 @@ fn trainer_round_trip_and_one_step_lowers_the_loss() {
     assert_eq!(views[0].0, "conv0.kernel");
     assert_eq!(views.last().unwrap().0, "dense0.bias");
     std::fs::write(&old_path, safetensors::serialize(views, &None).unwrap()).unwrap();
-    let mut t3 = Trainer::from_vgg(s, &t.to_vgg().unwrap(), 8, &opt).unwrap();
+    let mut t3 = Trainer::new(s, &t.network().unwrap(), 8, &opt).unwrap();
     t3.load_momentum(&old_path).unwrap();
     assert_eq!(t3.momentum().unwrap(), m);
     // Wrong sizes and labels are reported, not sent to the device.
@@ -700,8 +663,8 @@ fn squares(n: usize, rng: &mut ChaCha8Rng) -> (Vec<f32>, Vec<i32>) {
 fn tiny_vgg_learns_bright_squares() {
     let s = common::cpu();
     let arch = Arch::cifar(0.0625, 1, 2, vec![]).unwrap();
-    let v = Vgg::init(&arch, 3);
-    let mut t = Trainer::from_vgg(s, &v, 32, &OptConfig::default()).unwrap();
+    let v = Network::init(&arch, 3);
+    let mut t = Trainer::new(s, &v, 32, &OptConfig::default()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let total = 150;
     let sched = LrSchedule::cosine(0.05, 10);
@@ -714,7 +677,7 @@ fn tiny_vgg_learns_bright_squares() {
         recent.push(correct / 32.0);
     }
     let train_acc: f32 = recent[total - 20..].iter().sum::<f32>() / 20.0;
-    let trained = t.to_vgg().unwrap();
+    let trained = t.network().unwrap();
     let m = CompiledModel::new(s, &trained, 32, DType::F32, &train::default_plan(&arch)).unwrap();
     let (x, y) = squares(256, &mut rng);
     let logits = m.predict(&x, 256).unwrap();
@@ -828,7 +791,7 @@ fn a_diverged_run_is_an_error_and_saves_nothing_unloadable() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ft.safetensors");
-    let v = Vgg::init(&arch, 5);
+    let v = Network::init(&arch, 5);
     // A healthy epoch first: its checkpoint is written.
     let (healthy, r) = fit(&v, &squares_job(&data, 0.01, 4, Some(out.clone()), &stop), Position::default(), &mut Silent).unwrap();
     assert_eq!(r.steps, 4);

@@ -17,21 +17,28 @@ use crate::bench::validity::{verdict, Rules};
 use crate::bench::{latency, load, Sampling};
 use crate::hlo::DType;
 use crate::lower::Mode;
-use crate::model::{checkpoint, counts, Arch, Vgg};
+use crate::model::{checkpoint, counts, Arch, Form, Network};
 use crate::runtime::CompiledModel;
 
 #[derive(Args, Debug)]
 pub struct LatencyArgs {
-    /// Checkpoints to measure (repeatable). Without any, random VGG-16 CIFAR-form networks
-    /// of each --width are measured (latency does not depend on the weights' values).
+    /// Checkpoints to measure (repeatable). Without any, random networks of each --model and
+    /// --width are measured (latency does not depend on the weights' values).
     #[arg(long)]
     pub checkpoint: Vec<PathBuf>,
+    /// Forms of the random networks, comma separated (e.g. resnet18-imagenet,resnet50-imagenet,
+    /// mobilenetv2-imagenet; `prunebench init --help` lists them), each at its default input size.
+    #[arg(long, value_delimiter = ',', default_value = "vgg16-cifar")]
+    pub model: Vec<String>,
     /// Width multipliers of the random networks, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1.0")]
     pub width: Vec<f64>,
     /// Input channels of the random networks.
     #[arg(long, default_value_t = 3)]
     pub in_channels: usize,
+    /// Classes of the random networks (default: 1000 for the ImageNet forms, else 10).
+    #[arg(long)]
+    pub classes: Option<usize>,
     /// Batch sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub batch: Vec<usize>,
@@ -79,7 +86,7 @@ const HEADER: [&str; 30] = [
 /// The program of one table row.
 struct Prog<'a> {
     name: &'a str,
-    vgg: &'a Vgg,
+    net: &'a Network,
     mode: Mode,
     plan: Vec<crate::lower::Lowering>,
     model: CompiledModel,
@@ -92,14 +99,18 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     if a.target_ci.is_nan() || a.target_ci <= 0.0 || a.time_cap_s.is_nan() || a.time_cap_s < 0.0 {
         bail!("invalid --target-ci {} / --time-cap-s {}: use a fraction > 0 and seconds >= 0", a.target_ci, a.time_cap_s);
     }
-    let mut models: Vec<(String, Vgg)> = Vec::new();
+    let mut models: Vec<(String, Network)> = Vec::new();
     for p in &a.checkpoint {
         models.push((p.display().to_string(), checkpoint::load(p)?.model));
     }
     if models.is_empty() {
-        for &w in &a.width {
-            let arch = Arch::cifar(w, a.in_channels, 10, vec![])?;
-            models.push((format!("vgg16-cifar w{w}"), Vgg::init(&arch, 0)));
+        for m in &a.model {
+            let form: Form = m.parse()?;
+            let classes = a.classes.unwrap_or(if form.to_string().ends_with("-imagenet") { 1000 } else { 10 });
+            for &w in &a.width {
+                let arch = Arch::new(form, w, a.in_channels, classes)?;
+                models.push((format!("{form} w{w}"), Network::init(&arch, 0)));
+            }
         }
     }
     let session = a.device.open()?;
@@ -140,7 +151,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     println!("device: {}  plugin: {}", session.describe(), session.found.path.display());
     println!("every (dtype, batch) setting: its programs timed side by side in interleaved rounds");
     println!(
-        "{:<22} {:>5} {:>5} {:>7} {:>10} {:>19} {:>9} {:>22}  valid",
+        "{:<26} {:>5} {:>5} {:>7} {:>10} {:>19} {:>9} {:>22}  valid",
         "model", "dtype", "batch", "lowering", "p50 ms", "95% CI ms", "img/s", "speed-up vs first"
     );
     let stop = AtomicBool::new(false);
@@ -151,7 +162,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 for &mode in &a.lowering {
                     let plan = resolve_plan(&session, &v.arch, batch, dtype, mode)?;
                     let model = CompiledModel::new(&session, v, batch, dtype, &plan)?;
-                    progs.push(Prog { name, vgg: v, mode, plan, model });
+                    progs.push(Prog { name, net: v, mode, plan, model });
                 }
             }
             let refs: Vec<&CompiledModel> = progs.iter().map(|p| &p.model).collect();
@@ -167,19 +178,19 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 let ci = r.p50_ci.map(|(l, h)| format!("[{:.3}, {:.3}]", l * 1e3, h * 1e3)).unwrap_or_else(|| "-".into());
                 let sp = speedup.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<22} {:>5} {:>5} {:>7} {:>10.3} {:>19} {:>9.1} {:>22}  {valid}",
+                    "{:<26} {:>5} {:>5} {:>7} {:>10.3} {:>19} {:>9.1} {:>22}  {valid}",
                     p.name, dtype.to_string(), batch, p.mode.name(), r.run.p50 * 1e3, ci, r.throughput, sp
                 );
                 if let Some(w) = csv.as_mut() {
                     let ms = |s: f64| format!("{:.4}", s * 1e3);
                     let opt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map(f).unwrap_or_default();
                     let plan_s: Vec<&str> = p.plan.iter().map(|l| l.name()).collect();
-                    let ch: Vec<String> = p.vgg.arch.channels.iter().map(|c| c.to_string()).collect();
+                    let ch: Vec<String> = p.net.arch.channels.iter().map(|c| c.to_string()).collect();
                     let mem = r.memory.unwrap_or_default();
                     let frac = |x: f64| format!("{x:.4}");
                     w.write_record([
-                        p.name.to_string(), ch.join(" "), counts::params(&p.vgg.arch).to_string(),
-                        counts::macs(&p.vgg.arch).to_string(), dtype.to_string(), batch.to_string(),
+                        p.name.to_string(), ch.join(" "), counts::params(&p.net.arch).to_string(),
+                        counts::macs(&p.net.arch).to_string(), dtype.to_string(), batch.to_string(),
                         p.mode.name().to_string(), plan_s.join(" "), format!("{:.3}", p.model.compile_seconds),
                         ms(r.run.p50), opt(r.p50_ci.map(|c| c.0), &ms), opt(r.p50_ci.map(|c| c.1), &ms), ms(r.run.mean),
                         ms(r.run.min), ms(r.run.p90), ms(r.run.p99), ms(r.run.max), ms(r.run.std), r.run.samples.to_string(),

@@ -43,10 +43,11 @@ pub enum Command {
     Finetune(train_cmd::FinetuneArgs),
     /// Top-1 / top-5 accuracy and loss of a checkpoint on a dataset (Fashion-MNIST by default).
     Eval(model_cmds::EvalArgs),
-    /// Convert torchvision/timm VGG-16 ImageNet weights (vgg16, vgg16_bn safetensors) into a
-    /// prunebench checkpoint.
+    /// Convert torchvision/timm weights (vgg16, vgg16_bn, resnet18, resnet50, mobilenet_v2 as
+    /// safetensors) into a prunebench checkpoint.
     Import(model_cmds::ImportArgs),
-    /// Print a checkpoint's architecture, parameter and MAC counts per layer.
+    /// Print a checkpoint's architecture, parameter and MAC counts per layer, and its
+    /// dependency groups (what pruning acts on).
     Info(model_cmds::InfoArgs),
     /// Remove channels from a checkpoint for real (or its masked control); print the savings.
     Prune(prune_cmd::PruneArgs),

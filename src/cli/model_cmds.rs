@@ -11,16 +11,19 @@ use super::device::DeviceArgs;
 use crate::hlo::DType;
 use crate::lower::{self, Mode};
 use crate::tune;
-use crate::model::{checkpoint, counts, program, Arch, Form, Vgg};
+use crate::model::{checkpoint, counts, program, Arch, Form, Network};
 use crate::runtime::{CompiledModel, Session};
 
 /// The architecture of a new network.
 #[derive(Args, Debug)]
 pub struct ModelArgs {
-    /// Model form: vgg16-cifar (32x32 input, BN) or vgg16-imagenet (224x224, 4096-4096 head).
+    /// Model form: vgg16-cifar (32x32 input, BN), vgg16-imagenet (224x224, 4096-4096 head),
+    /// resnet20-cifar, resnet56-cifar (He et al.'s CIFAR ResNets, 32x32), resnet18-imagenet,
+    /// resnet50-imagenet, mobilenetv2-imagenet (torchvision's layouts, 224x224),
+    /// mobilenetv2-cifar (stride-1 stem, 32x32).
     #[arg(long, default_value = "vgg16-cifar")]
     pub model: String,
-    /// Width multiplier applied to every conv (1.0 = VGG-16; 0.25 keeps a quarter).
+    /// Width multiplier applied to every conv (1.0 = the published network; 0.25 keeps a quarter).
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
     /// Input channels (1 for Fashion-MNIST, 3 for RGB).
@@ -36,7 +39,8 @@ pub struct ModelArgs {
     /// ImageNet form only: add batch norm after every conv (torchvision's vgg16_bn).
     #[arg(long)]
     pub bn: bool,
-    /// Input height and width as HxW (multiples of 32); default 32x32 or 224x224 by form.
+    /// Input height and width as HxW (VGG-16: multiples of 32; the others: any size their
+    /// strides fit, e.g. 28x28 for Fashion-MNIST without padding); default 32x32 or 224x224 by form.
     #[arg(long, value_name = "HxW")]
     pub input_size: Option<String>,
 }
@@ -142,7 +146,12 @@ pub fn build_arch(a: &ModelArgs) -> anyhow::Result<Arch> {
             }
             Arch::imagenet(a.width, a.in_channels, a.classes, a.bn)?
         }
-        other => return Err(other.vgg_only("this command").into()),
+        other => {
+            if !hidden.is_empty() || a.bn {
+                bail!("--hidden and --bn apply to VGG-16; {other} has batch norm and one dense layer after its global average pool");
+            }
+            Arch::new(other, a.width, a.in_channels, a.classes)?
+        }
     };
     if let Some(s) = &a.input_size {
         let (h, w) = parse_hw(s)?;
@@ -153,7 +162,7 @@ pub fn build_arch(a: &ModelArgs) -> anyhow::Result<Arch> {
 
 pub fn init(a: &InitArgs) -> anyhow::Result<()> {
     let arch = build_arch(&a.model)?;
-    let v = Vgg::init(&arch, a.seed);
+    let v = Network::init(&arch, a.seed);
     let mut meta = BTreeMap::new();
     meta.insert("prunebench.origin".to_string(), format!("init seed={}", a.seed));
     checkpoint::save(&a.out, &v, &meta)?;
@@ -236,6 +245,7 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
     for (k, v) in &ck.meta {
         println!("{k}: {v}");
     }
+    println!("groups (name=channels, * prunable): {}", checkpoint::groups_line(&ck.model));
     println!("{:<8} {:>12} {:>14}", "layer", "params", "MACs/image");
     for l in counts::layers(arch) {
         println!("{:<8} {:>12} {:>14}", l.name, l.params, l.macs);
@@ -243,6 +253,12 @@ pub fn info(a: &InfoArgs) -> anyhow::Result<()> {
     println!("{:<8} {:>12} {:>14}", "total", counts::params(arch), counts::macs(arch));
     let g = arch.graph()?;
     print!("\ndependency groups\n{}", crate::graph::groups::describe(&g));
+    let gs = crate::graph::groups::groups(&g);
+    println!("\npruned groups (the indices of --skip, the order of --ratios and of the CSV's channels column)");
+    for (i, id) in crate::prune::targets(&g, &gs).into_iter().enumerate() {
+        let grp = &gs.all()[id];
+        println!("{i:>5}  group {id:<4} {:<28} {:>6} channels", grp.name(&g), grp.channels);
+    }
     Ok(())
 }
 
@@ -311,11 +327,11 @@ pub struct ImportArgs {
 }
 
 pub fn import(a: &ImportArgs) -> anyhow::Result<()> {
-    let net = crate::model::import::net_from_torchvision(&a.torchvision)?;
+    let net = crate::model::import::from_torchvision(&a.torchvision)?;
     let src = checkpoint::hex_sha256(&std::fs::read(&a.torchvision)?);
     let mut meta = BTreeMap::new();
     meta.insert("prunebench.origin".to_string(), format!("import torchvision sha256={src}"));
-    checkpoint::save_net(&a.out, &net, &meta)?;
+    checkpoint::save(&a.out, &net, &meta)?;
     println!("wrote {}: {}", a.out.display(), net.arch.describe());
     println!("params {}  MACs/image {}", crate::graph::counts::params(&net.graph), crate::graph::counts::macs(&net.graph));
     Ok(())

@@ -11,14 +11,15 @@ use crate::data::{Dataset, Source, Split};
 use crate::model::{checkpoint, counts, Arch};
 use crate::prune::{self, Control, Needs, Plan, Schedule, ScoreContext};
 
-/// How the removal ratio is spread over the 13 convs.
+/// How the removal ratio is spread over the pruned groups (VGG-16: its 13 convs; a ResNet:
+/// each residual stage and each block's inner conv; `prunebench info` lists them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleKind {
-    /// The same ratio in every conv (--ratio).
+    /// The same ratio in every pruned group (--ratio).
     Uniform,
-    /// One threshold over all convs' scores, each layer normalised by its maximum (--ratio).
+    /// One threshold over all groups' scores, each group normalised by its maximum (--ratio).
     Global,
-    /// One ratio per conv (--ratios, 13 values).
+    /// One ratio per pruned group (--ratios; 13 values on VGG-16).
     Layers,
 }
 
@@ -30,7 +31,9 @@ pub struct PruneArgs {
     /// Criterion that scores channels (higher = kept): l1, l2 (filter norms), random
     /// (seeded), bn-scale (|BN gamma|), fpgm (distance to the layer's geometric median),
     /// apoz, mean-activation (post-ReLU statistics on --images or --dataset), taylor
-    /// (first-order Taylor importance from gradients on labelled --dataset images).
+    /// (first-order Taylor importance from gradients on labelled --dataset images). A group
+    /// with several members (a residual stage) averages its members' scores, each divided by
+    /// its mean, as Torch-Pruning's DepGraph does.
     #[arg(long, value_name = "NAME")]
     pub method: String,
     /// Fraction of channels to REMOVE, in [0, 1), for the uniform and global schedules.
@@ -39,17 +42,19 @@ pub struct PruneArgs {
     /// uniform, global or layers. Default: layers when --ratios is given, else uniform.
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
-    /// Per-conv removal ratios for --schedule layers: 13 comma-separated values in [0, 1).
+    /// Per-group removal ratios for --schedule layers: one comma-separated value in [0, 1)
+    /// per pruned group (13 on VGG-16).
     #[arg(long, value_delimiter = ',', value_name = "R0,R1,...")]
     pub ratios: Vec<f64>,
-    /// Round each conv's KEPT count up to a multiple of N (capped at the original count),
+    /// Round each group's KEPT count up to a multiple of N (capped at the original count),
     /// so pruning never removes more than asked. 1 = no rounding.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub round_to: usize,
-    /// Every pruned conv keeps at least N channels (never fewer than 1).
+    /// Every pruned group keeps at least N channels (never fewer than 1).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub min_channels: usize,
-    /// Conv indices (0-12) to leave untouched, comma separated, e.g. 0,12.
+    /// Pruned-group indices to leave untouched, comma separated, e.g. 0,12 (VGG-16: conv
+    /// indices 0-12; `prunebench info` numbers the groups of any network).
     #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
     pub skip: Vec<usize>,
     /// Seed of the random criterion.
@@ -218,25 +223,32 @@ fn factor(before: u64, after: u64) -> String {
 
 fn print_table(before: &Arch, after: &Arch) {
     let (lb, la) = (counts::layers(before), counts::layers(after));
-    let dims_b = before.dense_dims();
-    let dims_a = after.dense_dims();
-    println!("{:<8} {:>16} {:>22} {:>22}", "layer", "channels", "params", "MACs/image");
+    // Per conv its output channels; per dense layer the features it reads.
+    let widths = |arch: &Arch| -> Vec<usize> {
+        let g = arch.graph().expect("a loaded architecture builds");
+        g.nodes()
+            .iter()
+            .filter_map(|n| match n.op {
+                crate::graph::Op::Conv(c) => Some(c.out),
+                crate::graph::Op::Dense { .. } => Some(g.node(n.inputs[0]).dims.iter().product()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (wb, wa) = (widths(before), widths(after));
+    let name_w = lb.iter().map(|l| l.node.len()).max().unwrap_or(8).max(8);
+    println!("{:<name_w$} {:>16} {:>22} {:>22}", "layer", "channels", "params", "MACs/image");
     for (i, (b, a)) in lb.iter().zip(&la).enumerate() {
-        let width = if i < before.channels.len() {
-            format!("{} -> {}", before.channels[i], after.channels[i])
-        } else {
-            let j = i - before.channels.len();
-            format!("in {} -> {}", dims_b[j].0, dims_a[j].0)
-        };
+        let width = if b.name.starts_with("conv") { format!("{} -> {}", wb[i], wa[i]) } else { format!("in {} -> {}", wb[i], wa[i]) };
         let pm = format!("{} -> {}", human(b.params), human(a.params));
         let mm = format!("{} -> {}", human(b.macs), human(a.macs));
-        println!("{:<8} {:>16} {:>22} {:>22}", b.name, width, pm, mm);
+        println!("{:<name_w$} {:>16} {:>22} {:>22}", b.node, width, pm, mm);
     }
     let (cb, ca): (usize, usize) = (before.channels.iter().sum(), after.channels.iter().sum());
     let (pb, pa) = (counts::params(before), counts::params(after));
     let (mb, ma) = (counts::macs(before), counts::macs(after));
     println!(
-        "{:<8} {:>16} {:>22} {:>22}",
+        "{:<name_w$} {:>16} {:>22} {:>22}",
         "total",
         format!("{cb} -> {ca}"),
         format!("{} -> {}", human(pb), human(pa)),

@@ -12,7 +12,7 @@ use crate::bench::accuracy::Accuracy;
 use crate::data::{Source, Split};
 use crate::error::Error;
 use crate::hlo::DType;
-use crate::model::{checkpoint, Vgg};
+use crate::model::{checkpoint, Network};
 use crate::train::fit::{fit, resume_position, FitConfig, FitJob, FitProgress, Position};
 use crate::train::{Decay, LrSchedule, OptConfig};
 
@@ -201,7 +201,7 @@ impl FitProgress for Bar {
     }
 }
 
-fn run_fit(start_model: Vgg, a: &FitArgs, mut meta: std::collections::BTreeMap<String, String>) -> anyhow::Result<()> {
+fn run_fit(start_model: Network, a: &FitArgs, mut meta: std::collections::BTreeMap<String, String>) -> anyhow::Result<()> {
     if a.dtype != DType::F32 && a.dtype != DType::F64 {
         bail!("invalid --dtype {}: training runs in f32 (or f64 for checks)", a.dtype);
     }
@@ -275,7 +275,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let arch = build_arch(&a.model)?;
     let mut meta = std::collections::BTreeMap::new();
     meta.insert("prunebench.origin".to_string(), format!("train init-seed={}", a.init_seed));
-    run_fit(Vgg::init(&arch, a.init_seed), &a.fit, meta)
+    run_fit(Network::init(&arch, a.init_seed), &a.fit, meta)
 }
 
 pub fn finetune(a: &FinetuneArgs) -> anyhow::Result<()> {

@@ -114,6 +114,22 @@ impl Graph {
     pub fn classes(&self) -> usize {
         self.output().channels()
     }
+
+    /// Checks that `tensors` follow the parameter table: one per entry, each of its shape.
+    /// `what` names the network in the errors (e.g. its [`describe`](crate::model::Arch::describe)).
+    ///
+    /// Errors: another count (`tensor list`, with the count the table needs in parentheses),
+    /// or the first tensor of another shape (named, with the shape it needs).
+    pub fn check_tensors<T>(&self, tensors: &[ndarray::ArrayD<T>], what: &str) -> Result<()> {
+        let n = self.params.len();
+        if tensors.len() != n {
+            return Err(Error::invalid("tensor list", format!("{} tensors", tensors.len()), format!("{what} has one per parameter ({n})")));
+        }
+        if let Some((p, t)) = self.params.iter().zip(tensors).find(|(p, t)| t.shape() != p.dims.as_slice()) {
+            return Err(Error::invalid(format!("tensor '{}'", p.name), format!("{:?}", t.shape()), format!("{what} needs {:?}", p.dims)));
+        }
+        Ok(())
+    }
 }
 
 /// Builds a [`Graph`] node by node; each method checks its input shapes and returns the new

@@ -7,7 +7,7 @@
 
 use ndarray::{Array2, Array4, ArrayD, Axis, Ix2, Ix4};
 
-use super::build::Graph;
+use super::build::{Graph, NodeId};
 use super::op::{ConvSpec, Op, PoolSpec, Role, BN_EPS};
 
 /// Which statistics batch norm uses.
@@ -113,6 +113,12 @@ pub fn batch_norm(x: &Array4<f64>, gamma: &[f64], beta: &[f64], mean: &[f64], va
 /// Panics on tensors or inputs of other shapes (it is a test oracle; callers build both from
 /// the same graph).
 pub fn forward(g: &Graph, params: &[ArrayD<f64>], x: &ArrayD<f64>, bn: BnMode) -> Vec<ArrayD<f64>> {
+    forward_with(g, params, x, bn, |_, _| {})
+}
+
+/// [`forward`] with `hook(node, value)` called on every node's output before its consumers
+/// read it (e.g. to zero channels: an intervention the emitter has no counterpart of).
+pub fn forward_with(g: &Graph, params: &[ArrayD<f64>], x: &ArrayD<f64>, bn: BnMode, mut hook: impl FnMut(NodeId, &mut ArrayD<f64>)) -> Vec<ArrayD<f64>> {
     assert_eq!(params.len(), g.params().len(), "one tensor per parameter");
     assert_eq!(&x.shape()[1..], &g.input().dims[..], "input shape");
     let tensor = |node, role| g.param_index(node, role).map(|i| &params[i]);
@@ -179,6 +185,8 @@ pub fn forward(g: &Graph, params: &[ArrayD<f64>], x: &ArrayD<f64>, bn: BnMode) -
                 y.into_dyn()
             }
         };
+        let mut y = y;
+        hook(node.id, &mut y);
         values.push(y);
     }
     values

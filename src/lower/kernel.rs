@@ -437,11 +437,12 @@ pub fn conv3x3(s: Shape, x: &[f32], k: &[f32], parts: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// The project's plain Rust reference (`model::reference::conv3x3`), flattened.
+    /// The project's plain Rust reference (`graph::reference::conv`, 3x3 stride 1 pad 1), flattened.
     fn reference(s: Shape, x: &[f32], k: &[f32]) -> Vec<f64> {
         let x = ndarray::Array4::from_shape_fn((s.n, s.h, s.w, s.c), |(n, i, j, c)| x[((n * s.h + i) * s.w + j) * s.c + c] as f64);
         let k = ndarray::Array4::from_shape_fn((3, 3, s.c, s.o), |(u, v, c, o)| k[((u * 3 + v) * s.c + c) * s.o + o] as f64);
-        crate::model::reference::conv3x3(&x, &k, &vec![0.0; s.o]).iter().copied().collect()
+        let spec = crate::graph::ConvSpec::new(s.o, 3, 1, 1, false);
+        crate::graph::reference::conv(&x, &k, None, &spec).iter().copied().collect()
     }
 
     #[test]

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::graph::nets::{mobilenet, resnet::ResNet, vgg};
-use crate::graph::Graph;
+use crate::graph::{Graph, Op};
 
 pub use crate::graph::nets::scale_width;
-pub use crate::graph::nets::vgg::{CHANNELS as VGG16_CHANNELS, POOL_AFTER as VGG16_POOL_AFTER};
+pub use crate::graph::nets::vgg::CHANNELS as VGG16_CHANNELS;
 
 /// Number of VGG-16's conv layers.
 pub const NUM_CONVS: usize = VGG16_CHANNELS.len();
@@ -118,31 +118,6 @@ impl Form {
             Family::ResNet(r) => r.channels(width),
             Family::MobileNet(_) => mobilenet::channels(width),
         }
-    }
-
-    /// Refuses a form whose code path is VGG-16 only so far, naming `what` (the command or
-    /// file that needs it): `Ok` for VGG-16's forms, else [`Form::vgg_only`]'s error.
-    pub fn require_vgg(self, what: &str) -> Result<()> {
-        if self.is_vgg() {
-            Ok(())
-        } else {
-            Err(self.vgg_only(what))
-        }
-    }
-
-    /// The error for `what` (a command, a suite, a checkpoint) that runs VGG-16 only so far
-    /// and was given this form. Training, programs, pruning and checkpoints of the new forms
-    /// are wired in later steps of issue #14.
-    pub fn vgg_only(self, what: &str) -> Error {
-        Error::invalid(
-            "model",
-            self,
-            format!(
-                "{what} runs VGG-16 only so far ({self} has its graph, programs, checkpoints and import, but the \
-                 commands that create, train, prune and measure networks are not wired to it yet); use vgg16-cifar or \
-                 vgg16-imagenet"
-            ),
-        )
     }
 }
 
@@ -240,8 +215,7 @@ impl Arch {
         Ok(a)
     }
 
-    /// Whether this is VGG-16 (the methods [`Arch::conv_in`] to [`Arch::dense_dims`] apply
-    /// to VGG-16 only).
+    /// Whether this is VGG-16.
     pub fn is_vgg(&self) -> bool {
         self.form.is_vgg()
     }
@@ -326,41 +300,17 @@ impl Arch {
         self.graph().map(|_| ())
     }
 
-    /// Input channels of conv `i` (VGG-16 only: conv `i` reads conv `i - 1`).
-    pub fn conv_in(&self, i: usize) -> usize {
-        if i == 0 { self.input[2] } else { self.channels[i - 1] }
-    }
-
-    /// Spatial size (h, w) of the map conv `i` reads and writes (VGG-16 only).
-    pub fn conv_hw(&self, i: usize) -> (usize, usize) {
-        let pools = VGG16_POOL_AFTER.iter().filter(|&&p| p < i).count();
-        (self.input[0] >> pools, self.input[1] >> pools)
-    }
-
-    pub fn pools_after(i: usize) -> bool {
-        VGG16_POOL_AFTER.contains(&i)
-    }
-
-    /// Spatial size of the last feature map, the one the head flattens (VGG-16 only).
-    pub fn final_hw(&self) -> (usize, usize) {
-        (self.input[0] >> 5, self.input[1] >> 5)
-    }
-
-    /// Width of the flattened features that feed the first dense layer (VGG-16 only).
-    pub fn flat_features(&self) -> usize {
-        let (h, w) = self.final_hw();
-        h * w * self.channels[NUM_CONVS - 1]
-    }
-
-    /// (in, out) of each dense layer, the classifier last (VGG-16 only).
+    /// (in, out) of each dense layer, the classifier last (VGG-16: the flattened 512-channel
+    /// map, then the hidden widths; the other forms: the pooled features, then the classifier).
     pub fn dense_dims(&self) -> Vec<(usize, usize)> {
-        let mut dims = Vec::new();
-        let mut prev = self.flat_features();
-        for &h in self.hidden.iter().chain(std::iter::once(&self.classes)) {
-            dims.push((prev, h));
-            prev = h;
-        }
-        dims
+        let g = self.graph().expect("a validated Arch builds its graph");
+        g.nodes()
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Dense { out, .. } => Some((g.node(n.inputs[0]).dims.iter().product(), out)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// One-line description, e.g. `vgg16-cifar 32x32x1 [16,16,32,...] head 128->10 bn` or
@@ -390,11 +340,11 @@ mod tests {
     #[test]
     fn maps_halve_after_each_pool() {
         let a = Arch::cifar(1.0, 3, 10, vec![]).unwrap();
-        let hw: Vec<usize> = (0..13).map(|i| a.conv_hw(i).0).collect();
+        let g = a.graph().unwrap();
+        let hw: Vec<usize> = g.convs().map(|(n, _)| n.dims[0]).collect();
         assert_eq!(hw, [32, 32, 16, 16, 8, 8, 8, 4, 4, 4, 2, 2, 2]);
-        assert_eq!(a.final_hw(), (1, 1));
+        assert_eq!(a.dense_dims(), vec![(512, 10)]);
         let i = Arch::imagenet(1.0, 3, 1000, false).unwrap();
-        assert_eq!(i.final_hw(), (7, 7));
         assert_eq!(i.dense_dims(), vec![(25088, 4096), (4096, 4096), (4096, 1000)]);
     }
 
@@ -477,15 +427,13 @@ mod tests {
     }
 
     #[test]
-    fn new_forms_refuse_vgg_heads_and_vgg_only_paths() {
+    fn new_forms_refuse_vgg_heads() {
         let r = Arch::new(Form::Resnet56Cifar, 0.5, 3, 10).unwrap();
         let e = Arch { batch_norm: false, ..r.clone() }.validate().unwrap_err().to_string();
         assert!(e.contains("resnet56-cifar always has batch norm"), "{e}");
         let e = Arch { hidden: vec![64], ..r.clone() }.validate().unwrap_err().to_string();
         assert!(e.contains("[64]") && e.contains("no hidden widths"), "{e}");
-        assert!(Form::Cifar.require_vgg("x").is_ok() && Form::Imagenet.require_vgg("x").is_ok());
-        let e = Form::Mobilenetv2Cifar.require_vgg("this command").unwrap_err().to_string();
-        assert!(e.contains("mobilenetv2-cifar") && e.contains("this command runs VGG-16 only") && e.contains("use vgg16-cifar"), "{e}");
+        assert_eq!(r.dense_dims(), vec![(32, 10)], "the pooled 64 x 0.5 features, then the classifier");
         assert!(!r.is_vgg() && Arch::cifar(0.25, 1, 10, vec![]).unwrap().is_vgg());
     }
 }

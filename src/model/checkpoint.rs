@@ -19,8 +19,9 @@
 //!
 //! The header metadata holds `prunebench.format` ([`FORMAT`]; files of the first format,
 //! `vgg16/1`, hold the same tensors and are read as well), `prunebench.arch` (the
-//! architecture as JSON: form, input, per-conv channel list, BN, hidden widths, classes) and
-//! any provenance keys the writer adds (e.g. how a pruned network was made).
+//! architecture as JSON: form, input, per-conv channel list, BN, hidden widths, classes),
+//! `prunebench.groups` (every dependency group's name and channel count, written for readers;
+//! the loader derives them from the architecture) and any provenance keys the writer adds (e.g. how a pruned network was made).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -32,7 +33,6 @@ use sha2::{Digest, Sha256};
 
 use super::arch::Arch;
 use super::network::Network;
-use super::weights::Vgg;
 use crate::error::{Error, Result};
 
 /// The format this prunebench writes.
@@ -41,35 +41,37 @@ pub const FORMAT: &str = "prunebench/2";
 pub const READS: [&str; 2] = [FORMAT, "vgg16/1"];
 const KEY_FORMAT: &str = "prunebench.format";
 const KEY_ARCH: &str = "prunebench.arch";
+/// Every dependency group's name and channel count, `name=channels` comma-separated in
+/// group order (`*` marks the prunable ones), so a pruned file says what it kept.
+const KEY_GROUPS: &str = "prunebench.groups";
+
+/// The [`KEY_GROUPS`] line of `net`.
+pub fn groups_line(net: &Network) -> String {
+    let gs = crate::graph::groups::groups(&net.graph);
+    gs.all()
+        .iter()
+        .map(|grp| format!("{}{}={}", if grp.prunable() { "*" } else { "" }, grp.name(&net.graph), grp.channels))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A loaded checkpoint of any form: the network and the metadata written with it.
 #[derive(Clone, Debug)]
-pub struct NetCheckpoint {
-    pub net: Network,
-    /// Metadata beyond format and architecture (provenance).
-    pub meta: BTreeMap<String, String>,
-    /// SHA-256 of the file's bytes, hex.
-    pub sha256: String,
-}
-
-/// A loaded VGG-16 checkpoint, for the commands that run VGG-16 only so far.
-#[derive(Clone, Debug)]
 pub struct Checkpoint {
-    pub model: Vgg,
+    pub model: Network,
     /// Metadata beyond format and architecture (provenance).
     pub meta: BTreeMap<String, String>,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
 }
 
-/// Every tensor of `v` with its checkpoint name, shape and data.
-pub fn named_tensors(v: &Vgg) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let g = Vgg::graph(&v.arch).expect("a loaded Vgg has a valid arch");
-    g.params().iter().zip(v.to_tensors()).map(|(p, t)| (p.name.clone(), p.dims.clone(), t.iter().copied().collect())).collect()
+/// Every tensor of `net` with its checkpoint name, shape and data.
+pub fn named_tensors(net: &Network) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    net.graph.params().iter().zip(&net.tensors).map(|(p, t)| (p.name.clone(), p.dims.clone(), t.iter().copied().collect())).collect()
 }
 
 /// Serialises `net` with `meta` to safetensors bytes.
-pub fn net_to_bytes(net: &Network, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+pub fn to_bytes(net: &Network, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let bytes: Vec<Vec<u8>> = net.tensors.iter().map(|t| t.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let mut views = Vec::with_capacity(bytes.len());
     for ((p, t), b) in net.graph.params().iter().zip(&net.tensors).zip(&bytes) {
@@ -80,38 +82,29 @@ pub fn net_to_bytes(net: &Network, meta: &BTreeMap<String, String>) -> Result<Ve
     let mut header: HashMap<String, String> = meta.clone().into_iter().collect();
     header.insert(KEY_FORMAT.into(), FORMAT.into());
     header.insert(KEY_ARCH.into(), serde_json::to_string(&net.arch).expect("arch serialises"));
+    header.insert(KEY_GROUPS.into(), groups_line(net));
     safetensors::serialize(views, &Some(header)).map_err(|e| Error::checkpoint("<memory>", e.to_string()))
-}
-
-/// Serialises the VGG-16 `v` with `meta` to safetensors bytes.
-pub fn to_bytes(v: &Vgg, meta: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-    net_to_bytes(&Network::from_vgg(v)?, meta)
 }
 
 /// Writes a checkpoint atomically (a temporary file renamed into place), so a crash never
 /// leaves a half-written file under `path`. Returns the file's SHA-256.
 ///
-/// The bytes are first read back with the loader's own rules ([`net_from_bytes`]: shapes,
+/// The bytes are first read back with the loader's own rules ([`from_bytes`]: shapes,
 /// finite values, ...), so no writer can leave a file prunebench cannot load: a network that
 /// fails them (e.g. an infinite BN `running_var`) is an error and nothing is written.
-pub fn save_net(path: &Path, net: &Network, meta: &BTreeMap<String, String>) -> Result<String> {
-    let bytes = net_to_bytes(net, meta)?;
-    net_from_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("not written, prunebench could not load it back: {m}")))?;
+pub fn save(path: &Path, net: &Network, meta: &BTreeMap<String, String>) -> Result<String> {
+    let bytes = to_bytes(net, meta)?;
+    from_bytes(&bytes).map_err(|m| Error::checkpoint(path, format!("not written, prunebench could not load it back: {m}")))?;
     crate::util::write_atomic(path, &bytes)?;
     Ok(hex_sha256(&bytes))
 }
 
-/// [`save_net`] for a VGG-16.
-pub fn save(path: &Path, v: &Vgg, meta: &BTreeMap<String, String>) -> Result<String> {
-    save_net(path, &Network::from_vgg(v)?, meta)
-}
-
-/// Checks `v` against the loader's rules (what [`save`] checks before writing); the error
+/// Checks `net` against the loader's rules (what [`save`] checks before writing); the error
 /// names the first bad tensor, e.g. `tensor 'features.3.bn.running_var' holds a non-finite
 /// value at flat index 2`.
-pub fn check(v: &Vgg) -> std::result::Result<(), String> {
-    let bytes = to_bytes(v, &BTreeMap::new()).map_err(|e| e.to_string())?;
-    net_from_bytes(&bytes).map(|_| ())
+pub fn check(net: &Network) -> std::result::Result<(), String> {
+    let bytes = to_bytes(net, &BTreeMap::new()).map_err(|e| e.to_string())?;
+    from_bytes(&bytes).map(|_| ())
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
@@ -120,7 +113,7 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Loads and validates a checkpoint of any form; the error names the first tensor that is
 /// wrong.
-pub fn load_net(path: &Path) -> Result<NetCheckpoint> {
+pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::checkpoint(
             path,
@@ -128,31 +121,18 @@ pub fn load_net(path: &Path) -> Result<NetCheckpoint> {
         ),
         _ => Error::io(path, e),
     })?;
-    let mut ck = net_from_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))?;
+    let mut ck = from_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))?;
     ck.sha256 = hex_sha256(&bytes);
     Ok(ck)
 }
 
-/// Loads a VGG-16 checkpoint ([`load_net`]); another form is refused as VGG-only.
-pub fn load(path: &Path) -> Result<Checkpoint> {
-    let ck = load_net(path)?;
-    let model = ck.net.to_vgg("this command").map_err(|e| Error::checkpoint(path, e.to_string()))?;
-    Ok(Checkpoint { model, meta: ck.meta, sha256: ck.sha256 })
-}
-
-/// Parses VGG-16 checkpoint bytes; the error is a message without the path.
-pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
-    let ck = net_from_bytes(bytes)?;
-    let model = ck.net.to_vgg("this command").map_err(|e| e.to_string())?;
-    Ok(Checkpoint { model, meta: ck.meta, sha256: ck.sha256 })
-}
-
 /// Parses checkpoint bytes of any form; the error is a message without the path.
-pub fn net_from_bytes(bytes: &[u8]) -> std::result::Result<NetCheckpoint, String> {
+pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
     let mut meta: BTreeMap<String, String> =
         header.metadata().clone().unwrap_or_default().into_iter().collect();
     let fmt = meta.remove(KEY_FORMAT);
+    meta.remove(KEY_GROUPS);
     let arch_json = meta.remove(KEY_ARCH);
     let arch_json = match (fmt.as_deref(), arch_json) {
         (Some(f), Some(a)) if READS.contains(&f) => a,
@@ -190,8 +170,7 @@ pub fn net_from_bytes(bytes: &[u8]) -> std::result::Result<NetCheckpoint, String
         }
         tensors.push(ArrayD::from_shape_vec(IxDyn(&p.dims), data).expect("checked shape"));
     }
-    let net = Network { arch, graph, tensors };
-    Ok(NetCheckpoint { net, meta, sha256: String::new() })
+    Ok(Checkpoint { model: Network { arch, graph, tensors }, meta, sha256: String::new() })
 }
 
 /// The names of every tensor a checkpoint of `arch` holds.
@@ -213,8 +192,8 @@ fn decode(name: &str, dtype: Dtype, data: &[u8]) -> std::result::Result<Vec<f32>
 mod tests {
     use super::*;
 
-    fn small() -> Vgg {
-        let mut v = Vgg::init(&Arch::cifar(0.0625, 1, 10, vec![8]).unwrap(), 3);
+    fn small() -> Network {
+        let mut v = Network::init(&Arch::cifar(0.0625, 1, 10, vec![8]).unwrap(), 3);
         v.randomize_bn(4);
         v
     }
@@ -236,7 +215,7 @@ mod tests {
         let v = small();
         let sha = save(&path, &v, &BTreeMap::new()).unwrap();
         let mut bad = v.clone();
-        bad.convs[3].bn.as_mut().unwrap().var[2] = f32::INFINITY;
+        bad.tensor_mut("features.3.bn.running_var").unwrap()[[2]] = f32::INFINITY;
         assert_eq!(check(&bad).unwrap_err(), "tensor 'features.3.bn.running_var' holds a non-finite value at flat index 2");
         assert!(check(&v).is_ok());
         let e = save(&path, &bad, &BTreeMap::new()).unwrap_err().to_string();
@@ -244,7 +223,7 @@ mod tests {
         // The earlier file is untouched and still loads; a new path is not created.
         assert_eq!(load(&path).unwrap().sha256, sha);
         let fresh = dir.path().join("new.safetensors");
-        bad.dense[0].weight[[0, 0]] = f32::NAN;
+        bad.tensor_mut("classifier.0.weight").unwrap()[[0, 0]] = f32::NAN;
         assert!(save(&fresh, &bad, &BTreeMap::new()).is_err());
         assert!(!fresh.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a temporary file was left behind");
@@ -252,10 +231,10 @@ mod tests {
 
     #[test]
     fn names_the_first_wrong_tensor() {
-        let mut net = Network::from_vgg(&small()).unwrap();
+        let mut net = small();
         let i = net.graph.param_named("features.4.bias").unwrap();
         net.tensors[i] = ArrayD::zeros(IxDyn(&[3]));
-        let e = from_bytes(&net_to_bytes(&net, &BTreeMap::new()).unwrap()).unwrap_err();
+        let e = from_bytes(&to_bytes(&net, &BTreeMap::new()).unwrap()).unwrap_err();
         assert!(e.contains("features.4.bias") && e.contains("[3]"), "{e}");
         let e = from_bytes(b"garbage that is not safetensors").unwrap_err();
         assert!(e.contains("not a safetensors"), "{e}");
@@ -296,16 +275,12 @@ mod tests {
             if !form.is_vgg() {
                 arch = arch.with_input(32, 32).unwrap();
             }
-            let mut net = Network::init(&arch, 5).unwrap();
-            crate::graph::init::randomize_bn(&net.graph, &mut net.tensors, 6);
+            let mut net = Network::init(&arch, 5);
+            net.randomize_bn(6);
             let meta = BTreeMap::from([("prunebench.seed".to_string(), "5".to_string())]);
-            let ck = net_from_bytes(&net_to_bytes(&net, &meta).unwrap()).unwrap();
-            assert_eq!(ck.net, net, "{form}");
+            let ck = from_bytes(&to_bytes(&net, &meta).unwrap()).unwrap();
+            assert_eq!(ck.model, net, "{form}");
             assert_eq!(ck.meta, meta);
-            if !form.is_vgg() {
-                let e = from_bytes(&net_to_bytes(&net, &meta).unwrap()).unwrap_err();
-                assert!(e.contains(&form.to_string()) && e.contains("VGG-16 only"), "{e}");
-            }
         }
     }
 }

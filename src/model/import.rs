@@ -26,7 +26,6 @@ use safetensors::SafeTensors;
 
 use super::arch::{Arch, Form, NUM_CONVS};
 use super::network::Network;
-use super::weights::{BatchNorm, Conv, Dense, Vgg};
 use crate::error::{Error, Result};
 use crate::graph::Role;
 
@@ -54,9 +53,9 @@ fn expect(name: &str, got: &[usize], want: &[usize]) -> std::result::Result<(), 
     Ok(())
 }
 
-/// Converts torchvision-named VGG-16 weights (bytes of a safetensors file) to a [`Vgg`]
-/// of the ImageNet form. BN presence is detected (`features.1.running_mean`).
-pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> {
+/// Converts torchvision-named VGG-16 weights (bytes of a safetensors file) to a VGG-16
+/// [`Network`] of the ImageNet form. BN presence is detected (`features.1.running_mean`).
+fn vgg_from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Network, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
     let names = st.names();
     let has = |n: &str| names.iter().any(|m| m.as_str() == n);
@@ -66,9 +65,10 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
     let bn = has("features.1.running_mean");
     let idx = if bn { WITH_BN } else { PLAIN };
     let mut shape = Vec::new();
-    let mut convs = Vec::with_capacity(NUM_CONVS);
+    let mut tensors: Vec<ArrayD<f32>> = Vec::new();
     let mut channels = Vec::with_capacity(NUM_CONVS);
     let mut cin = 0;
+    let mut in_channels = 0;
     for (i, &n) in idx.iter().enumerate() {
         let wname = format!("features.{n}.weight");
         let w = f32s(&st, &wname, &mut shape)?;
@@ -81,29 +81,28 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
         }
         // OIHW -> HWIO
         let oihw = Array4::from_shape_vec((o, ci, 3, 3), w).expect("checked");
-        let kernel = oihw.permuted_axes([2, 3, 1, 0]).as_standard_layout().to_owned();
+        tensors.push(oihw.permuted_axes([2, 3, 1, 0]).as_standard_layout().to_owned().into_dyn());
         let bname = format!("features.{n}.bias");
         let bias = f32s(&st, &bname, &mut shape)?;
         expect(&bname, &shape, &[o])?;
-        let bnorm = if bn {
-            let mut g = |k: &str| -> std::result::Result<Array1<f32>, String> {
+        tensors.push(Array1::from(bias).into_dyn());
+        if bn {
+            for k in ["weight", "bias", "running_mean", "running_var"] {
                 let name = format!("features.{}.{k}", n + 1);
                 let v = f32s(&st, &name, &mut shape)?;
                 expect(&name, &shape, &[o])?;
-                Ok(Array1::from(v))
-            };
-            Some(BatchNorm { gamma: g("weight")?, beta: g("bias")?, mean: g("running_mean")?, var: g("running_var")? })
-        } else {
-            None
-        };
-        convs.push(Conv { kernel, bias: Array1::from(bias), bn: bnorm });
+                tensors.push(Array1::from(v).into_dyn());
+            }
+        }
+        if i == 0 {
+            in_channels = ci;
+        }
         channels.push(o);
         cin = o;
     }
-    let in_channels = convs[0].kernel.shape()[2];
     // The classifier tells the head widths; its first layer tells the final map size.
     let mut dims = Vec::new();
-    let mut dense = Vec::new();
+    let mut dense: Vec<(Array2<f32>, Array1<f32>)> = Vec::new();
     for (j, &n) in CLASSIFIER.iter().enumerate() {
         let wname = format!("classifier.{n}.weight");
         let w = f32s(&st, &wname, &mut shape)?;
@@ -119,10 +118,10 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
             return Err(format!("tensor '{wname}' reads {i} features but the layer before gives {}", dims[j - 1]));
         }
         dims.push(o);
-        dense.push(Dense { weight: wt, bias: Array1::from(b) });
+        dense.push((wt, Array1::from(b)));
     }
     let c_last = channels[NUM_CONVS - 1];
-    let flat = dense[0].weight.shape()[0];
+    let flat = dense[0].0.shape()[0];
     if flat % c_last != 0 {
         return Err(format!("classifier.0 reads {flat} features, not a multiple of the last conv's {c_last} channels"));
     }
@@ -131,14 +130,18 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
         return Err(format!("classifier.0 reads {flat} features: not a square map of {c_last} channels"));
     }
     // CHW rows -> NHWC rows.
-    let old = dense[0].weight.clone();
+    let old = dense[0].0.clone();
     let mut new = Array2::<f32>::zeros(old.raw_dim());
     for c in 0..c_last {
         for p in 0..side * side {
             new.row_mut(p * c_last + c).assign(&old.row(c * side * side + p));
         }
     }
-    dense[0].weight = new;
+    dense[0].0 = new;
+    for (w, b) in dense {
+        tensors.push(w.into_dyn());
+        tensors.push(b.into_dyn());
+    }
     let arch = Arch {
         form: super::arch::Form::Imagenet,
         input: [side * 32, side * 32, in_channels],
@@ -148,20 +151,14 @@ pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Vgg, String> 
         classes: dims[2],
     };
     arch.validate().map_err(|e| e.to_string())?;
-    Ok(Vgg { arch, convs, dense })
-}
-
-/// Reads a torchvision-style VGG-16 safetensors file.
-pub fn from_torchvision(path: &Path) -> Result<Vgg> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
+    Network::new(arch, tensors).map_err(|e| e.to_string())
 }
 
 /// Reads a torchvision-style safetensors file of any supported network (see the module
 /// docs), detected from its tensor names.
-pub fn net_from_torchvision(path: &Path) -> Result<Network> {
+pub fn from_torchvision(path: &Path) -> Result<Network> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    net_from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
+    from_torchvision_bytes(&bytes).map_err(|m| Error::checkpoint(path, m))
 }
 
 /// Which network torchvision names describe: VGG-16, a ResNet (by its stem and blocks) or
@@ -188,15 +185,15 @@ fn detect(has: &dyn Fn(&str) -> bool, stem_k: Option<usize>) -> std::result::Res
         .into())
 }
 
-/// [`net_from_torchvision`] on the file's bytes; the error is a message without the path.
-pub fn net_from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Network, String> {
+/// [`from_torchvision`] on the file's bytes; the error is a message without the path.
+pub fn from_torchvision_bytes(bytes: &[u8]) -> std::result::Result<Network, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
     let names = st.names();
     let has = |n: &str| names.iter().any(|m| m.as_str() == n);
     let stem_k = st.tensor("conv1.weight").ok().and_then(|t| t.shape().get(2).copied());
     let form = detect(&has, stem_k)?;
     if form.is_vgg() {
-        return Network::from_vgg(&from_torchvision_bytes(bytes)?).map_err(|e| e.to_string());
+        return vgg_from_torchvision_bytes(bytes);
     }
     let mut shape = Vec::new();
     // The published network names every conv; the file's shapes give their channel counts.

@@ -1,5 +1,5 @@
-//! VGG-16 as data ([`Arch`]), its weights ([`Vgg`]), counts, checkpoints, the inference
-//! program, and a plain Rust reference forward pass.
+//! Networks: their architecture ([`Arch`], which builds the graph), a network with its weights
+//! ([`Network`]), counts, checkpoints, imports, the forward emitter and the inference program.
 
 pub mod arch;
 pub mod checkpoint;
@@ -8,10 +8,7 @@ pub mod emit;
 pub mod import;
 pub mod network;
 pub mod program;
-pub mod reference;
-pub mod weights;
 
 pub use arch::{Arch, Form};
-pub use checkpoint::{Checkpoint, NetCheckpoint};
+pub use checkpoint::Checkpoint;
 pub use network::Network;
-pub use weights::{BatchNorm, Conv, Dense, Vgg};

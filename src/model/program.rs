@@ -2,10 +2,10 @@
 //! emitter ([`super::emit`]). StableHLO text whose arguments are the input batch and the
 //! weights, so one compiled program serves every checkpoint with the same shapes.
 //!
-//! Argument order: input `[B, H, W, C]`, then per conv the BN-folded kernel `[kh, kw, in, out]`
-//! and bias `[out]`, then per dense layer its weight `[in, out]` and bias `[out]` (the order of
-//! [`Vgg::inference_weights`](super::Vgg::inference_weights) and of
-//! [`emit::folded_dims`]). All in the program's dtype; the single output is the logits
+//! Argument order: input `[B, H, W, C]`, then the BN-folded parameter table: per conv its
+//! kernel `[kh, kw, in/groups, out]` and bias `[out]`, per dense layer its weight `[in, out]`
+//! and bias `[out]`, in graph order (the order of [`Network::folded`](super::Network::folded)
+//! and of [`emit::folded_dims`]). All in the program's dtype; the single output is the logits
 //! `[B, classes]` in f32.
 
 use super::arch::Arch;

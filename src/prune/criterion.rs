@@ -1,13 +1,13 @@
 //! The one trait every pruning criterion implements, and what a criterion may read.
 //!
-//! A criterion scores every output channel of every conv; a higher score means more
-//! important, i.e. kept longer. Scores of different layers need not be comparable: the
-//! global schedule normalises them per layer.
+//! A criterion scores every channel of every pruned group ([`targets`](super::targets)); a
+//! higher score means more important, i.e. kept longer. Scores of different groups need not
+//! be comparable: the global schedule normalises them per group.
 
 use ndarray::ArrayViewD;
 
 use crate::error::{Error, Result};
-use crate::model::Vgg;
+use crate::model::Network;
 use crate::runtime::Session;
 
 /// What a criterion needs besides the weights.
@@ -109,9 +109,8 @@ impl<'a> ScoreContext<'a> {
     }
 }
 
-/// How a weight criterion scores channels from one tensor: the one function behind both its
-/// per-conv scores on a [`Vgg`] and its group scores on any graph
-/// ([`group_scores`](super::group_scores)).
+/// How a weight criterion scores channels from one tensor; [`weight_scores`](super::weight_scores)
+/// applies it to every member of every pruned group.
 #[derive(Clone, Copy, Debug)]
 pub enum WeightRule {
     /// One score per filter of a producer tensor whose last axis is the output channel (HWIO
@@ -130,12 +129,17 @@ pub trait Criterion: Sync {
     /// One line for `--help` and error messages.
     fn about(&self) -> &'static str;
     fn needs(&self) -> Needs;
-    /// One score per output channel of each conv: `scores[i].len() == arch.channels[i]`.
-    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>>;
     /// The rule of a criterion that reads weights only; `None` for data and gradient
-    /// criteria.
+    /// criteria (which override [`scores`](Self::scores)).
     fn weight_rule(&self) -> Option<WeightRule> {
         None
+    }
+    /// One score per channel of each pruned group of `net`, in [`targets`](super::targets)
+    /// order. The default scores a weight criterion by its [`WeightRule`]
+    /// ([`weight_scores`](super::weight_scores)).
+    fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
+        let rule = self.weight_rule().ok_or_else(|| Error::invalid("criterion", self.name(), "it has neither a weight rule nor its own scores"))?;
+        super::weight_scores(&net.graph, &net.tensors, rule, ctx.seed, self.name())
     }
 }
 

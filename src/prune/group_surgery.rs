@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayD, Axis};
+use ndarray::{ArrayD, Axis, Dimension};
 
 use crate::error::{Error, Result};
 use crate::graph::groups::{groups, Group, Groups};
@@ -48,19 +48,6 @@ pub fn check_selection(g: &Graph, gs: &Groups, keep: &[Vec<usize>]) -> Result<()
         }
         if let (Some(why), true) = (&grp.fixed, k.len() < n) {
             return Err(Error::invalid(what(), format!("{} of {n}", k.len()), format!("the group is not prunable ({why}); keep all {n} channels")));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `tensors` match `g`'s parameter table (count and every shape).
-pub fn check_tensors<T>(g: &Graph, tensors: &[ArrayD<T>]) -> Result<()> {
-    if tensors.len() != g.params().len() {
-        return Err(Error::invalid("tensor list", format!("{} tensors", tensors.len()), format!("give one per parameter of the graph ({})", g.params().len())));
-    }
-    for (p, t) in g.params().iter().zip(tensors) {
-        if t.shape() != p.dims.as_slice() {
-            return Err(Error::invalid(format!("shape of {}", p.name), format!("{:?}", t.shape()), format!("the graph says {:?}", p.dims)));
         }
     }
     Ok(())
@@ -119,7 +106,7 @@ fn pruned<'a>(gs: &'a Groups, keep: &'a [Vec<usize>]) -> impl Iterator<Item = (&
 pub fn cut<T: Clone>(g: &Graph, tensors: &[ArrayD<T>], keep: &[Vec<usize>]) -> Result<Cut<T>> {
     let gs = groups(g);
     check_selection(g, &gs, keep)?;
-    check_tensors(g, tensors)?;
+    g.check_tensors(tensors, "the graph")?;
     let mut out: Vec<ArrayD<T>> = tensors.to_vec();
     let mut widths = BTreeMap::new();
     for (grp, k) in pruned(&gs, keep) {
@@ -133,7 +120,7 @@ pub fn cut<T: Clone>(g: &Graph, tensors: &[ArrayD<T>], keep: &[Vec<usize>]) -> R
         }
     }
     let graph = g.with_channels(&widths)?;
-    check_tensors(&graph, &out)?;
+    graph.check_tensors(&out, "the cut graph")?;
     Ok(Cut { graph, tensors: out })
 }
 
@@ -143,7 +130,7 @@ pub fn cut<T: Clone>(g: &Graph, tensors: &[ArrayD<T>], keep: &[Vec<usize>]) -> R
 pub fn mask_twin<T: Clone + Default>(g: &Graph, tensors: &[ArrayD<T>], keep: &[Vec<usize>]) -> Result<Vec<ArrayD<T>>> {
     let gs = groups(g);
     check_selection(g, &gs, keep)?;
-    check_tensors(g, tensors)?;
+    g.check_tensors(tensors, "the graph")?;
     let mut out: Vec<ArrayD<T>> = tensors.to_vec();
     for (grp, k) in pruned(&gs, keep) {
         let removed: Vec<usize> = (0..grp.channels).filter(|j| k.binary_search(j).is_err()).collect();
@@ -158,6 +145,41 @@ pub fn mask_twin<T: Clone + Default>(g: &Graph, tensors: &[ArrayD<T>], keep: &[V
     Ok(out)
 }
 
+/// `g`'s shapes holding `cut_tensors` (the tensors of the cut of `g` by `keep`, possibly
+/// trained since) at the kept positions, every other entry as in the masked twin of `tensors`
+/// ([`mask_twin`]): the inverse of [`cut`]. It computes the cut network's function: every
+/// removed channel is exactly 0 after its producers.
+///
+/// Errors: a bad selection; tensors that do not match `g`; cut tensors of other shapes than
+/// the selection gives (named).
+pub fn embed<T: Clone + Default>(g: &Graph, tensors: &[ArrayD<T>], keep: &[Vec<usize>], cut_tensors: &[ArrayD<T>]) -> Result<Vec<ArrayD<T>>> {
+    let mut out = mask_twin(g, tensors, keep)?;
+    let gs = groups(g);
+    let mut maps: Vec<Vec<Option<Vec<usize>>>> = g.params().iter().map(|p| vec![None; p.dims.len()]).collect();
+    for (grp, k) in pruned(&gs, keep) {
+        for m in &grp.members {
+            for s in slices(g, m, grp.channels, k, false) {
+                maps[s.param][s.axis] = Some(s.index);
+            }
+        }
+    }
+    if cut_tensors.len() != out.len() {
+        return Err(Error::invalid("pruned tensor list", format!("{} tensors", cut_tensors.len()), format!("give one per parameter ({})", out.len())));
+    }
+    for (i, (o, c)) in out.iter_mut().zip(cut_tensors).enumerate() {
+        let want: Vec<usize> = maps[i].iter().zip(o.shape()).map(|(m, &d)| m.as_ref().map_or(d, |x| x.len())).collect();
+        if c.shape() != want.as_slice() {
+            let name = &g.params()[i].name;
+            return Err(Error::invalid(format!("pruned tensor '{name}'"), format!("{:?}", c.shape()), format!("the selection keeps {want:?}")));
+        }
+        for (idx, v) in c.indexed_iter() {
+            let at: Vec<usize> = idx.as_array_view().iter().enumerate().map(|(a, &j)| maps[i][a].as_ref().map_or(j, |m| m[j])).collect();
+            o[ndarray::IxDyn(&at)] = v.clone();
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use ndarray::IxDyn;
@@ -167,8 +189,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::graph::groups::tests::{inverted, residual};
     use crate::graph::{init, reference};
-    use crate::model::{Arch, Vgg};
-    use crate::prune::surgery;
+    use crate::model::{Arch, Form, Network};
 
     /// Seeded tensors of `g` with non-trivial biases and batch norms.
     pub(crate) fn tensors32(g: &Graph, seed: u64) -> Vec<ArrayD<f32>> {
@@ -183,21 +204,33 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn on_vgg_the_cut_and_the_mask_equal_todays_surgery() {
+    fn on_vgg_the_cut_slices_each_conv_by_its_own_and_its_input_kept_channels() {
         let a = Arch::imagenet(1.0 / 16.0, 3, 5, true).unwrap().with_input(64, 64).unwrap();
-        let mut v = Vgg::init(&a, 5);
+        let mut v = Network::init(&a, 5);
         v.randomize_bn(6);
-        let g = Vgg::graph(&a).unwrap();
-        let keep_convs: Vec<Vec<usize>> = a.channels.iter().map(|&n| (0..n).filter(|j| j % 3 != 1).collect()).collect();
-        let gs = groups(&g);
-        let mut keep = gs.keep_all();
-        keep[1..14].clone_from_slice(&keep_convs);
-        let c = cut(&g, &v.to_tensors(), &keep).unwrap();
-        let p = surgery::surgery(&v, &keep_convs).unwrap();
-        assert_eq!(c.graph, Vgg::graph(&p.arch).unwrap());
-        assert_eq!(c.tensors, p.to_tensors());
-        let m = mask_twin(&g, &v.to_tensors(), &keep).unwrap();
-        assert_eq!(m, surgery::mask(&v, &keep_convs).unwrap().to_tensors());
+        let keep: Vec<Vec<usize>> = a.channels.iter().map(|&n| (0..n).filter(|j| j % 3 != 1).collect()).collect();
+        let p = crate::prune::surgery(&v, &keep).unwrap();
+        assert_eq!(p.arch.channels, keep.iter().map(|k| k.len()).collect::<Vec<_>>());
+        for i in 0..13 {
+            let k = |n: String| v.tensor(&n).unwrap().clone();
+            let mut want = k(format!("features.{i}.weight")).select(Axis(3), &keep[i]);
+            if i > 0 {
+                want = want.select(Axis(2), &keep[i - 1]);
+            }
+            assert_eq!(p.tensor(&format!("features.{i}.weight")).unwrap(), &want, "conv {i}");
+            for r in ["bias", "bn.gamma", "bn.beta", "bn.running_mean", "bn.running_var"] {
+                assert_eq!(p.tensor(&format!("features.{i}.{r}")).unwrap(), &k(format!("features.{i}.{r}")).select(Axis(0), &keep[i]));
+            }
+        }
+        // The flatten's rows: channel c of C at spatial position q is row q * C + c (2x2 map).
+        let (c, last) = (a.channels[12], &keep[12]);
+        let rows: Vec<usize> = (0..4).flat_map(|q| last.iter().map(move |&j| q * c + j)).collect();
+        assert_eq!(p.tensor("classifier.0.weight").unwrap(), &v.tensor("classifier.0.weight").unwrap().select(Axis(0), &rows));
+        assert_eq!(p.tensor("classifier.1.weight").unwrap(), v.tensor("classifier.1.weight").unwrap(), "the hidden layers stay whole");
+        // The mask zeroes the removed producers' slices and nothing else.
+        let m = crate::prune::mask(&v, &keep).unwrap();
+        let w = m.tensor("features.5.weight").unwrap();
+        assert!(w.index_axis(Axis(3), 1).iter().all(|&x| x == 0.0) && w.index_axis(Axis(3), 0) == v.tensor("features.5.weight").unwrap().index_axis(Axis(3), 0));
     }
 
     #[test]
@@ -342,15 +375,14 @@ pub(crate) mod tests {
 
     #[test]
     fn physical_equals_masked_on_resnet20_and_mobilenetv2_pruned_by_l1() {
-        use crate::graph::nets::mobilenet::{self, Variant};
-        use crate::graph::nets::resnet::ResNet;
-        use crate::prune::{group_selection, Plan, Schedule};
-        let r = ResNet::resnet20();
-        let nets = [r.graph([8, 8, 1], &r.channels(0.25), 5).unwrap(), mobilenet::mobilenet_v2([8, 8, 3], &mobilenet::channels(0.25), 5, Variant::Cifar).unwrap()];
-        for (i, g) in nets.iter().enumerate() {
+        use crate::prune::{full_selection, keep_sets, Plan, Schedule, ScoreContext};
+        for (i, form) in [Form::Resnet20Cifar, Form::Mobilenetv2Cifar].into_iter().enumerate() {
             let seed = 20 + i as u64;
-            let keep = group_selection(g, &tensors32(g, seed), &Plan::new("l1", Schedule::Uniform(0.5))).unwrap();
-            let gs = groups(g);
+            let arch = Arch::new(form, 0.25, 1 + 2 * i, 5).unwrap().with_input(8, 8).unwrap();
+            let net = Network { tensors: tensors32(&arch.graph().unwrap(), seed), ..Network::init(&arch, 0) };
+            let kept = keep_sets(&net, &Plan::new("l1", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap();
+            let keep = full_selection(&net, &kept).unwrap();
+            let (g, gs) = (&net.graph, groups(&net.graph));
             // Residual-coupled groups (those with more than one producing conv) are pruned.
             assert!(gs.all().iter().zip(&keep).any(|(grp, k)| k.len() < grp.channels && grp.members.iter().filter(|m| matches!(m, Member::Out(_))).count() > 1));
             twin_equals_cut(g, &keep, seed);

@@ -1,4 +1,5 @@
-//! Schedules: how many channels each conv keeps, given the criterion's scores.
+//! Schedules: how many channels each pruned group keeps, given the criterion's scores (one
+//! list per group pruning acts on, see [`targets`](super::targets); on VGG-16 its 13 convs).
 //!
 //! A ratio is the fraction of channels *removed*, in `[0, 1)`; `ratio * n` becomes a count
 //! through [`crate::util::count_of`], so `0.29` of 100 removes 29 exactly. Counts are then adjusted in
@@ -14,17 +15,16 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::model::arch::NUM_CONVS;
 use crate::util::{count_of, Rounding};
 
 /// How the removal ratio is spread over the layers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Schedule {
-    /// The same ratio in every conv: conv `i` removes `floor(ratio * n_i)` channels.
+    /// The same ratio in every group: group `i` removes `floor(ratio * n_i)` channels.
     Uniform(f64),
-    /// One ratio per conv (13 of them).
+    /// One ratio per pruned group (VGG-16: its 13 convs; `prunebench info` lists them).
     Layers(Vec<f64>),
-    /// One threshold over all convs' scores, each layer's scores divided by that layer's
+    /// One threshold over all groups' scores, each layer's scores divided by that layer's
     /// maximum first (so layers with large weights are not favoured): the lowest
     /// `floor(ratio * total)` normalised scores of the unskipped layers are removed, passing
     /// over channels whose layer is at its floor.
@@ -48,7 +48,8 @@ impl Schedule {
         }
     }
 
-    /// Checks every ratio is in `[0, 1)` and a layer list has one per conv.
+    /// Checks every ratio is in `[0, 1)` (a layer list's length is checked against the
+    /// network by [`keep_counts`]).
     pub fn validate(&self) -> Result<()> {
         let check = |r: f64, what: String| {
             if (0.0..1.0).contains(&r) {
@@ -63,16 +64,7 @@ impl Schedule {
         };
         match self {
             Schedule::Uniform(r) | Schedule::Global(r) => check(*r, "pruning ratio".into()),
-            Schedule::Layers(rs) => {
-                if rs.len() != NUM_CONVS {
-                    return Err(Error::invalid(
-                        "per-layer ratio list",
-                        format!("{} entries", rs.len()),
-                        format!("give one ratio per conv ({NUM_CONVS}), comma separated"),
-                    ));
-                }
-                rs.iter().enumerate().try_for_each(|(i, &r)| check(r, format!("pruning ratio of conv {i}")))
-            }
+            Schedule::Layers(rs) => rs.iter().enumerate().try_for_each(|(i, &r)| check(r, format!("pruning ratio of layer {i}"))),
         }
     }
 }
@@ -91,10 +83,21 @@ pub struct Bounds<'a> {
     pub skip: &'a [usize],
 }
 
-/// Kept channel counts per conv for layers of `sizes` channels with `scores`.
+/// Kept channel counts per layer (pruned group) for layers with `scores` (one per channel).
+///
+/// Errors: a bad ratio; a per-layer list whose length is not the number of layers.
 pub fn keep_counts(schedule: &Schedule, scores: &[Vec<f64>], b: Bounds) -> Result<Vec<usize>> {
     schedule.validate()?;
     let sizes: Vec<usize> = scores.iter().map(|s| s.len()).collect();
+    if let Schedule::Layers(rs) = schedule {
+        if rs.len() != sizes.len() {
+            return Err(Error::invalid(
+                "per-layer ratio list",
+                format!("{} entries", rs.len()),
+                format!("give one ratio per pruned group ({}; `prunebench info` lists them), comma separated", sizes.len()),
+            ));
+        }
+    }
     let floor = |n: usize| b.min_channels.max(1).min(n);
     let raw: Vec<usize> = match schedule {
         Schedule::Uniform(r) => sizes.iter().map(|&n| n - count_of(*r, n, Rounding::Down)).collect(),
@@ -253,12 +256,12 @@ mod tests {
             let e = keep_counts(&Schedule::Uniform(r), &s, bounds(1, 1, &[])).unwrap_err().to_string();
             assert!(e.contains(&r.to_string()) && e.contains("[0, 1)"), "{e}");
         }
-        let e = Schedule::Layers(vec![0.5; 12]).validate().unwrap_err().to_string();
-        assert!(e.contains("12 entries") && e.contains("13"), "{e}");
+        let e = keep_counts(&Schedule::Layers(vec![0.5; 12]), &s, bounds(1, 1, &[])).unwrap_err().to_string();
+        assert!(e.contains("12 entries") && e.contains("13") && e.contains("pruned group"), "{e}");
         let mut rs = vec![0.5; 13];
         rs[4] = 2.0;
         let e = Schedule::Layers(rs).validate().unwrap_err().to_string();
-        assert!(e.contains("conv 4") && e.contains('2'), "{e}");
+        assert!(e.contains("layer 4") && e.contains('2'), "{e}");
     }
 
     #[test]

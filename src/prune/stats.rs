@@ -1,8 +1,9 @@
-//! The statistics program behind the data criteria: for a batch of images, per conv and per
-//! output channel, the sum of the post-ReLU activations and the number of exact zeros.
-//! The inference forward pass of the network's graph ([`emit::forward`], plain convolutions,
-//! BN folded) with the statistics read from the value after each conv's activation; run
-//! batch by batch over every image given; the host accumulates in f64.
+//! The statistics program behind the data criteria: for a batch of images, per activation
+//! (every ReLU and ReLU6 node on a feature map) and per channel, the sum of the activations and
+//! the number of exact zeros. The inference forward pass of the network's graph
+//! ([`emit::forward`], plain convolutions, BN folded) with the statistics read from each
+//! activation's value; run batch by batch over every image given; the host accumulates in
+//! f64. [`group_scores`] turns them into one score per channel of every pruned group.
 
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::ops::Range;
@@ -13,39 +14,33 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::hlo::{Builder, Compare, DType, ReduceOp, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Mode};
-use crate::model::{Arch, Vgg};
+use crate::model::{Arch, Network};
 use crate::pjrt::Executable;
 use crate::prune::criterion::ScoreContext;
 use crate::runtime::Session;
 
-/// Activation statistics of one conv's output channels over the images seen.
+/// Activation statistics of one activation node's channels over the images seen.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelStats {
-    /// Sum of post-ReLU activations, per channel.
+    /// The ReLU or ReLU6 node.
+    pub node: NodeId,
+    /// Sum of the activations, per channel.
     pub sum: Vec<f64>,
-    /// Count of post-ReLU zeros, per channel.
+    /// Count of exact zeros, per channel.
     pub zeros: Vec<f64>,
     /// Spatial positions summed over, per channel: images x H x W.
     pub positions: f64,
 }
 
-/// The node whose value is conv `conv`'s activation: following single consumers through a
-/// BN to a ReLU or ReLU6 (the conv or its BN when no activation follows).
-pub fn activation_of(g: &Graph, conv: NodeId) -> NodeId {
-    let mut id = conv;
-    while let [next] = g.consumers(id) {
-        match g.node(*next).op {
-            Op::BatchNorm => id = *next,
-            Op::Relu | Op::Relu6 => return *next,
-            _ => break,
-        }
-    }
-    id
+/// Every ReLU and ReLU6 node of `g` on a feature map (not after a dense layer), in graph
+/// order.
+pub fn activations(g: &Graph) -> Vec<NodeId> {
+    g.nodes().iter().filter(|n| matches!(n.op, Op::Relu | Op::Relu6) && n.dims.len() == 3).map(|n| n.id).collect()
 }
 
 /// The statistics program for `arch` at `batch`: arguments are the inference program's (the
-/// input `[B, H, W, C]` then the folded list, f32); outputs are, per conv in order, `sum [C]`
-/// and `zeros [C]` (f32) of its activation ([`activation_of`]).
+/// input `[B, H, W, C]` then the folded list, f32); outputs are, per activation node
+/// ([`activations`]) in order, `sum [C]` and `zeros [C]` (f32) of its value.
 pub fn program(arch: &Arch, batch: usize) -> Result<String> {
     let g = arch.graph()?;
     let mut b = Builder::new();
@@ -53,8 +48,8 @@ pub fn program(arch: &Arch, batch: usize) -> Result<String> {
     let plan = vec![Lowering::Direct; g.convs().count()];
     let f = emit::forward(&mut b, &g, &x, &args, Mode::Inference, &plan)?;
     let mut outs: Vec<Value> = Vec::new();
-    for (conv, _) in g.convs() {
-        let y = f.value(activation_of(&g, conv.id));
+    for id in activations(&g) {
+        let y = f.value(id);
         let sum = b.reduce(y, &[0, 1, 2], ReduceOp::Sum)?;
         let zero = b.constant(0.0, y.shape().clone());
         let one = b.constant(1.0, y.shape().clone());
@@ -70,33 +65,71 @@ pub fn program(arch: &Arch, batch: usize) -> Result<String> {
 /// near-equal batches of at most `ctx.batch` ([`even_batches`]), each size compiled once,
 /// and the sums added on the host, so the statistics are those of all `count` images.
 /// `criterion` names the caller in errors.
-pub fn collect(v: &Vgg, ctx: &ScoreContext, criterion: &str) -> Result<Vec<ChannelStats>> {
+pub fn collect(net: &Network, ctx: &ScoreContext, criterion: &str) -> Result<Vec<ChannelStats>> {
     let (session, images, count) = ctx.data(criterion)?;
-    let per: usize = v.arch.input.iter().product();
+    let per: usize = net.arch.input.iter().product();
     if images.len() != count * per {
         return Err(Error::invalid(
             "images",
             format!("{} values", images.len()),
-            format!("give {count} NHWC images of {:?} ({} values)", v.arch.input, count * per),
+            format!("give {count} NHWC images of {:?} ({} values)", net.arch.input, count * per),
         ));
     }
-    run(v, session, images, &even_batches(count, ctx.max_batch()))
+    run(net, session, images, &even_batches(count, ctx.max_batch()))
 }
 
-fn run(v: &Vgg, session: &Session, images: &[f32], batches: &[Range<usize>]) -> Result<Vec<ChannelStats>> {
-    let arch = &v.arch;
-    let n = arch.channels.len();
-    let weights = v
-        .inference_weights()
+/// One score per channel of every pruned group of `net` ([`targets`](super::targets)): each
+/// activation node of the group scored by `score` from its statistics, combined as the weight
+/// criteria combine their members ([`combine`](super::combine): each member divided by its
+/// mean, then averaged). On VGG-16 a group has one activation (its conv's ReLU).
+///
+/// Errors: a pruned group that carries no ReLU (e.g. MobileNetV2's linear bottlenecks), named,
+/// with the fix.
+pub fn group_scores(net: &Network, st: &[ChannelStats], criterion: &str, score: impl Fn(&ChannelStats) -> Vec<f64>) -> Result<Vec<Vec<f64>>> {
+    let g = &net.graph;
+    let gs = crate::graph::groups::groups(g);
+    super::targets(g, &gs)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let grp = &gs.all()[id];
+            let members: Vec<Vec<f64>> = st.iter().filter(|s| grp.nodes.contains(&s.node)).map(&score).collect();
+            if members.is_empty() {
+                return Err(Error::invalid(
+                    "criterion",
+                    criterion,
+                    format!(
+                        "pruned group {i} ({}) carries no ReLU output to take statistics of; skip it (skip index {i}) or use a weight criterion (l1, l2, fpgm, bn-scale, random)",
+                        grp.name(g)
+                    ),
+                ));
+            }
+            Ok(super::combine(&members, grp.channels))
+        })
+        .collect()
+}
+
+fn run(net: &Network, session: &Session, images: &[f32], batches: &[Range<usize>]) -> Result<Vec<ChannelStats>> {
+    let arch = &net.arch;
+    let g = &net.graph;
+    let acts = activations(g);
+    let n = acts.len();
+    let weights = net
+        .folded()?
         .iter()
-        .map(|(dims, data)| session.upload(data, dims, DType::F32))
+        .map(|t| {
+            let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+            session.upload(&t.iter().copied().collect::<Vec<f32>>(), &dims, DType::F32)
+        })
         .collect::<Result<Vec<_>>>()?;
     let [h, w, c] = arch.input;
     let per = h * w * c;
-    let mut stats: Vec<ChannelStats> = arch
-        .channels
+    let mut stats: Vec<ChannelStats> = acts
         .iter()
-        .map(|&ch| ChannelStats { sum: vec![0.0; ch], zeros: vec![0.0; ch], positions: 0.0 })
+        .map(|&id| {
+            let ch = g.node(id).channels();
+            ChannelStats { node: id, sum: vec![0.0; ch], zeros: vec![0.0; ch], positions: 0.0 }
+        })
         .collect();
     let mut exes: BTreeMap<usize, Executable> = BTreeMap::new();
     for r in batches {
@@ -122,8 +155,8 @@ fn run(v: &Vgg, session: &Session, images: &[f32], batches: &[Range<usize>]) -> 
             let zeros: Vec<f32> = out[2 * i + 1].to_host()?;
             s.sum.iter_mut().zip(&sum).for_each(|(a, &b)| *a += b as f64);
             s.zeros.iter_mut().zip(&zeros).for_each(|(a, &b)| *a += b as f64);
-            let (hh, ww) = arch.conv_hw(i);
-            s.positions += (batch * hh * ww) as f64;
+            let d = &g.node(s.node).dims;
+            s.positions += (batch * d[0] * d[1]) as f64;
         }
     }
     Ok(stats)

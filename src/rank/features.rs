@@ -13,12 +13,15 @@ use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
 use crate::model::program::{self, Program};
-use crate::model::{Arch, Vgg};
+use crate::model::{Arch, Network};
 use crate::runtime::{CompiledModel, Session};
 
-/// Width of the penultimate features of `arch`.
+/// Width of the penultimate features of `arch`: what its last dense layer reads.
+///
+/// Panics: `arch` does not build (a loaded or constructed [`Arch`] always does).
 pub fn feature_dim(arch: &Arch) -> usize {
-    arch.dense_dims().last().expect("a VGG head has at least the classifier").0
+    let g = arch.graph().expect("a validated Arch builds its graph");
+    g.node(g.output().inputs[0]).dims.iter().product()
 }
 
 /// Builds the features program of `arch` for batches of `batch` in `dtype`, conv `i`
@@ -33,14 +36,14 @@ pub struct FeatureModel {
 }
 
 impl FeatureModel {
-    pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
-        let prog = features_program(&vgg.arch, batch, dtype, plan)?;
-        Ok(FeatureModel { model: CompiledModel::from_program(session, vgg, batch, dtype, plan, &prog)? })
+    pub fn new(session: &Session, net: &Network, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
+        let prog = features_program(&net.arch, batch, dtype, plan)?;
+        Ok(FeatureModel { model: CompiledModel::from_program(session, net, batch, dtype, plan, &prog)? })
     }
 
     /// Replaces the weights (same architecture), e.g. after BN recalibration.
-    pub fn set_weights(&mut self, vgg: &Vgg) -> Result<()> {
-        self.model.set_weights(vgg)
+    pub fn set_weights(&mut self, net: &Network) -> Result<()> {
+        self.model.set_weights(net)
     }
 
     /// Logits and features of every image of `data` (already normalised) as a [`Probe`].

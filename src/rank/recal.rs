@@ -8,8 +8,8 @@
 //! over the batches of the batch means and of the **unbiased** batch variances
 //! (`var * m / (m - 1)`, `m = B * H * W`). Gamma, beta and all weights are unchanged.
 //!
-//! The statistics program takes the images and the trainable tensors (per conv its kernel,
-//! bias, gamma and beta, per dense layer its weight and bias), runs the graph's forward pass
+//! The statistics program takes the images and the trainable tensors (the parameter table
+//! without the running statistics, in table order), runs the graph's forward pass
 //! in training mode ([`emit::forward`] in [`Mode::Train`]) and returns, per BN, the batch
 //! mean and the biased batch variance of its input (the conv output, bias included).
 
@@ -20,16 +20,17 @@ use crate::error::{Error, Result};
 use crate::hlo::{Builder, DType, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Mode};
-use crate::model::{Arch, Vgg};
+use crate::graph::{NodeId, Op, Role};
+use crate::model::{Arch, Network};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 
 /// Seed of the order the recalibration batches are drawn in.
 pub const RECAL_SEED: u64 = 0x5245_4341_4c31; // "RECAL1"
 
-/// The statistics program's text: arguments images `[B, H, W, C]` then per conv kernel,
-/// bias, gamma, beta and per dense layer weight and bias (the trainable tensors); outputs per
-/// conv mean `[c]` and biased variance `[c]` (f64 for an f64 program, else f32).
+/// The statistics program's text: arguments images `[B, H, W, C]` then the trainable tensors
+/// in table order; outputs per batch norm (graph order) mean `[c]` and biased variance `[c]`
+/// (f64 for an f64 program, else f32).
 pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<String> {
     arch.validate()?;
     if !arch.batch_norm {
@@ -51,7 +52,7 @@ pub fn bn_stats_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowerin
     Ok(b.finish(&outs.iter().collect::<Vec<_>>()))
 }
 
-/// Per conv, the batch mean and biased batch variance of each channel.
+/// Per batch norm (graph order), the batch mean and biased batch variance of each channel.
 pub type BatchStats = Vec<(Vec<f64>, Vec<f64>)>;
 
 /// The statistics program compiled for one network, its parameters on the device.
@@ -65,23 +66,21 @@ pub struct BnStats {
 }
 
 impl BnStats {
-    pub fn new(session: &Session, vgg: &Vgg, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
-        let text = bn_stats_program(&vgg.arch, batch, dtype, plan)?;
+    pub fn new(session: &Session, net: &Network, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<Self> {
+        let text = bn_stats_program(&net.arch, batch, dtype, plan)?;
         let exe = session.client.compile(&text)?;
-        let mut params = Vec::with_capacity(4 * vgg.convs.len() + 2 * vgg.dense.len());
-        let dims = |a: &[usize]| a.iter().map(|&d| d as i64).collect::<Vec<i64>>();
-        for c in &vgg.convs {
-            let bn = c.bn.as_ref().ok_or_else(|| Error::invalid("checkpoint", "conv without BN", "every conv needs its BN"))?;
-            params.push(session.upload(&c.kernel.iter().copied().collect::<Vec<f32>>(), &dims(c.kernel.shape()), dtype)?);
-            for a in [&c.bias, &bn.gamma, &bn.beta] {
-                params.push(session.upload(&a.to_vec(), &[a.len() as i64], dtype)?);
-            }
-        }
-        for d in &vgg.dense {
-            params.push(session.upload(&d.weight.iter().copied().collect::<Vec<f32>>(), &dims(d.weight.shape()), dtype)?);
-            params.push(session.upload(&d.bias.to_vec(), &[d.bias.len() as i64], dtype)?);
-        }
-        Ok(BnStats { session: session.clone(), exe, params, arch: vgg.arch.clone(), batch, dtype })
+        let params = net
+            .graph
+            .params()
+            .iter()
+            .zip(&net.tensors)
+            .filter(|(p, _)| p.is_trainable())
+            .map(|(p, t)| {
+                let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
+                session.upload(&t.iter().copied().collect::<Vec<f32>>(), &dims, dtype)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BnStats { session: session.clone(), exe, params, arch: net.arch.clone(), batch, dtype })
     }
 
     /// The batch statistics of one batch of exactly `batch` NHWC images.
@@ -110,22 +109,22 @@ pub struct Recalibration {
     pub seconds: f64,
 }
 
-/// A copy of `vgg` whose BN running statistics are re-estimated on `batches` batches of
+/// A copy of `net` whose BN running statistics are re-estimated on `batches` batches of
 /// `batch` images of `data` (normalised, drawn in a seeded shuffled order, cycling through
 /// epochs when `data` is short), with the semantics in the module docs. A network without
 /// BN is returned unchanged (0 batches).
 pub fn recalibrate(
     session: &Session,
-    vgg: &Vgg,
+    net: &Network,
     data: &Dataset,
     batches: usize,
     batch: usize,
     dtype: DType,
     plan: &[Lowering],
-) -> Result<(Vgg, Recalibration)> {
+) -> Result<(Network, Recalibration)> {
     let t = Instant::now();
-    if !vgg.arch.batch_norm || batches == 0 {
-        return Ok((vgg.clone(), Recalibration { batches: 0, batch: 0, seconds: 0.0 }));
+    if !net.arch.batch_norm || batches == 0 {
+        return Ok((net.clone(), Recalibration { batches: 0, batch: 0, seconds: 0.0 }));
     }
     if data.n < 2 {
         return Err(Error::invalid(
@@ -135,15 +134,17 @@ pub fn recalibrate(
         ));
     }
     let bs = batch.min(data.n).max(2);
-    let stats = BnStats::new(session, vgg, bs, dtype, plan)?;
-    let mut sums: Vec<(Vec<f64>, Vec<f64>)> = vgg.arch.channels.iter().map(|&c| (vec![0.0; c], vec![0.0; c])).collect();
+    let stats = BnStats::new(session, net, bs, dtype, plan)?;
+    let g = &net.graph;
+    let bns: Vec<NodeId> = g.nodes().iter().filter(|n| matches!(n.op, Op::BatchNorm)).map(|n| n.id).collect();
+    let mut sums: Vec<(Vec<f64>, Vec<f64>)> = bns.iter().map(|&id| (vec![0.0; g.node(id).channels()], vec![0.0; g.node(id).channels()])).collect();
     let mut done = 0;
     let mut epoch = 0;
     while done < batches {
         for b in Batches::new(data, bs, LastBatch::Drop)?.shuffled(RECAL_SEED, epoch) {
             for (i, (m, v)) in stats.run(&b.images)?.into_iter().enumerate() {
-                let (hh, ww) = vgg.arch.conv_hw(i);
-                let count = (bs * hh * ww) as f64;
+                let d = &g.node(bns[i]).dims;
+                let count = (bs * d[0] * d[1]) as f64;
                 let unbias = count / (count - 1.0).max(1.0);
                 sums[i].0.iter_mut().zip(&m).for_each(|(s, x)| *s += x);
                 sums[i].1.iter_mut().zip(&v).for_each(|(s, x)| *s += x * unbias);
@@ -155,11 +156,12 @@ pub fn recalibrate(
         }
         epoch += 1;
     }
-    let mut out = vgg.clone();
-    for (conv, (m, v)) in out.convs.iter_mut().zip(sums) {
-        let bn = conv.bn.as_mut().expect("checked: the network has BN");
-        bn.mean = m.iter().map(|x| (x / done as f64) as f32).collect();
-        bn.var = v.iter().map(|x| (x / done as f64) as f32).collect();
+    let mut out = net.clone();
+    for (&id, (m, v)) in bns.iter().zip(sums) {
+        let mean = g.param_index(id, Role::RunningMean).expect("a batch norm has running statistics");
+        let var = g.param_index(id, Role::RunningVar).expect("a batch norm has running statistics");
+        out.tensors[mean] = m.iter().map(|x| (x / done as f64) as f32).collect::<ndarray::Array1<f32>>().into_dyn();
+        out.tensors[var] = v.iter().map(|x| (x / done as f64) as f32).collect::<ndarray::Array1<f32>>().into_dyn();
     }
     Ok((out, Recalibration { batches: done, batch: bs, seconds: t.elapsed().as_secs_f64() }))
 }

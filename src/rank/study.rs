@@ -19,7 +19,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{checkpoint, Arch, Vgg};
+use crate::model::{checkpoint, Arch, Network};
 use crate::runtime::Session;
 
 /// How candidates are scored.
@@ -68,7 +68,7 @@ impl RankConfig {
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub path: PathBuf,
-    pub model: Vgg,
+    pub model: Network,
 }
 
 impl Candidate {

@@ -11,7 +11,7 @@ use crate::data::Source;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Mode;
-use crate::model::{checkpoint, Arch, Form, Vgg};
+use crate::model::{checkpoint, Arch, Form, Network};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, Needs, Schedule};
 use crate::train::{Decay, LrSchedule, OptConfig};
@@ -23,7 +23,7 @@ pub enum WeightsSource {
     /// Seeded He initialisation.
     Init { seed: u64 },
     /// A checkpoint, loaded during validation.
-    Checkpoint { path: PathBuf, model: Box<Vgg>, sha256: String },
+    Checkpoint { path: PathBuf, model: Box<Network>, sha256: String },
     /// Trained from scratch, saved at `save` and reused while its settings match.
     Train { settings: TrainSettings, save: PathBuf },
 }
@@ -230,7 +230,7 @@ impl Checker<'_> {
 
         // Pruning.
         let (pruning, prune_options, needs_data) = match &f.pruning {
-            None => (vec![PruneConfig::baseline()], self.prune_options(None)?, false),
+            None => (vec![PruneConfig::baseline()], self.prune_options(None, &arch)?, false),
             Some(p) => self.pruning(p, &arch)?,
         };
         let finetune = match &f.finetune {
@@ -370,7 +370,15 @@ impl Checker<'_> {
                 }
                 Arch::imagenet(m.width, m.in_channels, m.classes, m.batch_norm.unwrap_or(false)).map_err(|e| bad("width", e))?
             }
-            other => return Err(bad("form", other.vgg_only("a suite"))),
+            other => {
+                if !m.hidden.is_empty() {
+                    return Err(self.err(&["model", "hidden"], format!("{other} has one dense layer after the global average pool; remove the key")));
+                }
+                if m.batch_norm == Some(false) {
+                    return Err(self.err(&["model", "batch_norm"], format!("{other} always has batch norm; remove the key")));
+                }
+                Arch::new(other, m.width, m.in_channels, m.classes).map_err(|e| bad("width", e))?
+            }
         };
         match m.input_size {
             Some([h, w]) => arch.with_input(h, w).map_err(|e| bad("input_size", e)),
@@ -412,12 +420,17 @@ impl Checker<'_> {
         })
     }
 
-    fn prune_options(&self, p: Option<&schema::PruningSpec>) -> Result<PruneOptions> {
+    fn prune_options(&self, p: Option<&schema::PruningSpec>, arch: &Arch) -> Result<PruneOptions> {
         let Some(p) = p else {
             return Ok(PruneOptions { min_channels: 1, skip: vec![], seed: 0, calibration_images: 256 });
         };
-        if let Some(&i) = p.skip.iter().find(|&&i| i >= crate::model::arch::NUM_CONVS) {
-            return Err(self.err(&["pruning", "skip"], format!("{i}: conv indices run from 0 to 12")));
+        let g = arch.graph().map_err(|e| self.err(&["model"], e))?;
+        let n = prune::targets(&g, &crate::graph::groups::groups(&g)).len();
+        if let Some(&i) = p.skip.iter().find(|&&i| i >= n) {
+            return Err(self.err(
+                &["pruning", "skip"],
+                format!("{i}: pruned-group indices run from 0 to {} (`prunebench info` lists them)", n.saturating_sub(1)),
+            ));
         }
         Ok(PruneOptions {
             min_channels: p.min_channels,
@@ -430,7 +443,7 @@ impl Checker<'_> {
     /// The distinct configurations (unpruned first), the options, and whether a criterion
     /// needs images.
     fn pruning(&self, p: &schema::PruningSpec, arch: &Arch) -> Result<(Vec<PruneConfig>, PruneOptions, bool)> {
-        let opts = self.prune_options(Some(p))?;
+        let opts = self.prune_options(Some(p), arch)?;
         let methods = p.methods.clone().ok_or_else(|| self.err(&["pruning"], "`methods` is missing; e.g. methods: [l1]"))?;
         let methods = self.axis(&["pruning", "methods"], Some(methods), vec![])?;
         let mut needs_data = false;
@@ -452,7 +465,7 @@ impl Checker<'_> {
             return Err(self.err(&["pruning", "calibration_images"], "0, but apoz / mean-activation / taylor score channels on (labelled) training images"));
         }
         if p.ratios.is_none() && p.layer_ratios.is_none() {
-            return Err(self.err(&["pruning"], "give `ratios: [0.5, ...]` and/or `layer_ratios: [[13 ratios], ...]`"));
+            return Err(self.err(&["pruning"], "give `ratios: [0.5, ...]` and/or `layer_ratios: [[one ratio per pruned group], ...]`"));
         }
         let ratios = match &p.ratios {
             None => vec![],
@@ -467,11 +480,18 @@ impl Checker<'_> {
             None => vec![],
             Some(l) => self.axis(&["pruning", "layer_ratios"], Some(l.clone()), vec![])?,
         };
+        let groups = match layer_ratios.is_empty() {
+            true => 0,
+            false => {
+                let g = arch.graph().map_err(|e| self.err(&["model"], e))?;
+                prune::targets(&g, &crate::graph::groups::groups(&g)).len()
+            }
+        };
         for (i, l) in layer_ratios.iter().enumerate() {
-            if l.len() != crate::model::arch::NUM_CONVS {
+            if l.len() != groups {
                 return Err(self.err(
                     &["pruning", "layer_ratios"],
-                    format!("list {i} has {} entries; give one ratio per conv (13)", l.len()),
+                    format!("list {i} has {} entries; give one ratio per pruned group ({groups}; `prunebench info` lists them)", l.len()),
                 ));
             }
             if let Some((j, r)) = l.iter().enumerate().find(|(_, &r)| !ratio_ok(r)) {
@@ -588,12 +608,17 @@ mod tests {
     }
 
     #[test]
-    fn forms_not_wired_yet_are_refused_by_key() {
+    fn every_form_is_a_suite_model_and_vgg_keys_are_refused_by_key() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(root.join("suites/smoke.yaml")).unwrap();
         assert!(text.contains("form: vgg16-cifar"));
-        let text = text.replace("form: vgg16-cifar", "form: resnet20-cifar");
-        let e = Suite::from_text(&root.join("suites/smoke.yaml"), &text).unwrap_err().to_string();
-        assert!(e.contains("model.form") && e.contains("a suite runs VGG-16 only") && e.contains("resnet20-cifar"), "{e}");
+        for form in ["resnet20-cifar", "mobilenetv2-cifar"] {
+            let t = text.replace("form: vgg16-cifar", &format!("form: {form}"));
+            let s = Suite::from_text(&root.join("suites/smoke.yaml"), &t).unwrap();
+            assert_eq!(s.arch.form.to_string(), form);
+        }
+        let t = text.replace("form: vgg16-cifar", "form: resnet20-cifar\n  hidden: [16]");
+        let e = Suite::from_text(&root.join("suites/smoke.yaml"), &t).unwrap_err().to_string();
+        assert!(e.contains("model.hidden") && e.contains("global average pool"), "{e}");
     }
 }

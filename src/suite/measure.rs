@@ -22,14 +22,14 @@ use crate::bench::ci::ratio_of_medians;
 use crate::bench::latency::{Latency, Measurement, MemoryFigures};
 use crate::bench::validity::{verdict, Rules};
 use crate::lower::Lowering;
-use crate::model::Vgg;
+use crate::model::Network;
 
 /// A row made ready for timing: everything but the measurement filled in.
 pub struct Pending {
     pub variant: Variant,
     pub rec: Record,
     /// The network whose program is timed.
-    pub model: Rc<Vgg>,
+    pub model: Rc<Network>,
     pub plan: Vec<Lowering>,
     /// The unpruned network (the speed-ups' reference).
     pub baseline: bool,
@@ -168,7 +168,7 @@ mod tests {
         Pending {
             variant: variant(id, 1),
             rec: Record { variant: id.into(), ..Record::default() },
-            model: Rc::new(Vgg::init(&arch, 0)),
+            model: Rc::new(Network::init(&arch, 0)),
             plan: vec![Lowering::Direct; 13],
             baseline: false,
             masked,

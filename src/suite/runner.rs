@@ -36,7 +36,7 @@ use crate::error::Result;
 use crate::hlo::DType;
 use crate::lower::{self, Lowering, Mode};
 use crate::tune::Tuner;
-use crate::model::{checkpoint, counts, program, Vgg};
+use crate::model::{checkpoint, counts, program, Network};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, ScoreContext};
 use crate::runtime::{CompiledModel, Session};
@@ -66,7 +66,7 @@ impl Programs {
     fn get(
         &mut self,
         session: &Session,
-        model: &Vgg,
+        model: &Network,
         batch: usize,
         dtype: DType,
         plan: &[Lowering],
@@ -105,7 +105,7 @@ pub struct Runner<'a> {
     stop: &'a AtomicBool,
     progress: &'a Progress,
     host_cpu: String,
-    base: Option<std::result::Result<Rc<Vgg>, String>>,
+    base: Option<std::result::Result<Rc<Network>, String>>,
     /// SHA-256 of the base network's checkpoint file (loaded or trained and saved); part of
     /// every work-folder fingerprint, so a retrained base never reuses older pruned networks.
     base_sha256: Option<String>,
@@ -372,7 +372,7 @@ impl Runner<'_> {
         v: &Variant,
         cfg: &PruneConfig,
         rec: &mut Record,
-    ) -> std::result::Result<(Rc<Vgg>, Vec<Lowering>), String> {
+    ) -> std::result::Result<(Rc<Network>, Vec<Lowering>), String> {
         let session = self.session(v.device)?;
         rec.platform = session.client.platform_name().ok();
         rec.device_kind = Some(session.device.kind().to_string());
@@ -382,7 +382,7 @@ impl Runner<'_> {
 
         let prepared = self.prepared(&session, cfg, &v.id)?;
         let model = prepared.after.as_ref().unwrap_or(&prepared.before);
-        rec.channels = Some(model.arch.channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "));
+        rec.channels = Some(prune::group_channels(model).iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "));
         rec.params = Some(counts::params(&model.arch));
         rec.macs = Some(counts::macs(&model.arch));
         rec.finetune_steps = prepared.ft_steps;
@@ -430,12 +430,12 @@ impl Runner<'_> {
     }
 
     /// The suite's network: initialised, loaded, or trained (once per run).
-    fn base(&mut self, session: &Session, id: &str) -> std::result::Result<Rc<Vgg>, String> {
+    fn base(&mut self, session: &Session, id: &str) -> std::result::Result<Rc<Network>, String> {
         if let Some(b) = &self.base {
             return b.clone();
         }
         let made = match &self.suite.weights {
-            WeightsSource::Init { seed } => Ok(Vgg::init(&self.suite.arch, *seed)),
+            WeightsSource::Init { seed } => Ok(Network::init(&self.suite.arch, *seed)),
             WeightsSource::Checkpoint { model, sha256, .. } => {
                 self.base_sha256 = Some(sha256.clone());
                 Ok((**model).clone())
@@ -463,7 +463,7 @@ impl Runner<'_> {
         settings: &super::config::TrainSettings,
         save: &std::path::Path,
         id: &str,
-    ) -> std::result::Result<Vgg, String> {
+    ) -> std::result::Result<Network, String> {
         let fingerprint = format!("{} | {} | limit {:?}", settings.fingerprint(), self.suite.dataset, self.suite.train_limit);
         if save.is_file() {
             if let Ok(ck) = checkpoint::load(save) {
@@ -474,7 +474,7 @@ impl Runner<'_> {
             }
         }
         let data = self.train_set()?;
-        let init = Vgg::init(&self.suite.arch, settings.seed);
+        let init = Network::init(&self.suite.arch, settings.seed);
         let total = settings.total_steps(data.n);
         self.progress.note(&format!("training from scratch: {total} steps of {} images", settings.batch));
         let norm = self.suite.dataset.normalize();
@@ -627,7 +627,7 @@ impl Runner<'_> {
     fn evaluate_both(&mut self, session: &Session, p: &Prepared, v: &Variant) -> std::result::Result<Scores, String> {
         let test = self.test_set()?;
         let batch = self.suite.eval_batch.min(test.n.max(1));
-        let eval = |this: &mut Self, model: &Vgg| -> std::result::Result<Accuracy, String> {
+        let eval = |this: &mut Self, model: &Network| -> std::result::Result<Accuracy, String> {
             let plan = this.lowering_plan(session, &model.arch, batch, v.dtype, v.lowering, &v.id)?;
             let dev = this.device.as_mut().expect("session opened");
             let (m, _) = dev.programs.get(session, model, batch, v.dtype, &plan).map_err(|e| e.to_string())?;

@@ -7,13 +7,15 @@
 //! name: smoke                 # default: the file name without extension
 //! output: results/smoke.csv   # default: results/<name>.csv (relative to the current folder)
 //! model:                      # required unless `checkpoint` is given (then it must match)
-//!   form: vgg16-cifar         # vgg16-cifar | vgg16-imagenet
+//!   form: vgg16-cifar         # vgg16-cifar | vgg16-imagenet | resnet20-cifar | resnet56-cifar |
+//!                             # resnet18-imagenet | resnet50-imagenet | mobilenetv2-imagenet |
+//!                             # mobilenetv2-cifar
 //!   width: 1.0                # multiplier of every conv width, in (0, 4]
 //!   in_channels: 3
 //!   classes: 10
-//!   hidden: []                # CIFAR form: hidden dense widths
-//!   batch_norm: true          # ImageNet form only (the CIFAR form always has BN)
-//!   input_size: [32, 32]      # H, W (multiples of 32); default by form
+//!   hidden: []                # vgg16-cifar only: hidden dense widths
+//!   batch_norm: true          # vgg16-imagenet only (every other form always has BN)
+//!   input_size: [32, 32]      # H, W (VGG-16: multiples of 32); default by form
 //! # Where the weights come from: exactly one of
 //! init: {seed: 0}             # random (He) weights
 //! checkpoint: path/to/model.safetensors
@@ -26,12 +28,12 @@
 //! pruning:                    # absent: only the unpruned network
 //!   methods: [l1, fpgm]       # criteria (prunebench prune --help)
 //!   ratios: [0.3, 0.5]        # fractions removed, [0, 1); 0 = the unpruned network
-//!   layer_ratios: []          # per-layer lists of 13 ratios (schedule `layers`)
+//!   layer_ratios: []          # per-layer lists, one ratio per pruned group (VGG-16: 13; schedule `layers`)
 //!   schedules: [uniform]      # uniform | global, for `ratios`
 //!   round_to: [1, 8]
 //!   controls: [physical, masked]
 //!   min_channels: 1
-//!   skip: []                  # conv indices left untouched
+//!   skip: []                  # pruned-group indices left untouched (VGG-16: conv indices; `prunebench info`)
 //!   seed: 0                   # seed of the random criterion
 //!   calibration_images: 256   # images for apoz / mean-activation / taylor
 //! finetune: {steps: 100, batch: 32, lr: 0.01}   # optional; see TrainSpec

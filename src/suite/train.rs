@@ -9,7 +9,7 @@ use super::config::TrainSettings;
 use crate::bench::accuracy::Accuracy;
 use crate::data::{Dataset, Normalize};
 use crate::error::{Error, Result};
-use crate::model::Vgg;
+use crate::model::Network;
 use crate::runtime::Session;
 use crate::train::fit::{fit, FitConfig, FitJob, FitProgress, Position};
 use crate::train::default_plan;
@@ -17,7 +17,7 @@ use crate::train::default_plan;
 /// A trained network and what training did.
 #[derive(Clone, Debug)]
 pub struct Trained {
-    pub model: Vgg,
+    pub model: Network,
     pub steps: usize,
     pub seconds: f64,
     /// Mean loss of the last (up to) 20 steps.
@@ -52,7 +52,7 @@ impl FitProgress for Ticks<'_> {
 /// the current step with [`Error::Interrupted`]; a diverged run is [`Error::Diverged`].
 pub fn train(
     session: &Session,
-    v: &Vgg,
+    v: &Network,
     data: &Dataset,
     norm: &Normalize,
     s: &TrainSettings,

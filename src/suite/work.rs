@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use crate::bench::accuracy::Accuracy;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
-use crate::model::{checkpoint, Vgg};
+use crate::model::{checkpoint, Network};
 use crate::util::write_atomic;
 
 /// A pruning configuration made ready: the network before and after fine-tuning.
 #[derive(Clone, Debug)]
 pub struct Prepared {
-    pub before: Vgg,
-    pub after: Option<Vgg>,
+    pub before: Network,
+    pub after: Option<Network>,
     /// Kept channel indices per conv (`None` for the unpruned network).
     pub keep: Option<Vec<Vec<usize>>>,
     pub ft_steps: Option<usize>,
@@ -139,8 +139,8 @@ mod tests {
         assert!(w.load_prepared(&fp).is_none());
         let arch = Arch::cifar(0.0625, 1, 10, vec![]).unwrap();
         let p = Prepared {
-            before: Vgg::init(&arch, 1),
-            after: Some(Vgg::init(&arch, 2)),
+            before: Network::init(&arch, 1),
+            after: Some(Network::init(&arch, 2)),
             keep: Some(vec![vec![0, 2]; 13]),
             ft_steps: Some(3),
             ft_seconds: Some(1.5),

@@ -29,7 +29,7 @@ use crate::data::{Augment, Batches, Dataset, LastBatch, Normalize};
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{checkpoint, Vgg};
+use crate::model::{checkpoint, Network};
 use crate::runtime::{CompiledModel, Session};
 
 /// Everything that decides a training run.
@@ -171,13 +171,13 @@ pub fn resume_position(meta: &BTreeMap<String, String>, config: &FitConfig) -> R
 
 /// The trainer's network, checked against the checkpoint loader's rules (every parameter
 /// and BN statistic finite) as it stands at `step`.
-fn checked_network(trainer: &Trainer, step: usize) -> Result<Vgg> {
-    let vgg = trainer.to_vgg()?;
-    checkpoint::check(&vgg).map_err(|what| Error::Diverged { step, what })?;
-    Ok(vgg)
+fn checked_network(trainer: &Trainer, step: usize) -> Result<Network> {
+    let net = trainer.network()?;
+    checkpoint::check(&net).map_err(|what| Error::Diverged { step, what })?;
+    Ok(net)
 }
 
-fn save(job: &FitJob, trainer: &Trainer, vgg: &Vgg, pos: Position, complete: bool) -> Result<()> {
+fn save(job: &FitJob, trainer: &Trainer, net: &Network, pos: Position, complete: bool) -> Result<()> {
     let Some(out) = &job.out else { return Ok(()) };
     let mut meta = job.meta.clone();
     meta.insert(KEY_EPOCH.into(), pos.epoch.to_string());
@@ -185,18 +185,18 @@ fn save(job: &FitJob, trainer: &Trainer, vgg: &Vgg, pos: Position, complete: boo
     meta.insert(KEY_STEP.into(), pos.step.to_string());
     meta.insert(KEY_CONFIG.into(), serde_json::to_string(&job.config).expect("config serialises"));
     meta.insert(KEY_DONE.into(), complete.to_string());
-    checkpoint::save(out, vgg, &meta)?;
+    checkpoint::save(out, net, &meta)?;
     trainer.save_momentum(&momentum_path(out))?;
     Ok(())
 }
 
-/// Trains `vgg` as `job` says, starting at `start` (a resumed position, or the beginning).
+/// Trains `net` as `job` says, starting at `start` (a resumed position, or the beginning).
 /// Returns the trained network and a report.
-pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgress) -> Result<(Vgg, FitReport)> {
+pub fn fit(net: &Network, job: &FitJob, start: Position, progress: &mut dyn FitProgress) -> Result<(Network, FitReport)> {
     let cfg = &job.config;
     cfg.validate(job.train.n)?;
     let (per_epoch, total) = cfg.steps(job.train.n);
-    let mut trainer = Trainer::from_vgg_with(job.session, vgg, cfg.batch, &cfg.opt, DType::F32, &job.plan)?;
+    let mut trainer = Trainer::with_plan(job.session, net, cfg.batch, &cfg.opt, DType::F32, &job.plan)?;
     if start.step > 0 {
         if let Some(out) = &job.out {
             let m = momentum_path(out);
@@ -222,8 +222,8 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
     let mut images = 0usize;
     let mut interrupted = false;
     let mut first_loss: Option<f64> = None;
-    let uniform_loss = (vgg.arch.classes as f64).ln();
-    let mut checked: Option<(usize, Vgg)> = None;
+    let uniform_loss = (net.arch.classes as f64).ln();
+    let mut checked: Option<(usize, Network)> = None;
     let augment = if cfg.augment { Augment::standard() } else { Augment::none() };
     'epochs: while pos.step < total {
         let mut batches = Batches::new(job.train, cfg.batch, LastBatch::Drop)?;
@@ -267,23 +267,23 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         last_acc = correct_sum / seen.max(1) as f64;
         let epoch_done = pos.batch_in_epoch >= per_epoch || pos.step >= total;
         if epoch_done {
-            let vgg = checked_network(&trainer, pos.step)?;
+            let now = checked_network(&trainer, pos.step)?;
             if let Some(t) = &test_set {
-                test = Some(eval_now(&vgg, job, t)?);
+                test = Some(eval_now(&now, job, t)?);
             }
             progress.epoch(pos.epoch, last_loss, last_acc, test.as_ref());
             pos = Position { epoch: pos.epoch + 1, batch_in_epoch: 0, step: pos.step };
             (loss_sum, correct_sum, seen) = (0.0, 0.0, 0);
-            save(job, &trainer, &vgg, pos, pos.step >= total)?;
-            checked = Some((pos.step, vgg));
+            save(job, &trainer, &now, pos, pos.step >= total)?;
+            checked = Some((pos.step, now));
         }
     }
-    let vgg = match checked {
-        Some((step, vgg)) if step == pos.step => vgg,
+    let trained = match checked {
+        Some((step, net)) if step == pos.step => net,
         _ => checked_network(&trainer, pos.step)?,
     };
     if interrupted {
-        save(job, &trainer, &vgg, pos, false)?;
+        save(job, &trainer, &trained, pos, false)?;
     }
     progress.finish();
     let seconds = t0.elapsed().as_secs_f64();
@@ -297,11 +297,11 @@ pub fn fit(vgg: &Vgg, job: &FitJob, start: Position, progress: &mut dyn FitProgr
         images_per_s: images as f64 / seconds.max(1e-9),
         seconds,
     };
-    Ok((vgg, report))
+    Ok((trained, report))
 }
 
-fn eval_now(vgg: &Vgg, job: &FitJob, test: &Dataset) -> Result<Accuracy> {
-    let m = CompiledModel::new(job.session, vgg, eval_batch(test.n), DType::F32, &job.plan)?;
+fn eval_now(net: &Network, job: &FitJob, test: &Dataset) -> Result<Accuracy> {
+    let m = CompiledModel::new(job.session, net, eval_batch(test.n), DType::F32, &job.plan)?;
     evaluate(&m, test)
 }
 

@@ -25,7 +25,7 @@ use crate::graph::{Graph, Op};
 use crate::hlo::{Builder, DType, Shape, Value};
 use crate::lower::Lowering;
 use crate::model::emit::{self, Forward, Mode};
-use crate::model::{Arch, Vgg};
+use crate::model::Arch;
 
 /// Index of the first state argument (parameters, then momentum, then stats).
 pub const FIRST_STATE_ARG: usize = 3;
@@ -67,12 +67,6 @@ pub fn stat_specs(g: &Graph, dtype: DType) -> Vec<TensorSpec> {
     specs(g, dtype, true)
 }
 
-/// The graph of a validated VGG architecture.
-fn vgg_graph(arch: &Arch) -> Result<Graph> {
-    arch.validate()?;
-    Vgg::graph(arch)
-}
-
 /// The default lowering of each conv of `g` (graph order) in the step program: im2col for a
 /// 3x3 stride-1 pad-1 one-group conv on a map of 4 pixels or fewer (XLA's CPU convolution
 /// is ~35-50x slower there, forward and backward), the plain convolution everywhere else.
@@ -86,9 +80,9 @@ pub fn default_graph_plan(g: &Graph) -> Vec<Lowering> {
         .collect()
 }
 
-/// [`default_graph_plan`] of a VGG architecture.
+/// [`default_graph_plan`] of an architecture's graph.
 pub fn default_plan(arch: &Arch) -> Vec<Lowering> {
-    vgg_graph(arch).map(|g| default_graph_plan(&g)).unwrap_or_default()
+    arch.graph().map(|g| default_graph_plan(&g)).unwrap_or_default()
 }
 
 /// A printed step program and what its arguments and outputs are.
@@ -121,7 +115,7 @@ fn metric_dtype(dtype: DType) -> DType {
     if dtype == DType::F64 { DType::F64 } else { DType::F32 }
 }
 
-/// The step program of the VGG `arch` for batches of `batch` in `dtype` with
+/// The step program of `arch` for batches of `batch` in `dtype` with
 /// [`default_plan`].
 pub fn step_program(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig) -> Result<TrainProgram> {
     step_program_with(arch, batch, dtype, opt, &default_plan(arch))
@@ -129,7 +123,7 @@ pub fn step_program(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig) ->
 
 /// Like [`step_program`] with conv `i` (forward and both gradients) lowered as `plan[i]`.
 pub fn step_program_with(arch: &Arch, batch: usize, dtype: DType, opt: &OptConfig, plan: &[Lowering]) -> Result<TrainProgram> {
-    graph_step_program(&vgg_graph(arch)?, batch, dtype, opt, plan)
+    graph_step_program(&arch.graph()?, batch, dtype, opt, plan)
 }
 
 /// What the shared forward and backward pass leaves for the caller.
@@ -323,9 +317,9 @@ impl GradProgram {
     }
 }
 
-/// The gradient program of the VGG `arch` ([`graph_grad_program`] of its graph).
+/// The gradient program of `arch` ([`graph_grad_program`] of its graph).
 pub fn grad_program(arch: &Arch, batch: usize, dtype: DType, plan: &[Lowering]) -> Result<GradProgram> {
-    graph_grad_program(&vgg_graph(arch)?, batch, dtype, plan)
+    graph_grad_program(&arch.graph()?, batch, dtype, plan)
 }
 
 /// The loss and its gradients, without an update: the forward and backward pass of the

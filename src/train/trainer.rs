@@ -10,11 +10,11 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use super::optim::OptConfig;
-use super::step::{step_program_with, default_plan, TrainProgram, FIRST_STATE_OUTPUT};
+use super::step::{default_plan, graph_step_program, TrainProgram, FIRST_STATE_OUTPUT};
 use crate::error::{Error, Result};
 use crate::hlo::DType;
 use crate::lower::Lowering;
-use crate::model::{Arch, Vgg};
+use crate::model::{Arch, Network};
 use crate::pjrt::{Buffer, Executable};
 use crate::runtime::Session;
 
@@ -22,7 +22,7 @@ use crate::runtime::Session;
 pub struct Trainer {
     session: Session,
     exe: Executable,
-    /// The VGG architecture the program was built from ([`Trainer::to_vgg`] rebuilds it).
+    /// The architecture the program was built from ([`Trainer::network`] rebuilds it).
     arch: Arch,
     program: TrainProgram,
     /// Parameters, then momentum buffers, then running statistics (argument order).
@@ -36,29 +36,16 @@ pub struct Trainer {
 /// Host tensors, row-major f32, in step-program order.
 type HostTensors = Vec<Vec<f32>>;
 
-/// Host copies of `vgg`'s parameters and running statistics in step-program order: its
-/// tensors ([`Vgg::to_tensors`], the VGG graph's parameter table) split into the trainable
-/// ones and the BN running statistics, each in table order.
-///
-/// Errors: weights whose tensors do not fit the graph of their architecture (e.g. batch
-/// norms present without `batch_norm`, or missing with it).
-pub(crate) fn host_state(vgg: &Vgg) -> Result<(HostTensors, HostTensors)> {
-    let g = Vgg::graph(&vgg.arch)?;
-    let t = vgg.to_tensors();
-    let fits = t.len() == g.params().len() && g.params().iter().zip(&t).all(|(p, a)| a.shape() == p.dims.as_slice());
-    if !fits {
-        return Err(Error::invalid(
-            "weights",
-            format!("{} tensors", t.len()),
-            format!("{} has {} tensors; batch norm presence must match the architecture's batch_norm flag", vgg.arch.describe(), g.params().len()),
-        ));
-    }
+/// Host copies of `net`'s parameters and running statistics in step-program order: its
+/// tensors (the graph's parameter table) split into the trainable ones and the BN running
+/// statistics, each in table order.
+pub(crate) fn host_state(net: &Network) -> (HostTensors, HostTensors) {
     let (mut params, mut stats) = (Vec::new(), Vec::new());
-    for (p, a) in g.params().iter().zip(t) {
+    for (p, a) in net.graph.params().iter().zip(&net.tensors) {
         let data = a.iter().copied().collect();
         if p.is_trainable() { params.push(data) } else { stats.push(data) }
     }
-    Ok((params, stats))
+    (params, stats)
 }
 
 /// The name the trainer gave a VGG tensor before its state followed the graph's parameter
@@ -92,26 +79,26 @@ fn scalar(buf: &Buffer, dtype: DType) -> Result<f32> {
 }
 
 impl Trainer {
-    /// Compiles the f32 step program for `vgg`'s architecture (with [`default_plan`]) and
+    /// Compiles the f32 step program for `net`'s architecture (with [`default_plan`]) and
     /// uploads its weights; momentum buffers start at zero.
-    pub fn from_vgg(session: &Session, vgg: &Vgg, batch: usize, opt: &OptConfig) -> Result<Trainer> {
-        Self::from_vgg_with(session, vgg, batch, opt, DType::F32, &default_plan(&vgg.arch))
+    pub fn new(session: &Session, net: &Network, batch: usize, opt: &OptConfig) -> Result<Trainer> {
+        Self::with_plan(session, net, batch, opt, DType::F32, &default_plan(&net.arch))
     }
 
-    /// Like [`from_vgg`](Self::from_vgg) with a dtype (f32 or f64) and a lowering plan.
-    pub fn from_vgg_with(
+    /// Like [`new`](Self::new) with a dtype (f32 or f64) and a lowering plan.
+    pub fn with_plan(
         session: &Session,
-        vgg: &Vgg,
+        net: &Network,
         batch: usize,
         opt: &OptConfig,
         dtype: DType,
         plan: &[Lowering],
     ) -> Result<Trainer> {
-        let program = step_program_with(&vgg.arch, batch, dtype, opt, plan)?;
+        let program = graph_step_program(&net.graph, batch, dtype, opt, plan)?;
         let t = Instant::now();
         let exe = session.client.compile(&program.text)?;
         let compile_seconds = t.elapsed().as_secs_f64();
-        let (params, stats) = host_state(vgg)?;
+        let (params, stats) = host_state(net);
         let mut state = Vec::with_capacity(2 * params.len() + stats.len());
         for (data, s) in params.iter().zip(&program.params) {
             state.push(session.upload(data, &s.shape.dims, dtype)?);
@@ -122,7 +109,7 @@ impl Trainer {
         for (data, s) in stats.iter().zip(&program.stats) {
             state.push(session.upload(data, &s.shape.dims, dtype)?);
         }
-        Ok(Trainer { session: session.clone(), exe, arch: vgg.arch.clone(), program, state, steps: 0, compile_seconds })
+        Ok(Trainer { session: session.clone(), exe, arch: net.arch.clone(), program, state, steps: 0, compile_seconds })
     }
 
     pub fn program(&self) -> &TrainProgram {
@@ -243,8 +230,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Downloads the current weights and running statistics into a [`Vgg`].
-    pub fn to_vgg(&self) -> Result<Vgg> {
+    /// Downloads the current weights and running statistics into a [`Network`].
+    pub fn network(&self) -> Result<Network> {
         let p = &self.program;
         let np = p.params.len();
         let host: Vec<Vec<f32>> = self.state.iter().map(|b| download_f32(b, p.dtype)).collect::<Result<_>>()?;
@@ -252,9 +239,9 @@ impl Trainer {
         let mut tensors = Vec::with_capacity(p.graph.params().len());
         for t in p.graph.params() {
             let data = if t.is_trainable() { params.next() } else { stats.next() };
-            let data = data.ok_or_else(|| Error::shape("to_vgg", format!("no state for '{}'", t.name)))?;
-            tensors.push(ArrayD::from_shape_vec(IxDyn(&t.dims), data.clone()).map_err(|e| Error::shape("to_vgg", format!("'{}': {e}", t.name)))?);
+            let data = data.ok_or_else(|| Error::shape("download weights", format!("no state for '{}'", t.name)))?;
+            tensors.push(ArrayD::from_shape_vec(IxDyn(&t.dims), data.clone()).map_err(|e| Error::shape("download weights", format!("'{}': {e}", t.name)))?);
         }
-        Vgg::from_tensors(&self.arch, tensors)
+        Network::new(self.arch.clone(), tensors)
     }
 }

@@ -45,25 +45,56 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 const TORCHVISION_PLAIN: [usize; 13] = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
 const TORCHVISION_WITH_BN: [usize; 13] = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
 
-/// Writes `v` the way torchvision names and lays out its tensors.
-pub fn torchvision_bytes(v: &prunebench::model::Vgg) -> Vec<u8> {
+/// The f64 reference logits `[N, classes]` of `net` (BN with its running statistics) on
+/// NHWC images `x`: the graph interpreter, independent of the emitter.
+pub fn logits(net: &prunebench::model::Network, x: &ndarray::Array4<f64>) -> ndarray::Array2<f64> {
+    use prunebench::graph::reference;
+    let t = reference::to_f64(&net.tensors);
+    reference::logits(&net.graph, &t, &x.clone().into_dyn(), reference::BnMode::Running).into_dimensionality().unwrap()
+}
+
+/// The f64 reference forward pass of `net` with every BN normalising by the batch's own
+/// statistics: every node's value, and per batch norm (graph order) the mean and biased
+/// variance of its input per channel.
+pub fn batch_stats(net: &prunebench::model::Network, x: &ndarray::Array4<f64>) -> (Vec<ndarray::ArrayD<f64>>, Vec<(Vec<f64>, Vec<f64>)>) {
+    use prunebench::graph::reference::{self, BnMode};
+    let g = &net.graph;
+    let values = reference::forward(g, &reference::to_f64(&net.tensors), &x.clone().into_dyn(), BnMode::Batch);
+    let mut stats = Vec::new();
+    for bn in g.nodes().iter().filter(|n| matches!(n.op, prunebench::graph::Op::BatchNorm)) {
+        let y = &values[bn.inputs[0].0];
+        let ch = y.shape()[3];
+        let m = (y.len() / ch) as f64;
+        let mean: Vec<f64> = (0..ch).map(|o| y.index_axis(ndarray::Axis(3), o).sum() / m).collect();
+        let var: Vec<f64> = (0..ch).map(|o| y.index_axis(ndarray::Axis(3), o).iter().map(|t| (t - mean[o]).powi(2)).sum::<f64>() / m).collect();
+        stats.push((mean, var));
+    }
+    (values, stats)
+}
+
+/// Writes the VGG-16 `v` the way torchvision names and lays out its tensors.
+pub fn torchvision_bytes(v: &prunebench::model::Network) -> Vec<u8> {
     let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let idx = if v.arch.batch_norm { TORCHVISION_WITH_BN } else { TORCHVISION_PLAIN };
-    for (i, c) in v.convs.iter().enumerate() {
-        let n = idx[i];
-        let oihw = c.kernel.view().permuted_axes([3, 2, 0, 1]);
+    let get = |name: String| v.tensor(&name).unwrap_or_else(|| panic!("{name}")).clone();
+    for (i, &n) in idx.iter().enumerate() {
+        let k = get(format!("features.{i}.weight"));
+        let oihw = k.view().permuted_axes(vec![3, 2, 0, 1]);
         t.push((format!("features.{n}.weight"), oihw.shape().to_vec(), oihw.iter().copied().collect()));
-        t.push((format!("features.{n}.bias"), vec![c.bias.len()], c.bias.to_vec()));
-        if let Some(bn) = &c.bn {
-            for (k, a) in [("weight", &bn.gamma), ("bias", &bn.beta), ("running_mean", &bn.mean), ("running_var", &bn.var)] {
-                t.push((format!("features.{}.{k}", n + 1), vec![a.len()], a.to_vec()));
+        let b = get(format!("features.{i}.bias"));
+        t.push((format!("features.{n}.bias"), b.shape().to_vec(), b.iter().copied().collect()));
+        if v.arch.batch_norm {
+            for (k, ours) in [("weight", "gamma"), ("bias", "beta"), ("running_mean", "running_mean"), ("running_var", "running_var")] {
+                let a = get(format!("features.{i}.bn.{ours}"));
+                t.push((format!("features.{}.{k}", n + 1), a.shape().to_vec(), a.iter().copied().collect()));
             }
         }
     }
-    let (h, w) = v.arch.final_hw();
+    let (h, w) = (v.arch.input[0] / 32, v.arch.input[1] / 32);
     let c_last = *v.arch.channels.last().unwrap();
-    for (j, d) in v.dense.iter().enumerate() {
-        let mut wt: ndarray::Array2<f32> = d.weight.t().to_owned(); // [out, in]
+    for j in 0..3 {
+        let weight: ndarray::Array2<f32> = get(format!("classifier.{j}.weight")).into_dimensionality().unwrap();
+        let mut wt: ndarray::Array2<f32> = weight.t().as_standard_layout().to_owned(); // [out, in]
         if j == 0 {
             // NHWC feature order -> torchvision's CHW order.
             let mut chw = wt.clone();
@@ -75,8 +106,9 @@ pub fn torchvision_bytes(v: &prunebench::model::Vgg) -> Vec<u8> {
             wt = chw;
         }
         let n = [0, 3, 6][j];
+        let b = get(format!("classifier.{j}.bias"));
         t.push((format!("classifier.{n}.weight"), wt.shape().to_vec(), wt.iter().copied().collect()));
-        t.push((format!("classifier.{n}.bias"), vec![d.bias.len()], d.bias.to_vec()));
+        t.push((format!("classifier.{n}.bias"), b.shape().to_vec(), b.iter().copied().collect()));
     }
     let bytes: Vec<Vec<u8>> = t.iter().map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> =

@@ -1,9 +1,10 @@
 //! `apoz` and `mean-activation`: statistics of each channel's post-ReLU output on images
 //! (Hu et al., "Network Trimming", 2016; Molchanov et al., 2017). Both run the statistics
-//! program of [`crate::prune::stats`] on the images of the [`ScoreContext`].
+//! program of [`crate::prune::stats`] on the images of the [`ScoreContext`]; a group with
+//! several ReLUs (a residual stage) combines them as [`stats::group_scores`] says.
 
 use crate::error::Result;
-use crate::model::Vgg;
+use crate::model::Network;
 use crate::prune::criterion::{Criterion, Needs, ScoreContext};
 use crate::prune::stats;
 
@@ -20,9 +21,9 @@ impl Criterion for Apoz {
     fn needs(&self) -> Needs {
         Needs::Data
     }
-    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        let st = stats::collect(v, ctx, self.name())?;
-        Ok(st.iter().map(|s| s.zeros.iter().map(|&z| 1.0 - z / s.positions).collect()).collect())
+    fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
+        let st = stats::collect(net, ctx, self.name())?;
+        stats::group_scores(net, &st, self.name(), |s| s.zeros.iter().map(|&z| 1.0 - z / s.positions).collect())
     }
 }
 
@@ -36,8 +37,8 @@ impl Criterion for MeanActivation {
     fn needs(&self) -> Needs {
         Needs::Data
     }
-    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        let st = stats::collect(v, ctx, self.name())?;
-        Ok(st.iter().map(|s| s.sum.iter().map(|&x| x / s.positions).collect()).collect())
+    fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
+        let st = stats::collect(net, ctx, self.name())?;
+        stats::group_scores(net, &st, self.name(), |s| s.sum.iter().map(|&x| x / s.positions).collect())
     }
 }

@@ -3,9 +3,7 @@
 
 use ndarray::ArrayViewD;
 
-use crate::error::{Error, Result};
-use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
+use crate::prune::criterion::{Criterion, Needs, WeightRule};
 
 pub struct BnScale;
 
@@ -18,19 +16,6 @@ impl Criterion for BnScale {
     }
     fn needs(&self) -> Needs {
         Needs::Weights
-    }
-    fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        v.convs
-            .iter()
-            .map(|c| match &c.bn {
-                Some(bn) => Ok(abs_gamma(bn.gamma.view().into_dyn())),
-                None => Err(Error::invalid(
-                    "criterion",
-                    "bn-scale",
-                    format!("the model ({}) has no batch norm; use l1, l2, fpgm or random", v.arch.describe()),
-                )),
-            })
-            .collect()
     }
     fn weight_rule(&self) -> Option<WeightRule> {
         Some(WeightRule::Gamma(abs_gamma))

@@ -5,10 +5,7 @@
 
 use ndarray::{Array2, ArrayViewD};
 
-use super::per_conv;
-use crate::error::Result;
-use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
+use crate::prune::criterion::{Criterion, Needs, WeightRule};
 
 pub struct Fpgm;
 
@@ -21,9 +18,6 @@ impl Criterion for Fpgm {
     }
     fn needs(&self) -> Needs {
         Needs::Weights
-    }
-    fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(per_conv(v, fpgm))
     }
     fn weight_rule(&self) -> Option<WeightRule> {
         Some(WeightRule::Filters(fpgm))

@@ -12,7 +12,6 @@ use ndarray::{ArrayViewD, Axis};
 
 use super::criterion::Criterion;
 use crate::error::{Error, Result};
-use crate::model::Vgg;
 
 /// The registry, in the order `--help` lists them.
 static ALL: &[&dyn Criterion] = &[
@@ -39,14 +38,6 @@ pub fn find(name: &str) -> Result<&'static dyn Criterion> {
     })
 }
 
-/// Scores of every conv of `v`, each from its HWIO kernel by `rule` (a [`WeightRule::Filters`]
-/// function: one score per output channel, the kernel's last axis).
-///
-/// [`WeightRule::Filters`]: super::WeightRule::Filters
-pub(crate) fn per_conv(v: &Vgg, rule: fn(ArrayViewD<f32>) -> Vec<f64>) -> Vec<Vec<f64>> {
-    v.convs.iter().map(|c| rule(c.kernel.view().into_dyn())).collect()
-}
-
 /// One score per filter of `w` (output channels on its last axis), each from the filter's
 /// weights by `f`.
 pub(crate) fn each_filter(w: ArrayViewD<f32>, f: impl Fn(ArrayViewD<f32>) -> f64) -> Vec<f64> {
@@ -57,14 +48,14 @@ pub(crate) fn each_filter(w: ArrayViewD<f32>, f: impl Fn(ArrayViewD<f32>) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Arch;
+    use crate::model::{Arch, Network};
     use crate::prune::{keep_sets, Plan, Schedule, ScoreContext};
 
     /// A CIFAR net (conv 0 has 4 filters of 3x3x3) whose conv 0 filters are `f(j, flat)`.
-    fn net_with(f: impl Fn(usize, usize) -> f32) -> Vgg {
-        let mut v = Vgg::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
+    fn net_with(f: impl Fn(usize, usize) -> f32) -> Network {
+        let mut v = Network::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
         v.randomize_bn(2);
-        for (j, mut filt) in v.convs[0].kernel.axis_iter_mut(Axis(3)).enumerate() {
+        for (j, mut filt) in v.tensor_mut("features.0.weight").unwrap().axis_iter_mut(Axis(3)).enumerate() {
             for (p, w) in filt.iter_mut().enumerate() {
                 *w = f(j, p);
             }
@@ -73,7 +64,7 @@ mod tests {
     }
 
     /// Kept filters of conv 0 when `name` removes `removed` of its 4 and nothing elsewhere.
-    fn keep0(v: &Vgg, name: &str, removed: usize) -> Vec<usize> {
+    fn keep0(v: &Network, name: &str, removed: usize) -> Vec<usize> {
         let mut r = vec![0.0; 13];
         r[0] = removed as f64 / 4.0;
         keep_sets(v, &Plan::new(name, Schedule::Layers(r)), &ScoreContext::weights_only()).unwrap()[0].clone()
@@ -114,15 +105,17 @@ mod tests {
         assert_eq!(keep0(&v, "fpgm", 1), vec![1, 2, 3]);
         assert_eq!(keep0(&v, "l1", 1), vec![0, 1, 2]);
         let s = find("fpgm").unwrap().scores(&v, &ScoreContext::weights_only()).unwrap();
-        assert!((s[0][0] - 7.0).abs() < 1e-5 && (s[0][3] - (5.0 + 2.0 * 26f64.sqrt())).abs() < 1e-5, "{:?}", s[0]);
+        // Group scores are the filter's distance sum over the mean of the four.
+        let want = [7.0, 8.1, 8.1, 5.0 + 2.0 * 26f64.sqrt()];
+        assert!((s[0][0] / s[0][3] - want[0] / want[3]).abs() < 1e-6, "{:?}", s[0]);
     }
 
     #[test]
     fn bn_scale_ranks_by_abs_gamma_and_needs_bn() {
         let mut v = net_with(|_, _| 1.0);
-        v.convs[0].bn.as_mut().unwrap().gamma = ndarray::arr1(&[0.1, -2.0, 0.5, 1.0]);
+        *v.tensor_mut("features.0.bn.gamma").unwrap() = ndarray::arr1(&[0.1, -2.0, 0.5, 1.0]).into_dyn();
         assert_eq!(keep0(&v, "bn-scale", 2), vec![1, 3]);
-        let no_bn = Vgg::init(&Arch::imagenet(1.0 / 32.0, 3, 5, false).unwrap(), 1);
+        let no_bn = Network::init(&Arch::imagenet(1.0 / 32.0, 3, 5, false).unwrap(), 1);
         let plan = Plan::new("bn-scale", Schedule::Uniform(0.5));
         let e = keep_sets(&no_bn, &plan, &ScoreContext::weights_only()).unwrap_err().to_string();
         assert!(e.contains("bn-scale") && e.contains("no batch norm"), "{e}");
@@ -130,7 +123,7 @@ mod tests {
 
     #[test]
     fn random_is_seeded() {
-        let v = Vgg::init(&Arch::cifar(0.125, 3, 10, vec![]).unwrap(), 1);
+        let v = Network::init(&Arch::cifar(0.125, 3, 10, vec![]).unwrap(), 1);
         let mut plan = Plan::new("random", Schedule::Uniform(0.5));
         let ctx = ScoreContext::weights_only();
         let a = keep_sets(&v, &plan, &ctx).unwrap();
@@ -138,6 +131,7 @@ mod tests {
         plan.seed = 1;
         assert_ne!(a, keep_sets(&v, &plan, &ctx).unwrap());
         assert!(a.iter().zip(&v.arch.channels).all(|(k, &n)| k.len() == n / 2));
+        assert_eq!(a.len(), 13, "VGG-16's pruned groups are its 13 convs");
     }
 
     #[test]
@@ -146,14 +140,14 @@ mod tests {
         for c in criteria() {
             assert!(e.contains(c.name()), "{e}");
         }
-        let v = Vgg::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
+        let v = Network::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
         let e = keep_sets(&v, &Plan::new("hessian", Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();
         assert!(e.to_string().contains("'hessian'") && e.to_string().contains("l1, l2"), "{e}");
     }
 
     #[test]
     fn data_criteria_without_data_say_so() {
-        let v = Vgg::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
+        let v = Network::init(&Arch::cifar(0.0625, 3, 10, vec![]).unwrap(), 1);
         for name in ["apoz", "mean-activation"] {
             assert_eq!(find(name).unwrap().needs(), crate::prune::Needs::Data);
             let e = keep_sets(&v, &Plan::new(name, Schedule::Uniform(0.5)), &ScoreContext::weights_only()).unwrap_err();

@@ -3,10 +3,8 @@
 
 use ndarray::ArrayViewD;
 
-use super::{each_filter, per_conv};
-use crate::error::Result;
-use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
+use super::each_filter;
+use crate::prune::criterion::{Criterion, Needs, WeightRule};
 
 pub struct L1;
 pub struct L2;
@@ -20,9 +18,6 @@ impl Criterion for L1 {
     }
     fn needs(&self) -> Needs {
         Needs::Weights
-    }
-    fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(per_conv(v, l1))
     }
     fn weight_rule(&self) -> Option<WeightRule> {
         Some(WeightRule::Filters(l1))
@@ -38,9 +33,6 @@ impl Criterion for L2 {
     }
     fn needs(&self) -> Needs {
         Needs::Weights
-    }
-    fn scores(&self, v: &Vgg, _: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(per_conv(v, l2))
     }
     fn weight_rule(&self) -> Option<WeightRule> {
         Some(WeightRule::Filters(l2))

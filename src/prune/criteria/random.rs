@@ -4,9 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
-use crate::model::Vgg;
-use crate::prune::criterion::{Criterion, Needs, ScoreContext, WeightRule};
+use crate::prune::criterion::{Criterion, Needs, WeightRule};
 
 pub struct Random;
 
@@ -19,9 +17,6 @@ impl Criterion for Random {
     }
     fn needs(&self) -> Needs {
         Needs::Weights
-    }
-    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
-        Ok(draws(ctx.seed, &v.arch.channels))
     }
     fn weight_rule(&self) -> Option<WeightRule> {
         Some(WeightRule::Random(draws))

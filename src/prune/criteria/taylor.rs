@@ -1,8 +1,10 @@
-//! `taylor`: first-order Taylor importance of each filter group (Molchanov et al.,
-//! "Importance Estimation for Neural Network Pruning", CVPR 2019). The loss change from
-//! removing output channel `j` of a conv is estimated to first order by
-//! `(sum over the group's parameters of w * dL/dw)^2`, the group being the kernel slice
-//! `[:, :, :, j]`, bias `j` and, with batch norm, gamma `j` and beta `j`. The squared sums
+//! `taylor`: first-order Taylor importance of each channel (Molchanov et al., "Importance
+//! Estimation for Neural Network Pruning", CVPR 2019). The loss change from removing channel
+//! `j` of a pruned group is estimated to first order by `(sum over the channel's parameters
+//! of w * dL/dw)^2`, the parameters being every producer's slice `j` in the group: each conv's
+//! kernel `[:, :, :, j]` and bias `j`, each batch norm's gamma `j` and beta `j` (on VGG-16: one
+//! conv and its BN; on a residual stage: every conv and BN that writes the shared channels,
+//! since removing the channel removes them all). The squared sums
 //! are accumulated batch by batch and averaged over the batches, as in the paper, each batch
 //! weighted by its share of the images. Every image is used: the images run as
 //! `ceil(count / batch)` batches of near-equal size
@@ -19,7 +21,10 @@ use std::collections::btree_map::{BTreeMap, Entry};
 use crate::data::even_batches;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
-use crate::model::Vgg;
+use crate::graph::groups::groups;
+use crate::graph::{Member, Role};
+use crate::model::Network;
+use crate::prune::targets;
 use crate::pjrt::{Buffer, Executable};
 use crate::prune::criterion::{Criterion, Needs, ScoreContext};
 use crate::train::{default_plan, grad_program, host_state};
@@ -36,9 +41,9 @@ impl Criterion for Taylor {
     fn needs(&self) -> Needs {
         Needs::Gradients
     }
-    fn scores(&self, v: &Vgg, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
+    fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
         let (session, images, labels, count) = ctx.labelled_data(self.name())?;
-        let arch = &v.arch;
+        let arch = &net.arch;
         let [h, w, c] = arch.input;
         let per = h * w * c;
         if images.len() != count * per {
@@ -53,9 +58,9 @@ impl Criterion for Taylor {
         }
         let dtype = DType::F32;
         let plan = default_plan(arch);
-        let (params, _) = host_state(v)?;
-        let per_conv = if arch.batch_norm { 4 } else { 2 };
-        let mut acc: Vec<Vec<f64>> = arch.channels.iter().map(|&n| vec![0.0; n]).collect();
+        let (params, _) = host_state(net);
+        let members = producer_params(net);
+        let mut acc: Vec<Vec<f64>> = crate::prune::group_channels(net).iter().map(|&n| vec![0.0; n]).collect();
         // One compiled program and parameter upload per distinct batch size (at most two).
         let mut programs: BTreeMap<usize, (Executable, Vec<Buffer>, usize)> = BTreeMap::new();
         for r in even_batches(count, ctx.max_batch()) {
@@ -84,14 +89,18 @@ impl Criterion for Taylor {
             if out.len() != 1 + np {
                 return Err(Error::PjrtApi(format!("the gradient program returned {} outputs, expected {}", out.len(), 1 + np)));
             }
-            for (i, a) in acc.iter_mut().enumerate() {
+            let mut grads: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
+            for (a, ks) in acc.iter_mut().zip(&members) {
                 let n = a.len();
                 let mut group = vec![0.0f64; n];
-                for k in i * per_conv..(i + 1) * per_conv {
-                    let g: Vec<f32> = out[1 + k].to_host()?;
-                    // Every tensor of the group has the output channel last: HWIO kernels
-                    // and [out] vectors alike, so channel = flat index mod n.
-                    for (t, (&wt, &gt)) in params[k].iter().zip(&g).enumerate() {
+                for &k in ks {
+                    let g = match grads.entry(k) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => e.insert(out[1 + k].to_host()?),
+                    };
+                    // Every producer tensor has the channel last: HWIO kernels, [in, out]
+                    // weights and [out] vectors alike, so channel = flat index mod n.
+                    for (t, (&wt, &gt)) in params[k].iter().zip(g.iter()).enumerate() {
                         group[t % n] += wt as f64 * gt as f64;
                     }
                 }
@@ -101,4 +110,28 @@ impl Criterion for Taylor {
         }
         Ok(acc)
     }
+}
+
+/// Per pruned group ([`targets`](crate::prune::targets)), the positions among the trainable
+/// parameters (the gradient program's order) of its producers' tensors: each conv, depthwise
+/// or dense output's kernel (or weight) and bias, each batch norm's gamma and beta.
+fn producer_params(net: &Network) -> Vec<Vec<usize>> {
+    let g = &net.graph;
+    let trainable: Vec<usize> = g.params().iter().enumerate().filter(|(_, p)| p.is_trainable()).map(|(i, _)| i).collect();
+    let pos = |table: usize| trainable.iter().position(|&i| i == table).expect("producer tensors are trainable");
+    let gs = groups(g);
+    targets(g, &gs)
+        .into_iter()
+        .map(|id| {
+            let mut ks = Vec::new();
+            for m in gs.all()[id].members.iter().filter(|m| m.is_producer()) {
+                let roles: &[Role] = match m {
+                    Member::Norm(_) => &[Role::Gamma, Role::Beta],
+                    _ => &[Role::Kernel, Role::Weight, Role::Bias],
+                };
+                ks.extend(roles.iter().filter_map(|&r| g.param_index(m.node(), r)).map(pos));
+            }
+            ks
+        })
+        .collect()
 }
