@@ -66,9 +66,12 @@ fn init_predict_matches_reference_and_hlo_info_work() {
     let info = ok(&["info", s(&ck)]);
     assert!(info.contains("conv12") && info.contains("dense1") && info.contains("total"));
     // 16 groups: the input's, 13 convs', the hidden layer's, the output's.
-    let groups = info.split("dependency groups\n").nth(1).unwrap_or_default();
+    let groups = info.split("dependency groups\n").nth(1).unwrap_or_default().split("\npruned groups").next().unwrap_or_default();
     assert_eq!(groups.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).count(), 16, "{info}");
     assert!(groups.contains("no (network input)") && groups.contains("out features.12, bn features.12.bn, rows classifier.0"), "{info}");
+    // The pruned groups are the 13 convs, numbered as --skip and --ratios read them.
+    let pruned = info.split("\npruned groups").nth(1).unwrap_or_default();
+    assert!(pruned.contains("   12  group 13   features.12") && !pruned.contains("classifier.0"), "{info}");
     let dev = ok(&["devices", "--device", "cpu"]);
     assert!(dev.contains("PJRT API:") && dev.contains("device 0:"), "{dev}");
 }
@@ -101,7 +104,7 @@ fn resnet_and_mobilenet_run_through_init_predict_prune_finetune_info() {
         let full = checkpoint::load(&ck).unwrap().model;
         assert!(prunebench::model::counts::params(&p.model.arch) * 2 < prunebench::model::counts::params(&full.arch), "{form}");
         let info = ok(&["info", s(&pruned)]);
-        assert!(info.contains("groups (name=channels, * prunable): *") && info.contains("pruned groups") && info.contains("prunebench.prune.channels"), "{info}");
+        assert!(info.contains("groups (name=channels, * prunable): input=1,*") && info.contains("pruned groups") && info.contains("prunebench.prune.channels"), "{info}");
         let tuned = d.path().join(format!("{form}-ft.safetensors"));
         let t = ok(&["finetune", "--checkpoint", s(&pruned), "--limit", "64", "--steps", "2", "--batch", "32", "--eval-limit", "32", "--lowering", "xla", "--out", s(&tuned)]);
         assert!(t.contains("done after 2 steps"), "{t}");

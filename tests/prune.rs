@@ -296,7 +296,7 @@ fn cli_prunes_and_writes_nothing_on_error() {
     }
     let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--skip", "0"]);
     assert!(ok, "{text}");
-    assert!(text.contains("conv1") && text.contains("4 -> 2") && text.contains("reduction"), "{text}");
+    assert!(text.contains("features.1 ") && text.contains("4 -> 2") && text.contains("reduction"), "{text}");
     let ck = checkpoint::load(&out).unwrap();
     assert_eq!(ck.model.arch.channels[..3], [4, 2, 4]);
     assert_eq!(ck.meta["prunebench.control"], "physical");

@@ -161,3 +161,44 @@ fn run(net: &Network, session: &Session, images: &[f32], batches: &[Range<usize>
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Form;
+
+    /// Host statistics of every activation of `net`: channel `j` of activation `k` sums to
+    /// `(k + 1) * (j + 1)`, over 10 positions.
+    fn fake(net: &Network) -> Vec<ChannelStats> {
+        activations(&net.graph)
+            .into_iter()
+            .enumerate()
+            .map(|(k, node)| {
+                let c = net.graph.node(node).channels();
+                ChannelStats { node, sum: (0..c).map(|j| ((k + 1) * (j + 1)) as f64).collect(), zeros: vec![0.0; c], positions: 10.0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_residual_group_averages_the_relus_on_its_channels() {
+        let arch = Arch::new(Form::Resnet20Cifar, 0.25, 1, 10).unwrap().with_input(8, 8).unwrap();
+        let net = Network::init(&arch, 1);
+        let st = fake(&net);
+        let s = group_scores(&net, &st, "mean-activation", |c| c.sum.iter().map(|x| x / c.positions).collect()).unwrap();
+        assert_eq!(s.len(), 12, "3 residual stages + 9 inner convs");
+        // Every member's scores are proportional to j + 1: normalised, each is (j + 1) / mean.
+        let c = s[0].len();
+        let mean = (c + 1) as f64 / 2.0;
+        assert!(s.iter().all(|g| g.iter().enumerate().all(|(j, &x)| (x - (j + 1) as f64 / (g.len() + 1) as f64 * 2.0).abs() < 1e-12)));
+        assert!((s[0][c - 1] - c as f64 / mean).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_group_without_relu_is_refused_with_its_index() {
+        let arch = Arch::new(Form::Mobilenetv2Cifar, 0.125, 1, 10).unwrap().with_input(8, 8).unwrap();
+        let net = Network::init(&arch, 1);
+        let e = group_scores(&net, &fake(&net), "apoz", |c| c.zeros.clone()).unwrap_err().to_string();
+        assert!(e.contains("'apoz'") && e.contains("carries no ReLU") && e.contains("skip index") && e.contains("weight criterion"), "{e}");
+    }
+}
