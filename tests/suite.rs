@@ -281,6 +281,14 @@ fn train_prune_finetune() {
         assert_eq!(phys2[c], phys[c], "{c}");
     }
     assert_eq!(std::fs::metadata(&after).unwrap().modified().unwrap(), saved_at);
+    // --force re-measures every row but keeps the work folder (a re-measurement on a quieter
+    // machine does not fine-tune again); --fresh also forgets it.
+    let r = suite::run(&s, &RunOptions { force: true, ..opts.clone() }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.skipped), (3, 0));
+    assert_eq!(std::fs::metadata(&after).unwrap().modified().unwrap(), saved_at);
+    let r = suite::run(&s, &RunOptions { force: true, fresh: true, ..opts.clone() }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.skipped), (3, 0));
+    assert_ne!(std::fs::metadata(&after).unwrap().modified().unwrap(), saved_at, "--fresh fine-tunes again");
     // The trained network is reused by a run with the same training settings.
     let mtime = std::fs::metadata(&save).unwrap().modified().unwrap();
     let text = format!(

@@ -15,9 +15,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Re-measure every variant, even those already in the CSV (the old file is kept as
-    /// PATH.old).
+    /// PATH.old). The pruned and fine-tuned networks saved in PATH.work/ are reused, so a
+    /// re-measurement on a quieter machine does not fine-tune again; add --fresh for that.
     #[arg(long)]
     pub force: bool,
+    /// With --force: also delete PATH.work/ first, so every network is pruned and fine-tuned anew.
+    #[arg(long, requires = "force")]
+    pub fresh: bool,
     /// Re-measure variants whose earlier row is an error.
     #[arg(long)]
     pub retry_errors: bool,
@@ -84,6 +88,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let opts = RunOptions {
         out: a.out.clone(),
         force: a.force,
+        fresh: a.fresh,
         retry_errors: a.retry_errors,
         display: match (a.quiet, a.steps) {
             (true, _) => Display::Quiet,

@@ -50,8 +50,12 @@ use crate::error::Result;
 pub struct RunOptions {
     /// CSV path instead of the suite's `output`.
     pub out: Option<PathBuf>,
-    /// Re-measure everything (the old CSV is kept as `PATH.old`).
+    /// Re-measure everything (the old CSV is kept as `PATH.old`); the pruned and fine-tuned
+    /// networks saved in `PATH.work/` are reused (they are keyed by suite, base and
+    /// configuration, so a stale one is never taken).
     pub force: bool,
+    /// Also remove `PATH.work/` first, so every network is pruned and fine-tuned again.
+    pub fresh: bool,
     /// Re-measure variants whose earlier row is an error (a new row is appended).
     pub retry_errors: bool,
     pub display: Display,
@@ -61,7 +65,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { out: None, force: false, retry_errors: false, display: Display::Quiet, shard: Shard::all() }
+        RunOptions { out: None, force: false, fresh: false, retry_errors: false, display: Display::Quiet, shard: Shard::all() }
     }
 }
 
@@ -92,7 +96,7 @@ pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summar
         .collect();
     let progress = Progress::new(todo.len(), opts.display);
     let work = work::WorkDir::beside(&output);
-    if opts.force && work.dir.is_dir() {
+    if opts.fresh && work.dir.is_dir() {
         std::fs::remove_dir_all(&work.dir).map_err(|e| crate::Error::io(&work.dir, e))?;
     }
     let outcome = runner::run(suite, &todo, &mut csv, &progress, stop, Some(work))?;

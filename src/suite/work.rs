@@ -9,8 +9,8 @@
 //! digits): `<fp>.before.safetensors`, `<fp>.after.safetensors` (when fine-tuned) and
 //! `<fp>.json` (kept channels, fine-tuning steps and seconds), the JSON written last; and
 //! `<fp>.<dtype>.scores.json` per dtype evaluated. Every file is written atomically (a
-//! temporary file renamed into place), so an entry is whole or absent. `run --force` removes
-//! the folder.
+//! temporary file renamed into place), so an entry is whole or absent. `run --force` reuses
+//! the folder; `run --force --fresh` removes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
