@@ -20,7 +20,8 @@ fn normal(rng: &mut ChaCha8Rng, std: f64, n: usize) -> Vec<f32> {
 /// groups`), dense weights normal with std `sqrt(2 / in)` (`sqrt(1 / in)` for the output
 /// layer), biases and BN beta and running mean 0, BN gamma and running variance 1. Random
 /// draws are taken in table order from one ChaCha8 stream, so a VGG-16 gets exactly the
-/// weights `model::Vgg::init` gives it with the same seed.
+/// weights the VGG-only initialiser of earlier versions gave it with the same seed (every
+/// seeded result in `results/` stays reproducible).
 pub fn init(g: &Graph, seed: u64) -> Vec<ArrayD<f32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let output = g.output().id;
