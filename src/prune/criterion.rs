@@ -34,6 +34,9 @@ pub struct ScoreContext<'a> {
     /// One class label per image (gradient criteria), `count` of them.
     pub labels: Option<&'a [i32]>,
     pub count: usize,
+    /// Pruned groups the plan leaves whole ([`keep_sets`](super::keep_sets) sets it from the
+    /// plan): a data criterion need not (and may not be able to) score them.
+    pub skip: &'a [usize],
     /// The largest batch of the statistics (or gradient) program (0 = 32). Every image is
     /// used: the `count` images run as `ceil(count / batch)` batches of near-equal size
     /// ([`even_batches`](crate::data::even_batches)).
@@ -48,7 +51,7 @@ impl<'a> ScoreContext<'a> {
 
     /// A context with `count` NHWC images to run on `session`.
     pub fn with_data(session: &'a Session, images: &'a [f32], count: usize, batch: usize) -> Self {
-        ScoreContext { seed: 0, session: Some(session), images: Some(images), labels: None, count, batch }
+        ScoreContext { seed: 0, session: Some(session), images: Some(images), labels: None, count, batch, skip: &[] }
     }
 
     /// A context with `count` NHWC images and their class labels to run on `session`

@@ -128,7 +128,7 @@ pub fn group_channels(net: &Network) -> Vec<usize> {
 pub fn keep_sets(net: &Network, plan: &Plan, ctx: &ScoreContext) -> Result<Vec<Vec<usize>>> {
     plan.validate(net)?;
     let criterion = find(&plan.criterion)?;
-    let ctx = ScoreContext { seed: plan.seed, ..*ctx };
+    let ctx = ScoreContext { seed: plan.seed, skip: &plan.skip, ..*ctx };
     let scores = criterion.scores(net, &ctx)?;
     let sizes = group_channels(net);
     if scores.len() != sizes.len() || scores.iter().zip(&sizes).any(|(s, &n)| s.len() != n) {

@@ -83,30 +83,33 @@ pub fn collect(net: &Network, ctx: &ScoreContext, criterion: &str) -> Result<Vec
 /// criteria combine their members ([`combine`](super::combine): each member divided by its
 /// mean, then averaged). On VGG-16 a group has one activation (its conv's ReLU).
 ///
-/// Errors: a pruned group that carries no ReLU (e.g. MobileNetV2's linear bottlenecks), named,
-/// with the fix.
-pub fn group_scores(net: &Network, st: &[ChannelStats], criterion: &str, score: impl Fn(&ChannelStats) -> Vec<f64>) -> Result<Vec<Vec<f64>>> {
+/// Errors: pruned groups that carry no ReLU (e.g. MobileNetV2's linear bottlenecks) and are
+/// not in `skip`, all named at once, with the `skip` list that clears them.
+pub fn group_scores(net: &Network, st: &[ChannelStats], criterion: &str, skip: &[usize], score: impl Fn(&ChannelStats) -> Vec<f64>) -> Result<Vec<Vec<f64>>> {
     let g = &net.graph;
     let gs = crate::graph::groups::groups(g);
-    super::targets(g, &gs)
-        .into_iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let grp = &gs.all()[id];
-            let members: Vec<Vec<f64>> = st.iter().filter(|s| grp.nodes.contains(&s.node)).map(&score).collect();
-            if members.is_empty() {
-                return Err(Error::invalid(
-                    "criterion",
-                    criterion,
-                    format!(
-                        "pruned group {i} ({}) carries no ReLU output to take statistics of; skip it (skip index {i}) or use a weight criterion (l1, l2, fpgm, bn-scale, random)",
-                        grp.name(g)
-                    ),
-                ));
-            }
-            Ok(super::combine(&members, grp.channels))
-        })
-        .collect()
+    let ids = super::targets(g, &gs);
+    let members: Vec<Vec<Vec<f64>>> =
+        ids.iter().map(|&id| st.iter().filter(|s| gs.all()[id].nodes.contains(&s.node)).map(&score).collect()).collect();
+    let bare: Vec<usize> = members.iter().enumerate().filter(|(i, m)| m.is_empty() && !skip.contains(i)).map(|(i, _)| i).collect();
+    if !bare.is_empty() {
+        let names: Vec<String> = bare.iter().map(|&i| format!("{i} ({})", gs.all()[ids[i]].name(g))).collect();
+        return Err(Error::invalid(
+            "criterion",
+            criterion,
+            format!(
+                "pruned groups {} carry no ReLU output to take statistics of; skip them (--skip {}, or skip: {bare:?} in a suite) or use a weight criterion (l1, l2, fpgm, bn-scale, random)",
+                names.join(", "),
+                bare.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
+    // A skipped group keeps every channel whatever its scores: equal ones where it has no ReLU.
+    Ok(members
+        .iter()
+        .zip(&ids)
+        .map(|(m, &id)| if m.is_empty() { vec![1.0; gs.all()[id].channels] } else { super::combine(m, gs.all()[id].channels) })
+        .collect())
 }
 
 fn run(net: &Network, session: &Session, images: &[f32], batches: &[Range<usize>]) -> Result<Vec<ChannelStats>> {
@@ -185,7 +188,7 @@ mod tests {
         let arch = Arch::new(Form::Resnet20Cifar, 0.25, 1, 10).unwrap().with_input(8, 8).unwrap();
         let net = Network::init(&arch, 1);
         let st = fake(&net);
-        let s = group_scores(&net, &st, "mean-activation", |c| c.sum.iter().map(|x| x / c.positions).collect()).unwrap();
+        let s = group_scores(&net, &st, "mean-activation", &[], |c| c.sum.iter().map(|x| x / c.positions).collect()).unwrap();
         assert_eq!(s.len(), 12, "3 residual stages + 9 inner convs");
         // Every member's scores are proportional to j + 1: normalised, each is (j + 1) / mean.
         let c = s[0].len();
@@ -198,7 +201,21 @@ mod tests {
     fn a_group_without_relu_is_refused_with_its_index() {
         let arch = Arch::new(Form::Mobilenetv2Cifar, 0.125, 1, 10).unwrap().with_input(8, 8).unwrap();
         let net = Network::init(&arch, 1);
-        let e = group_scores(&net, &fake(&net), "apoz", |c| c.zeros.clone()).unwrap_err().to_string();
-        assert!(e.contains("'apoz'") && e.contains("carries no ReLU") && e.contains("skip index") && e.contains("weight criterion"), "{e}");
+        let e = group_scores(&net, &fake(&net), "apoz", &[], |c| c.zeros.clone()).unwrap_err().to_string();
+        assert!(e.contains("'apoz'") && e.contains("carry no ReLU") && e.contains("weight criterion"), "{e}");
+        // Every linear bottleneck is named at once, with the skip list that clears them all.
+        let skip: Vec<usize> = e.split("skip: [").nth(1).unwrap().split(']').next().unwrap().split(", ").map(|x| x.parse().unwrap()).collect();
+        assert!(skip.len() > 1 && e.contains("1 (features.1.conv.1)"), "{e}");
+        let g = &net.graph;
+        let st: Vec<ChannelStats> = fake(&net);
+        let gs = crate::graph::groups::groups(g);
+        let ids = crate::prune::targets(g, &gs);
+        for (i, &id) in ids.iter().enumerate() {
+            let has_relu = st.iter().any(|s| gs.all()[id].nodes.contains(&s.node));
+            assert_eq!(skip.contains(&i), !has_relu, "group {i}");
+        }
+        // With those groups skipped the criterion scores the rest.
+        let s = group_scores(&net, &st, "apoz", &skip, |c| c.zeros.clone()).unwrap();
+        assert_eq!(s.len(), ids.len());
     }
 }

@@ -23,7 +23,7 @@ impl Criterion for Apoz {
     }
     fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
         let st = stats::collect(net, ctx, self.name())?;
-        stats::group_scores(net, &st, self.name(), |s| s.zeros.iter().map(|&z| 1.0 - z / s.positions).collect())
+        stats::group_scores(net, &st, self.name(), ctx.skip, |s| s.zeros.iter().map(|&z| 1.0 - z / s.positions).collect())
     }
 }
 
@@ -39,6 +39,6 @@ impl Criterion for MeanActivation {
     }
     fn scores(&self, net: &Network, ctx: &ScoreContext) -> Result<Vec<Vec<f64>>> {
         let st = stats::collect(net, ctx, self.name())?;
-        stats::group_scores(net, &st, self.name(), |s| s.sum.iter().map(|&x| x / s.positions).collect())
+        stats::group_scores(net, &st, self.name(), ctx.skip, |s| s.sum.iter().map(|&x| x / s.positions).collect())
     }
 }
