@@ -61,6 +61,15 @@ impl Session {
         }
     }
 
+    /// Uploads a host tensor (any shape, row-major) as a `dtype` buffer of its shape.
+    pub fn upload_tensor(&self, t: &ndarray::ArrayD<f32>, dtype: DType) -> Result<Buffer> {
+        let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+        match t.as_slice() {
+            Some(data) => self.upload(data, &dims, dtype),
+            None => self.upload(&t.iter().copied().collect::<Vec<f32>>(), &dims, dtype),
+        }
+    }
+
     /// Uploads f64 host data as an f64 buffer (for exact reference checks).
     pub fn upload_f64(&self, data: &[f64], dims: &[i64]) -> Result<Buffer> {
         self.client.upload(data, dims, &self.device)
@@ -124,15 +133,7 @@ impl CompiledModel {
                 format!("this program was compiled for {}", self.arch.describe()),
             ));
         }
-        self.weights = net
-            .folded()?
-            .iter()
-            .map(|t| {
-                let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-                let data: Vec<f32> = t.iter().copied().collect();
-                self.session.upload(&data, &dims, self.dtype)
-            })
-            .collect::<Result<_>>()?;
+        self.weights = net.folded()?.iter().map(|t| self.session.upload_tensor(t, self.dtype)).collect::<Result<_>>()?;
         Ok(())
     }
 

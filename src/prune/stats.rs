@@ -120,10 +120,7 @@ fn run(net: &Network, session: &Session, images: &[f32], batches: &[Range<usize>
     let weights = net
         .folded()?
         .iter()
-        .map(|t| {
-            let dims: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-            session.upload(&t.iter().copied().collect::<Vec<f32>>(), &dims, DType::F32)
-        })
+        .map(|t| session.upload_tensor(t, DType::F32))
         .collect::<Result<Vec<_>>>()?;
     let [h, w, c] = arch.input;
     let per = h * w * c;

@@ -75,10 +75,7 @@ impl BnStats {
             .iter()
             .zip(&net.tensors)
             .filter(|(p, _)| p.is_trainable())
-            .map(|(p, t)| {
-                let dims: Vec<i64> = p.dims.iter().map(|&d| d as i64).collect();
-                session.upload(&t.iter().copied().collect::<Vec<f32>>(), &dims, dtype)
-            })
+            .map(|(_, t)| session.upload_tensor(t, dtype))
             .collect::<Result<Vec<_>>>()?;
         Ok(BnStats { session: session.clone(), exe, params, arch: net.arch.clone(), batch, dtype })
     }
