@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything prunebench needs at run time into the project folder. Idempotent.
 #
-#   bash scripts/setup.sh            CPU PJRT plugin (.pjrt/cpu) + Fashion-MNIST
+#   bash scripts/setup.sh            CPU PJRT plugin (.pjrt/cpu) + Fashion-MNIST + ONNX Runtime
+#                                    and OpenVINO shared libraries (.runtimes/, ~260 MB unpacked)
+#   bash scripts/setup.sh --no-runtimes  skip ONNX Runtime and OpenVINO (only --runtime xla works)
 #   bash scripts/setup.sh --gpu      also the JAX CUDA 13 PJRT plugin and CUDA libs (.pjrt/gpu)
 #   bash scripts/setup.sh --tpu      also libtpu (.pjrt/tpu); use on Cloud TPU VMs only
 #   bash scripts/setup.sh --no-data  skip the dataset
@@ -10,14 +12,15 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-gpu=0 tpu=0 data=1
+gpu=0 tpu=0 data=1 runtimes=1
 for a in "$@"; do
   case "$a" in
     --gpu) gpu=1 ;;
     --tpu) tpu=1 ;;
     --no-data) data=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown option '$a' (use --gpu, --tpu, --no-data)" >&2; exit 2 ;;
+    --no-runtimes) runtimes=0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$a' (use --gpu, --tpu, --no-data, --no-runtimes)" >&2; exit 2 ;;
   esac
 done
 
@@ -27,7 +30,7 @@ pip_into() { # DIR PACKAGE...
   local dir="$1"; shift
   mkdir -p "$dir"
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
-    --upgrade --target "$dir" "$@"
+    --root-user-action=ignore --upgrade --target "$dir" "$@"
 }
 
 cpu_so="$root/.pjrt/cpu/xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.so"
@@ -54,6 +57,25 @@ if [ "$tpu" = 1 ]; then
   else
     say "installing libtpu into .pjrt/tpu (it is only loaded where TPU hardware is detected)"
     pip_into "$root/.pjrt/tpu" "libtpu"
+  fi
+fi
+
+# ONNX Runtime and OpenVINO for `--runtime onnxruntime|openvino`: only their C libraries are used
+# (loaded at run time by prunebench, no Python), so the wheels go in without dependencies.
+ORT_VERSION=1.32.0
+OPENVINO_VERSION=2026.4.1
+if [ "$runtimes" = 1 ]; then
+  if ls "$root"/.runtimes/onnxruntime/onnxruntime/capi/libonnxruntime.so.* >/dev/null 2>&1; then
+    say "ONNX Runtime present"
+  else
+    say "installing ONNX Runtime $ORT_VERSION (wheel ~28 MB) into .runtimes/onnxruntime"
+    pip_into "$root/.runtimes/onnxruntime" --no-deps "onnxruntime==$ORT_VERSION"
+  fi
+  if ls "$root"/.runtimes/openvino/openvino/libs/libopenvino_c.so* >/dev/null 2>&1; then
+    say "OpenVINO present"
+  else
+    say "installing OpenVINO $OPENVINO_VERSION (wheel ~59 MB) into .runtimes/openvino"
+    pip_into "$root/.runtimes/openvino" --no-deps "openvino==$OPENVINO_VERSION"
   fi
 fi
 

@@ -24,6 +24,15 @@ pub enum Error {
     #[error("PJRT plugin API mismatch: {0}")]
     PjrtApi(String),
 
+    // ---- Other runtimes (ONNX Runtime, OpenVINO) ------------------------------------------
+    /// A runtime's shared library was not found.
+    #[error("no {runtime} library found. Searched:\n{searched}\nInstall it with: {install}")]
+    RuntimeNotFound { runtime: String, searched: String, install: String },
+
+    /// A runtime's call failed (loading its library, reading or compiling a model, a run).
+    #[error("{runtime}: {message}")]
+    Runtime { runtime: &'static str, message: String },
+
     // ---- StableHLO emitter -----------------------------------------------------------------
     /// An op was given operands of shapes it cannot take.
     #[error("shape error in {op}: {message}")]

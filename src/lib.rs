@@ -9,7 +9,9 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod engine;
 pub mod error;
+pub mod export;
 pub mod graph;
 pub mod hlo;
 pub mod lower;

@@ -64,20 +64,88 @@ impl MemoryFigures {
     }
 }
 
-/// A fixed pseudo-random input batch for `m` (latency does not depend on the values).
-fn input_of(m: &CompiledModel) -> Vec<f32> {
-    let per: usize = m.arch.input.iter().product();
-    (0..m.batch * per).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect()
+/// A model that can be timed: a compiled program with its weights resident, on any runtime.
+pub trait Timed {
+    /// Images per call.
+    fn batch(&self) -> usize;
+    /// Values of one input batch (`batch * H * W * C`).
+    fn input_len(&self) -> usize;
+    /// Copies `x` (one NHWC batch, [`input_len`](Self::input_len) values) to where the model
+    /// reads its input, and keeps it there for [`call`](Self::call).
+    fn set_input(&mut self, x: &[f32]) -> Result<()>;
+    /// One execute-and-await on the resident input; the output stays where the runtime puts it.
+    fn call(&mut self) -> Result<()>;
+    /// The compiler's memory figures, where the runtime reports them.
+    fn memory(&self) -> Option<CompiledMemoryStats> {
+        None
+    }
+    /// The compiler's FLOP count, where the runtime reports it.
+    fn flops(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// A [`CompiledModel`] with its input buffer on the device.
+pub struct XlaTimed<'a> {
+    pub model: &'a CompiledModel,
+    input: Option<crate::pjrt::Buffer>,
+}
+
+impl<'a> XlaTimed<'a> {
+    pub fn new(model: &'a CompiledModel) -> Self {
+        XlaTimed { model, input: None }
+    }
+}
+
+impl Timed for XlaTimed<'_> {
+    fn batch(&self) -> usize {
+        self.model.batch
+    }
+    fn input_len(&self) -> usize {
+        self.model.batch * self.model.arch.input.iter().product::<usize>()
+    }
+    fn set_input(&mut self, x: &[f32]) -> Result<()> {
+        self.input = Some(self.model.upload_input(x)?);
+        Ok(())
+    }
+    fn call(&mut self) -> Result<()> {
+        let input = self.input.as_ref().expect("set_input before call");
+        self.model.run(input).map(drop)
+    }
+    fn memory(&self) -> Option<CompiledMemoryStats> {
+        self.model.executable().compiled_memory_stats().ok()
+    }
+    fn flops(&self) -> Option<f64> {
+        self.model
+            .executable()
+            .cost_analysis()
+            .ok()
+            .and_then(|c| c.into_iter().find(|(k, _)| k == "flops").map(|(_, v)| v))
+    }
+}
+
+/// A fixed pseudo-random input of `n` values (latency does not depend on the values).
+fn input_of(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+/// [`measure_timed`] on XLA models.
+pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Result<Measurement> {
+    let mut timed: Vec<XlaTimed> = models.iter().map(|m| XlaTimed::new(m)).collect();
+    let mut refs: Vec<&mut dyn Timed> = timed.iter_mut().map(|t| t as &mut dyn Timed).collect();
+    measure_timed(&mut refs, s, stop)
 }
 
 /// Measures `models` side by side: their calls interleaved in rounds as `s` says, then a short
-/// interleaved measurement of upload + call. Errors of any call end the measurement; a set
+/// interleaved measurement of input copy + call. Errors of any call end the measurement; a set
 /// `stop` ends it early with [`Stop::Interrupted`].
-pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Result<Measurement> {
-    let xs: Vec<Vec<f32>> = models.iter().map(|m| input_of(m)).collect();
-    let inputs = models.iter().zip(&xs).map(|(m, x)| m.upload_input(x)).collect::<Result<Vec<_>>>()?;
+pub fn measure_timed(models: &mut [&mut dyn Timed], s: &Sampling, stop: &AtomicBool) -> Result<Measurement> {
+    let xs: Vec<Vec<f32>> = models.iter().map(|m| input_of(m.input_len())).collect();
+    for (m, x) in models.iter_mut().zip(&xs) {
+        m.set_input(x)?;
+    }
     let probe = LoadProbe::start();
-    let rounds = interleave_timed(models.len(), s, stop, |i| models[i].run(&inputs[i]).map(drop))?;
+    let rounds = interleave_timed(models.len(), s, stop, |i| models[i].call())?;
     let load = probe.finish();
     if rounds.stop == Stop::Interrupted {
         return Ok(Measurement { models: Vec::new(), rounds: rounds.rounds(), stop: rounds.stop, load });
@@ -94,8 +162,8 @@ pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Re
         ..*s
     };
     let copies = interleave_timed(models.len(), &short, stop, |i| {
-        let b = models[i].upload_input(&xs[i])?;
-        models[i].run(&b).map(drop)
+        models[i].set_input(&xs[i])?;
+        models[i].call()
     })?;
     let out = models
         .iter()
@@ -103,17 +171,13 @@ pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Re
         .map(|(m, (samples, copy))| {
             let run = Summary::of(samples);
             Latency {
-                throughput: m.batch as f64 / run.p50,
+                throughput: m.batch() as f64 / run.p50,
                 run,
                 p50_ci: median_ci(samples),
                 samples: samples.clone(),
                 with_upload: Summary::of(copy),
-                memory: m.executable().compiled_memory_stats().ok(),
-                flops: m
-                    .executable()
-                    .cost_analysis()
-                    .ok()
-                    .and_then(|c| c.into_iter().find(|(k, _)| k == "flops").map(|(_, v)| v)),
+                memory: m.memory(),
+                flops: m.flops(),
             }
         })
         .collect();

@@ -1,7 +1,10 @@
-//! `latency`: forward latency of one or more networks across batch sizes, dtypes and conv
-//! lowerings: the programs of each (dtype, batch) timed side by side in interleaved rounds
+//! `latency`: forward latency of one or more networks across batch sizes, dtypes, runtimes and
+//! conv lowerings: the programs of each (dtype, batch) timed side by side in interleaved rounds
 //! until their p50s are within the target interval; a table on stdout (p50 with its 95%
-//! interval, speed-up over the first program with its interval, validity) and one CSV row each.
+//! interval, speed-up over the first program and over the first network on the same runtime,
+//! with intervals, validity) and one CSV row each. With several networks and runtimes, a last
+//! table puts each network's speed-up on every runtime side by side and flags the runtimes
+//! whose speed-ups disagree beyond noise (95% intervals that do not overlap).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -12,10 +15,11 @@ use clap::Args;
 use super::device::DeviceArgs;
 use super::model_cmds::resolve_plan;
 use crate::bench::ci::ratio_of_medians;
-use crate::bench::latency::MemoryFigures;
+use crate::bench::latency::{MemoryFigures, Timed, XlaTimed};
 use crate::bench::validity::{verdict, Rules};
 use crate::bench::{latency, load, Sampling};
 use crate::hlo::DType;
+use crate::engine::{self, Runtime};
 use crate::lower::Mode;
 use crate::model::{checkpoint, counts, Arch, Form, Network};
 use crate::runtime::CompiledModel;
@@ -42,9 +46,14 @@ pub struct LatencyArgs {
     /// Batch sizes, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub batch: Vec<usize>,
-    /// Conv lowerings to compare, comma separated: xla, tuned, im2col, winograd.
+    /// Conv lowerings to compare on the XLA runtime, comma separated: xla, tuned, im2col, winograd.
     #[arg(long, value_delimiter = ',', default_value = "xla,tuned")]
     pub lowering: Vec<Mode>,
+    /// Runtimes, comma separated: xla (prunebench's programs through PJRT, one row per
+    /// --lowering), onnxruntime, openvino (the network exported to ONNX, BN folded, on the CPU;
+    /// f32 only; installed by `bash scripts/setup.sh`). Thread settings: see `src/engine/mod.rs`.
+    #[arg(long, value_delimiter = ',', default_value = "xla", value_parser = parse_runtime)]
+    pub runtime: Vec<Runtime>,
     /// Compute dtypes, comma separated: f32, bf16, f64.
     #[arg(long, value_delimiter = ',', default_value = "f32")]
     pub dtype: Vec<DType>,
@@ -76,20 +85,57 @@ pub struct LatencyArgs {
     pub device: DeviceArgs,
 }
 
-const HEADER: [&str; 30] = [
-    "model", "channels", "params", "macs", "dtype", "batch", "lowering", "plan", "compile_s", "p50_ms", "p50_ci_low_ms",
-    "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples", "rounds", "images_per_s",
-    "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes", "speedup_vs_first", "valid",
-    "load_other_cpu", "load_steal", "device",
+fn parse_runtime(s: &str) -> Result<Runtime, String> {
+    s.parse::<Runtime>().map_err(|e| e.to_string())
+}
+
+const HEADER: [&str; 36] = [
+    "model", "channels", "params", "macs", "dtype", "batch", "runtime", "runtime_version", "lowering", "plan", "compile_s",
+    "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples",
+    "rounds", "images_per_s", "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes",
+    "speedup_vs_first", "speedup_vs_first_model", "speedup_vs_first_model_ci_low", "speedup_vs_first_model_ci_high",
+    "valid", "load_other_cpu", "load_steal", "device", "threads",
 ];
+
+/// How one table row's program runs.
+enum Engine {
+    /// prunebench's program through PJRT, lowered as `mode` (`plan` per conv); index into the
+    /// compiled models.
+    Xla { mode: Mode, plan: Vec<crate::lower::Lowering>, at: usize },
+    /// The ONNX export on another runtime; index into the loaded models.
+    Other { runtime: Runtime, version: String, at: usize },
+}
 
 /// The program of one table row.
 struct Prog<'a> {
     name: &'a str,
     net: &'a Network,
-    mode: Mode,
-    plan: Vec<crate::lower::Lowering>,
-    model: CompiledModel,
+    engine: Engine,
+    compile_s: f64,
+}
+
+impl Prog<'_> {
+    /// `xla` / `onnxruntime` ...
+    fn runtime(&self) -> Runtime {
+        match &self.engine {
+            Engine::Xla { .. } => Runtime::Xla,
+            Engine::Other { runtime, .. } => *runtime,
+        }
+    }
+
+    /// The lowering mode on XLA, `-` elsewhere.
+    fn lowering(&self) -> &'static str {
+        match &self.engine {
+            Engine::Xla { mode, .. } => mode.name(),
+            Engine::Other { .. } => "-",
+        }
+    }
+
+    /// Rows with the same key are the same runtime and lowering (the speed-up of a network
+    /// over the first network is taken within a key).
+    fn key(&self) -> (Runtime, &'static str) {
+        (self.runtime(), self.lowering())
+    }
 }
 
 pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
@@ -98,6 +144,14 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     }
     if a.target_ci.is_nan() || a.target_ci <= 0.0 || a.time_cap_s.is_nan() || a.time_cap_s < 0.0 {
         bail!("invalid --target-ci {} / --time-cap-s {}: use a fraction > 0 and seconds >= 0", a.target_ci, a.time_cap_s);
+    }
+    let others: Vec<Runtime> = a.runtime.iter().copied().filter(|r| *r != Runtime::Xla).collect();
+    if !others.is_empty() && a.dtype.iter().any(|d| *d != DType::F32) {
+        bail!(
+            "invalid --dtype {}: --runtime {} measures the f32 ONNX export only; use --dtype f32, or --runtime xla alone",
+            a.dtype.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","),
+            others.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
+        );
     }
     let mut models: Vec<(String, Network)> = Vec::new();
     for p in &a.checkpoint {
@@ -113,7 +167,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let session = a.device.open()?;
+    let session = if a.runtime.contains(&Runtime::Xla) { Some(a.device.open()?) } else { None };
     let sampling = Sampling {
         warmup: a.warmup,
         calls_per_round: a.calls_per_round.max(1),
@@ -148,61 +202,175 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    println!("device: {}  plugin: {}", session.describe(), session.found.path.display());
+    if let Some(s) = &session {
+        println!("device: {}  plugin: {}", s.describe(), s.found.path.display());
+    }
+    if !others.is_empty() {
+        println!("onnxruntime / openvino: the ONNX export (BN folded) on the CPU, {} threads", engine::threads());
+    }
     println!("every (dtype, batch) setting: its programs timed side by side in interleaved rounds");
     println!(
-        "{:<26} {:>5} {:>5} {:>7} {:>10} {:>19} {:>9} {:>22}  valid",
-        "model", "dtype", "batch", "lowering", "p50 ms", "95% CI ms", "img/s", "speed-up vs first"
+        "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10} {:>19} {:>9} {:>22} {:>22}  valid",
+        "model", "dtype", "batch", "runtime", "lowering", "p50 ms", "95% CI ms", "img/s", "speed-up vs first", "vs first model"
     );
     let stop = AtomicBool::new(false);
+    // Per (dtype, batch): each model's speed-up over the first model, per (runtime, lowering).
+    let mut side_by_side: Vec<(String, Vec<Speedups>)> = Vec::new();
     for &dtype in &a.dtype {
         for &batch in &a.batch {
             let mut progs: Vec<Prog> = Vec::new();
+            let mut compiled: Vec<CompiledModel> = Vec::new();
+            let mut loaded: Vec<Box<dyn engine::Loaded>> = Vec::new();
             for (name, v) in &models {
-                for &mode in &a.lowering {
-                    let plan = resolve_plan(&session, &v.arch, batch, dtype, mode)?;
-                    let model = CompiledModel::new(&session, v, batch, dtype, &plan)?;
-                    progs.push(Prog { name, net: v, mode, plan, model });
+                for &rt in &a.runtime {
+                    if rt == Runtime::Xla {
+                        let session = session.as_ref().expect("opened for xla");
+                        for &mode in &a.lowering {
+                            let plan = resolve_plan(session, &v.arch, batch, dtype, mode)?;
+                            let model = CompiledModel::new(session, v, batch, dtype, &plan)?;
+                            let compile_s = model.compile_seconds;
+                            progs.push(Prog { name, net: v, engine: Engine::Xla { mode, plan, at: compiled.len() }, compile_s });
+                            compiled.push(model);
+                        }
+                    } else {
+                        let m = engine::load(rt, v, batch).with_context(|| format!("loading {name} into {rt}"))?;
+                        let (version, compile_s) = (m.version(), m.load_seconds());
+                        progs.push(Prog { name, net: v, engine: Engine::Other { runtime: rt, version, at: loaded.len() }, compile_s });
+                        loaded.push(m);
+                    }
                 }
             }
-            let refs: Vec<&CompiledModel> = progs.iter().map(|p| &p.model).collect();
-            let m = latency::measure(&refs, &sampling, &stop)?;
+            let m = {
+                let mut xla: Vec<XlaTimed> = compiled.iter().map(XlaTimed::new).collect();
+                let mut xla_slots: Vec<Option<&mut XlaTimed>> = xla.iter_mut().map(Some).collect();
+                let mut other_slots: Vec<Option<&mut Box<dyn engine::Loaded>>> = loaded.iter_mut().map(Some).collect();
+                let mut timed: Vec<&mut dyn Timed> = Vec::new();
+                for p in &progs {
+                    match &p.engine {
+                        Engine::Xla { at, .. } => timed.push(xla_slots[*at].take().expect("each model once")),
+                        Engine::Other { at, .. } => timed.push(other_slots[*at].take().expect("each model once").timed()),
+                    }
+                }
+                latency::measure_timed(&mut timed, &sampling, &stop)?
+            };
+            if m.models.is_empty() {
+                bail!("interrupted: no rows written for dtype {dtype}, batch {batch}");
+            }
             let first = &m.models[0];
-            for (p, r) in progs.iter().zip(&m.models) {
-                let speedup = if std::ptr::eq(r, first) {
+            let mut speedups: Vec<Speedups> = Vec::new();
+            for (i, (p, r)) in progs.iter().zip(&m.models).enumerate() {
+                let speedup = if i == 0 {
                     Some((1.0, (1.0, 1.0))) // the same measurement
                 } else {
                     ratio_of_medians(&first.samples, &r.samples, a.seed)
                 };
+                // The first network on the same runtime and lowering.
+                let base = progs.iter().position(|q| q.key() == p.key()).expect("p itself");
+                let vs_model = if base == i {
+                    Some((1.0, (1.0, 1.0)))
+                } else {
+                    ratio_of_medians(&m.models[base].samples, &r.samples, a.seed)
+                };
+                let key = p.key();
+                match speedups.iter_mut().find(|s| s.key == key) {
+                    Some(s) => s.values.push((p.name.to_string(), vs_model)),
+                    None => speedups.push(Speedups { key, values: vec![(p.name.to_string(), vs_model)] }),
+                }
                 let valid = verdict(&r.samples, m.load.as_ref(), &rules);
                 let ci = r.p50_ci.map(|(l, h)| format!("[{:.3}, {:.3}]", l * 1e3, h * 1e3)).unwrap_or_else(|| "-".into());
-                let sp = speedup.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
+                let sp = |s: Option<(f64, (f64, f64))>| s.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<26} {:>5} {:>5} {:>7} {:>10.3} {:>19} {:>9.1} {:>22}  {valid}",
-                    p.name, dtype.to_string(), batch, p.mode.name(), r.run.p50 * 1e3, ci, r.throughput, sp
+                    "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}",
+                    p.name, dtype.to_string(), batch, p.runtime().name(), p.lowering(), r.run.p50 * 1e3, ci, r.throughput,
+                    sp(speedup), sp(vs_model)
                 );
                 if let Some(w) = csv.as_mut() {
                     let ms = |s: f64| format!("{:.4}", s * 1e3);
                     let opt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map(f).unwrap_or_default();
-                    let plan_s: Vec<&str> = p.plan.iter().map(|l| l.name()).collect();
+                    let (plan_s, version, device) = match &p.engine {
+                        Engine::Xla { plan, .. } => {
+                            let s = session.as_ref().expect("opened for xla");
+                            (plan.iter().map(|l| l.name()).collect::<Vec<_>>().join(" "), format!("pjrt {}", plugin_version(s)), s.describe())
+                        }
+                        Engine::Other { version, .. } => (String::new(), version.clone(), "cpu".to_string()),
+                    };
                     let ch: Vec<String> = p.net.arch.channels.iter().map(|c| c.to_string()).collect();
                     let mem = r.memory.unwrap_or_default();
+                    let has_mem = r.memory.is_some();
                     let frac = |x: f64| format!("{x:.4}");
+                    let bytes = |b: i64| if has_mem { b.to_string() } else { String::new() };
                     w.write_record([
                         p.name.to_string(), ch.join(" "), counts::params(&p.net.arch).to_string(),
                         counts::macs(&p.net.arch).to_string(), dtype.to_string(), batch.to_string(),
-                        p.mode.name().to_string(), plan_s.join(" "), format!("{:.3}", p.model.compile_seconds),
+                        p.runtime().name().to_string(), version, p.lowering().to_string(), plan_s, format!("{:.3}", p.compile_s),
                         ms(r.run.p50), opt(r.p50_ci.map(|c| c.0), &ms), opt(r.p50_ci.map(|c| c.1), &ms), ms(r.run.mean),
                         ms(r.run.min), ms(r.run.p90), ms(r.run.p99), ms(r.run.max), ms(r.run.std), r.run.samples.to_string(),
                         m.rounds.to_string(), format!("{:.2}", r.throughput), ms(r.with_upload.p50),
-                        mem.argument_bytes.to_string(), mem.temp_bytes.to_string(),
-                        MemoryFigures::of(&mem).program_min.to_string(), opt(speedup.map(|s| s.0), &frac), valid,
-                        opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), session.describe(),
+                        bytes(mem.argument_bytes), bytes(mem.temp_bytes),
+                        if has_mem { MemoryFigures::of(&mem).program_min.to_string() } else { String::new() },
+                        opt(speedup.map(|s| s.0), &frac), opt(vs_model.map(|s| s.0), &frac),
+                        opt(vs_model.map(|s| s.1 .0), &frac), opt(vs_model.map(|s| s.1 .1), &frac), valid,
+                        opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), device,
+                        engine::threads().to_string(),
                     ])?;
                     w.flush()?;
                 }
             }
+            side_by_side.push((format!("{dtype}, batch {batch}"), speedups));
+        }
+    }
+    if models.len() > 1 && side_by_side.iter().any(|(_, s)| s.len() > 1) {
+        println!();
+        println!("speed-up of each network over the first ({}), per runtime, 95% intervals:", models[0].0);
+        for (setting, speedups) in &side_by_side {
+            print!("{setting:<18} {:<26}", "model");
+            for s in speedups {
+                print!(" {:>26}", format!("{} {}", s.key.0.name(), if s.key.1 == "-" { "" } else { s.key.1 }).trim_end());
+            }
+            println!("  runtimes");
+            for (j, (name, _)) in speedups[0].values.iter().enumerate().skip(1) {
+                print!("{:<18} {:<26}", "", name);
+                let cells: Vec<Option<(f64, (f64, f64))>> = speedups.iter().map(|s| s.values.get(j).and_then(|v| v.1)).collect();
+                for c in &cells {
+                    let t = c.map(|(s, (l, h))| format!("{s:.2}x [{l:.2}, {h:.2}]")).unwrap_or_else(|| "-".into());
+                    print!(" {t:>26}");
+                }
+                println!("  {}", disagreement(&speedups.iter().map(|s| s.key).collect::<Vec<_>>(), &cells));
+            }
         }
     }
     Ok(())
+}
+
+/// One (runtime, lowering)'s speed-ups of every network over the first, in model order.
+struct Speedups {
+    key: (Runtime, &'static str),
+    values: Vec<(String, Option<(f64, (f64, f64))>)>,
+}
+
+/// Which columns' speed-up intervals do not overlap: `agree` when every pair overlaps, else
+/// each disjoint pair as `a > b`.
+fn disagreement(keys: &[(Runtime, &'static str)], cells: &[Option<(f64, (f64, f64))>]) -> String {
+    let name = |k: &(Runtime, &'static str)| if k.1 == "-" { k.0.name().to_string() } else { format!("{} {}", k.0.name(), k.1) };
+    let mut out = Vec::new();
+    for i in 0..cells.len() {
+        for j in 0..cells.len() {
+            if let (Some((_, (_, hi_i))), Some((_, (lo_j, _)))) = (cells[i], cells[j]) {
+                if i != j && lo_j > hi_i {
+                    out.push(format!("{} > {}", name(&keys[j]), name(&keys[i])));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        "agree within noise".into()
+    } else {
+        format!("differ beyond noise: {}", out.join(", "))
+    }
+}
+
+/// `major.minor` of the session's PJRT plugin API.
+fn plugin_version(s: &crate::runtime::Session) -> String {
+    let (major, minor) = s.client.plugin().api_version();
+    format!("{major}.{minor}")
 }

@@ -1,6 +1,7 @@
 //! The command line: clap definitions here, one file per command family.
 
 mod device;
+mod export_cmd;
 mod interrupt;
 mod latency_cmd;
 mod merge_cmd;
@@ -17,9 +18,10 @@ use clap::{Parser, Subcommand};
 pub use device::DeviceArgs;
 pub use interrupt::EXIT_INTERRUPTED;
 
-/// prunebench: how much faster, smaller and less accurate does a structurally pruned VGG-16
-/// really get on your accelerator? Channels are removed for real, every variant is compiled
-/// by XLA through a PJRT plugin (TPU, GPU or CPU) and measured.
+/// prunebench: how much faster, smaller and less accurate does a structurally pruned network
+/// (VGG-16, ResNet, MobileNetV2) really get on your accelerator? Channels are removed for real,
+/// every variant is compiled by XLA through a PJRT plugin (TPU, GPU or CPU) and measured, and
+/// on the CPU also on ONNX Runtime and OpenVINO from its ONNX export.
 #[derive(Parser, Debug)]
 #[command(name = "prunebench", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -46,6 +48,8 @@ pub enum Command {
     /// Convert torchvision/timm weights (vgg16, vgg16_bn, resnet18, resnet50, mobilenet_v2 as
     /// safetensors) into a prunebench checkpoint.
     Import(model_cmds::ImportArgs),
+    /// Write a checkpoint as ONNX (ONNX Runtime, OpenVINO, ...) or as a StableHLO bundle.
+    Export(export_cmd::ExportArgs),
     /// Print a checkpoint's architecture, parameter and MAC counts per layer, and its
     /// dependency groups (what pruning acts on).
     Info(model_cmds::InfoArgs),
@@ -78,6 +82,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Predict(a) => model_cmds::predict(&a),
         Command::Hlo(a) => model_cmds::hlo(&a),
         Command::Info(a) => model_cmds::info(&a),
+        Command::Export(a) => export_cmd::export(&a),
         Command::Import(a) => model_cmds::import(&a),
         Command::Eval(a) => model_cmds::eval(&a),
         Command::Train(a) => train_cmd::train(&a),

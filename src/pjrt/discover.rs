@@ -215,6 +215,14 @@ impl Probe {
 
     /// Folders that may hold `.pjrt/`, in search order.
     fn project_dirs(&self) -> Vec<PathBuf> {
+        self.folders_holding(".pjrt")
+    }
+
+    /// Folders that may hold the project folder `marker` (`.pjrt`, `.runtimes`), in search
+    /// order: `$PRUNEBENCH_HOME`, then the current folder and its parents, then the
+    /// executable's folder and its parents, each where `marker` exists; when none has it, the
+    /// current folder (where `scripts/setup.sh` would install).
+    pub fn folders_holding(&self, marker: &str) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut push = |d: PathBuf| {
             if !dirs.contains(&d) {
@@ -227,13 +235,13 @@ impl Probe {
         let mut walked_any = false;
         for start in [&self.cwd, &self.exe_dir].into_iter().flatten() {
             for dir in start.ancestors() {
-                if dir.join(".pjrt").is_dir() {
+                if dir.join(marker).is_dir() {
                     push(dir.to_path_buf());
                     walked_any = true;
                 }
             }
         }
-        // No `.pjrt` anywhere: still name the place `scripts/setup.sh` would install to.
+        // No `marker` anywhere: still name the place `scripts/setup.sh` would install to.
         if !walked_any {
             if let Some(cwd) = &self.cwd {
                 push(cwd.clone());
