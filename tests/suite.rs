@@ -328,3 +328,61 @@ fn a_diverged_finetune_is_an_error_row() {
         assert!(row["loss_after_ft"].is_empty());
     }
 }
+
+/// The runtimes axis: every pruning measured on XLA and on the ONNX export in ONNX Runtime and
+/// OpenVINO, each pruned row's speed-up against the unpruned row of its own runtime; the report
+/// puts them side by side.
+#[test]
+fn runtimes_axis_measures_each_variant_on_every_runtime() {
+    init();
+    let text = format!(
+        "{TINY}dataset: {{eval_limit: 0}}\npruning:\n  methods: [l1]\n  ratios: [0.5]\n\
+         measure:\n  devices: [cpu]\n  batches: [2]\n  lowerings: [xla]\n  runtimes: [xla, onnxruntime, openvino]\n\
+         \x20 warmup: 1\n  min_iters: 6\n  target_ci: 1.0\n  time_cap_s: 0\n"
+    );
+    let s = Suite::from_text(Path::new("runtimes.yaml"), &text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rt.csv");
+    let r = suite::run(&s, &RunOptions { out: Some(out.clone()), ..RunOptions::default() }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed), (6, 0));
+    let rows = read_csv(&out);
+    for row in &rows {
+        let rt = row["runtime"].as_str();
+        for c in ALWAYS_FILLED_WHEN_OK {
+            let xla_only = prunebench::suite::record::XLA_ONLY.contains(c);
+            assert_eq!(row[*c].is_empty(), rt != "xla" && xla_only, "{}: column {c} is '{}'", row["variant"], row[*c]);
+        }
+        assert!(row["variant"].contains(&format!("/b2/{}/cpu", if rt == "xla" { "xla" } else { rt })), "{row:?}");
+        if rt == "xla" {
+            assert_eq!((row["lowering"].as_str(), row["runtime_version"].as_str()), ("xla", ""));
+        } else {
+            assert_eq!((row["lowering"].as_str(), row["lowering_plan"].as_str()), ("-", "-"));
+            assert!(row["runtime_version"].starts_with(&format!("{rt} 20")) || row["runtime_version"].starts_with(&format!("{rt} 1.")), "{row:?}");
+        }
+        if row["method"] == "l1" {
+            // Against the unpruned row of the same runtime: the one measured in the same rounds.
+            let base = rows.iter().find(|b| b["method"] == "none" && b["runtime"] == row["runtime"]).unwrap();
+            let want = base["latency_p50_ms"].parse::<f64>().unwrap() / row["latency_p50_ms"].parse::<f64>().unwrap();
+            let got: f64 = row["speedup"].parse().unwrap();
+            assert!((got / want - 1.0).abs() < 1e-3, "{rt}: speed-up {got} vs p50 ratio {want}");
+        }
+    }
+    let runtimes: Vec<&str> = rows.iter().map(|r| r["runtime"].as_str()).collect();
+    for want in ["xla", "onnxruntime", "openvino"] {
+        assert_eq!(runtimes.iter().filter(|r| **r == want).count(), 2, "{runtimes:?}");
+    }
+    // The report's side-by-side table.
+    let rep = dir.path().join("report");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(["report", out.to_str().unwrap(), "--out", rep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    let sec = &md[md.find("## Speed-up per runtime").expect("the runtimes section")..];
+    assert!(sec.contains("| method | ratio | control | onnxruntime | openvino | xla | disagree |"), "{sec}");
+    assert!(sec.contains("| l1 | 0.5 | physical |"), "{sec}");
+    // Another dtype with those runtimes is refused by name.
+    let e = err_of(&format!("{TINY}measure:\n  dtypes: [bf16]\n  runtimes: [xla, onnxruntime]\n"));
+    assert!(e.contains("measure.dtypes") && e.contains("f32"), "{e}");
+}

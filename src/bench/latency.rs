@@ -1,6 +1,7 @@
 //! Forward latency of several compiled models measured together: their calls interleaved
 //! in rounds ([`super::rounds`]), the machine's load read around them ([`super::load`]).
 
+use std::borrow::Borrow;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
@@ -85,38 +86,40 @@ pub trait Timed {
     }
 }
 
-/// A [`CompiledModel`] with its input buffer on the device.
-pub struct XlaTimed<'a> {
-    pub model: &'a CompiledModel,
+/// A [`CompiledModel`] (owned or borrowed) with its input buffer on the device.
+pub struct XlaTimed<M: Borrow<CompiledModel>> {
+    pub model: M,
     input: Option<crate::pjrt::Buffer>,
 }
 
-impl<'a> XlaTimed<'a> {
-    pub fn new(model: &'a CompiledModel) -> Self {
+impl<M: Borrow<CompiledModel>> XlaTimed<M> {
+    pub fn new(model: M) -> Self {
         XlaTimed { model, input: None }
     }
 }
 
-impl Timed for XlaTimed<'_> {
+impl<M: Borrow<CompiledModel>> Timed for XlaTimed<M> {
     fn batch(&self) -> usize {
-        self.model.batch
+        self.model.borrow().batch
     }
     fn input_len(&self) -> usize {
-        self.model.batch * self.model.arch.input.iter().product::<usize>()
+        let m = self.model.borrow();
+        m.batch * m.arch.input.iter().product::<usize>()
     }
     fn set_input(&mut self, x: &[f32]) -> Result<()> {
-        self.input = Some(self.model.upload_input(x)?);
+        self.input = Some(self.model.borrow().upload_input(x)?);
         Ok(())
     }
     fn call(&mut self) -> Result<()> {
         let input = self.input.as_ref().expect("set_input before call");
-        self.model.run(input).map(drop)
+        self.model.borrow().run(input).map(drop)
     }
     fn memory(&self) -> Option<CompiledMemoryStats> {
-        self.model.executable().compiled_memory_stats().ok()
+        self.model.borrow().executable().compiled_memory_stats().ok()
     }
     fn flops(&self) -> Option<f64> {
         self.model
+            .borrow()
             .executable()
             .cost_analysis()
             .ok()
@@ -131,7 +134,7 @@ fn input_of(n: usize) -> Vec<f32> {
 
 /// [`measure_timed`] on XLA models.
 pub fn measure(models: &[&CompiledModel], s: &Sampling, stop: &AtomicBool) -> Result<Measurement> {
-    let mut timed: Vec<XlaTimed> = models.iter().map(|m| XlaTimed::new(m)).collect();
+    let mut timed: Vec<XlaTimed<&CompiledModel>> = models.iter().map(|m| XlaTimed::new(*m)).collect();
     let mut refs: Vec<&mut dyn Timed> = timed.iter_mut().map(|t| t as &mut dyn Timed).collect();
     measure_timed(&mut refs, s, stop)
 }

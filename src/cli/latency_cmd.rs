@@ -241,8 +241,8 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 }
             }
             let m = {
-                let mut xla: Vec<XlaTimed> = compiled.iter().map(XlaTimed::new).collect();
-                let mut xla_slots: Vec<Option<&mut XlaTimed>> = xla.iter_mut().map(Some).collect();
+                let mut xla: Vec<XlaTimed<&CompiledModel>> = compiled.iter().map(XlaTimed::new).collect();
+                let mut xla_slots: Vec<Option<&mut XlaTimed<&CompiledModel>>> = xla.iter_mut().map(Some).collect();
                 let mut other_slots: Vec<Option<&mut Box<dyn engine::Loaded>>> = loaded.iter_mut().map(Some).collect();
                 let mut timed: Vec<&mut dyn Timed> = Vec::new();
                 for p in &progs {
@@ -325,7 +325,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         for (setting, speedups) in &side_by_side {
             print!("{setting:<18} {:<26}", "model");
             for s in speedups {
-                print!(" {:>26}", format!("{} {}", s.key.0.name(), if s.key.1 == "-" { "" } else { s.key.1 }).trim_end());
+                print!(" {:>26}", label(&s.key));
             }
             println!("  runtimes");
             for (j, (name, _)) in speedups[0].values.iter().enumerate().skip(1) {
@@ -351,13 +351,12 @@ struct Speedups {
 /// Which columns' speed-up intervals do not overlap: `agree` when every pair overlaps, else
 /// each disjoint pair as `a > b`.
 fn disagreement(keys: &[(Runtime, &'static str)], cells: &[Option<(f64, (f64, f64))>]) -> String {
-    let name = |k: &(Runtime, &'static str)| if k.1 == "-" { k.0.name().to_string() } else { format!("{} {}", k.0.name(), k.1) };
     let mut out = Vec::new();
     for i in 0..cells.len() {
         for j in 0..cells.len() {
             if let (Some((_, (_, hi_i))), Some((_, (lo_j, _)))) = (cells[i], cells[j]) {
                 if i != j && lo_j > hi_i {
-                    out.push(format!("{} > {}", name(&keys[j]), name(&keys[i])));
+                    out.push(format!("{} > {}", label(&keys[j]), label(&keys[i])));
                 }
             }
         }
@@ -367,6 +366,12 @@ fn disagreement(keys: &[(Runtime, &'static str)], cells: &[Option<(f64, (f64, f6
     } else {
         format!("differ beyond noise: {}", out.join(", "))
     }
+}
+
+/// A (runtime, lowering) as the suites label it: the lowering on XLA (`xla`, `tuned`, ...), the
+/// runtime's name elsewhere.
+fn label(k: &(Runtime, &'static str)) -> &'static str {
+    if k.0 == Runtime::Xla { k.1 } else { k.0.name() }
 }
 
 /// `major.minor` of the session's PJRT plugin API.

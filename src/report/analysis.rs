@@ -16,6 +16,8 @@ pub struct Setting {
     pub device: String,
     pub dtype: String,
     pub batch: usize,
+    /// The conv lowering on XLA (`xla`, `tuned`, ...), or the runtime's name on the others
+    /// (`onnxruntime`, `openvino`): what a row's program ran as.
     pub lowering: String,
 }
 
@@ -26,7 +28,7 @@ impl Setting {
             device: r.device.clone(),
             dtype: r.dtype.clone(),
             batch: r.batch.unwrap_or(0),
-            lowering: r.lowering.clone(),
+            lowering: if r.runtime.is_empty() || r.runtime == "xla" { r.lowering.clone() } else { r.runtime.clone() },
         }
     }
 

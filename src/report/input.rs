@@ -21,6 +21,8 @@ pub struct Row {
     pub round_to: Option<usize>,
     pub control: String,
     pub lowering: String,
+    /// `xla`, `onnxruntime`, `openvino` (empty in CSVs older than the runtimes axis: xla).
+    pub runtime: String,
     pub dtype: String,
     pub batch: Option<usize>,
     pub device: String,

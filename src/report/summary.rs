@@ -105,6 +105,7 @@ pub fn markdown(
     md.push('\n');
     md.push_str(&noise_section(sources, points));
     md.push_str(&not_valid_section(sources, points));
+    md.push_str(&runtimes_section(sources, points));
 
     // One table per method; the unpruned rows first.
     let mut by_method: BTreeMap<(bool, String), Vec<&Point>> = BTreeMap::new();
@@ -241,6 +242,72 @@ pub fn markdown(
 
 /// Per setting, which differences are within noise: pruned programs whose speed-up interval
 /// contains 1, and pairs of programs whose p50 intervals overlap.
+/// Each pruning's speed-up on every runtime / lowering of its setting side by side (only where
+/// a setting has more than one), and which of them disagree beyond noise: two 95% intervals
+/// that do not overlap. Empty when no setting has two.
+fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
+    // (file, device, dtype, batch) -> pruning -> label -> point.
+    type Pruning = (String, String, String, Option<usize>, String);
+    let mut by: BTreeMap<(usize, String, String, usize), BTreeMap<Pruning, BTreeMap<String, &Point>>> = BTreeMap::new();
+    for p in points.iter().filter(|p| !p.row.is_baseline()) {
+        let s = p.setting.without_lowering();
+        let r = p.row;
+        by.entry((s.source, s.device, s.dtype, s.batch))
+            .or_default()
+            .entry((r.method.clone(), r.schedule.clone(), r.ratio.clone(), r.round_to, r.control.clone()))
+            .or_default()
+            .insert(p.setting.lowering.clone(), p);
+    }
+    let mut md = String::new();
+    for ((source, device, dtype, batch), prunings) in by {
+        let mut labels: Vec<String> = prunings.values().flat_map(|m| m.keys().cloned()).collect();
+        labels.sort();
+        labels.dedup();
+        if labels.len() < 2 {
+            continue;
+        }
+        if md.is_empty() {
+            md.push_str(
+                "## Speed-up per runtime\n\nEach pruning's speed-up over the unpruned network *on the same runtime \
+                 and lowering* (`xla`, `tuned`: prunebench's programs on XLA; `onnxruntime`, `openvino`: the ONNX \
+                 export), 95% intervals; *disagree* names the pairs whose intervals do not overlap.\n\n",
+            );
+        }
+        let file = if sources.len() > 1 { format!("{} ", sources[source].label) } else { String::new() };
+        let _ = writeln!(md, "{file}{dtype} b{batch} {device}\n");
+        let _ = writeln!(md, "| method | ratio | control | {} | disagree |", labels.join(" | "));
+        let _ = writeln!(md, "|---|---|---|{}---|", "---|".repeat(labels.len()));
+        for ((method, _, ratio, _, control), cells) in &prunings {
+            let texts: Vec<String> = labels
+                .iter()
+                .map(|l| match cells.get(l) {
+                    Some(p) => match (p.speedup, p.speedup_ci) {
+                        (Some(s), Some((lo, hi))) => format!("{s:.2}x [{lo:.2}, {hi:.2}]"),
+                        (Some(s), None) => format!("{s:.2}x"),
+                        _ => "—".into(),
+                    },
+                    None => "—".into(),
+                })
+                .collect();
+            let mut apart = Vec::new();
+            for a in &labels {
+                for b in &labels {
+                    let ci = |l: &String| cells.get(l).and_then(|p| p.speedup_ci);
+                    if let (Some((_, hi_a)), Some((lo_b, _))) = (ci(a), ci(b)) {
+                        if a != b && lo_b > hi_a {
+                            apart.push(format!("{b} > {a}"));
+                        }
+                    }
+                }
+            }
+            let dis = if apart.is_empty() { "no".to_string() } else { apart.join(", ") };
+            let _ = writeln!(md, "| {} | {} | {} | {} | {} |", cell(method), cell(ratio), cell(control), texts.join(" | "), cell(&dis));
+        }
+        md.push('\n');
+    }
+    md
+}
+
 fn noise_section(sources: &[Source], points: &[Point<'_>]) -> String {
     let mut md = String::from("## Within noise\n\n");
     md.push_str(

@@ -10,6 +10,7 @@ use crate::bench::{load, Sampling};
 use crate::data::Source;
 use crate::error::{Error, Result};
 use crate::hlo::DType;
+use crate::engine::Runtime;
 use crate::lower::Mode;
 use crate::model::{checkpoint, Arch, Form, Network};
 use crate::pjrt::DeviceChoice;
@@ -90,6 +91,9 @@ pub struct Suite {
     pub batches: Vec<usize>,
     pub lowerings: Vec<Mode>,
     pub baseline_lowerings: Vec<Mode>,
+    /// Runtimes every variant is measured on: XLA (once per lowering) and the ONNX export on
+    /// ONNX Runtime / OpenVINO.
+    pub runtimes: Vec<Runtime>,
     /// How each setting's programs are timed (interleaved rounds).
     pub sampling: Sampling,
     /// What makes a row `valid`.
@@ -269,6 +273,16 @@ impl Checker<'_> {
         let lowerings: Vec<Mode> = self.parse_each(&["measure", "lowerings"], &lowerings)?;
         let baseline_lowerings: Vec<Mode> =
             self.parse_each(&["measure", "baseline_lowerings"], m.baseline_lowerings.as_deref().unwrap_or(&[]))?;
+        let runtimes = self.axis(&["measure", "runtimes"], m.runtimes.clone(), vec!["xla".into()])?;
+        let runtimes: Vec<Runtime> = self.parse_each(&["measure", "runtimes"], &runtimes)?;
+        if runtimes.iter().any(|r| *r != Runtime::Xla) {
+            if let Some(d) = dtypes.iter().find(|d| **d != DType::F32) {
+                return Err(self.err(
+                    &["measure", "dtypes"],
+                    format!("{d} with runtimes onnxruntime/openvino, which measure the f32 ONNX export only; use dtypes: [f32]"),
+                ));
+            }
+        }
         let def = Sampling::default();
         let sampling = Sampling {
             warmup: m.warmup.unwrap_or(def.warmup),
@@ -346,6 +360,7 @@ impl Checker<'_> {
             batches: dedup(batches),
             lowerings: dedup(lowerings),
             baseline_lowerings: dedup(baseline_lowerings),
+            runtimes: dedup(runtimes),
             sampling,
             rules,
             program_cache,

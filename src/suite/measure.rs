@@ -52,12 +52,12 @@ pub fn settings<'v>(variants: &[&'v Variant]) -> Vec<Vec<&'v Variant>> {
     groups
 }
 
-/// The key of a row's program within its setting: its channel list and lowering plan, and for
-/// the masked control its own id (it is measured apart).
+/// The key of a row's program within its setting: its channel list, runtime and lowering plan,
+/// and for the masked control its own id (it is measured apart).
 pub fn program_key(p: &Pending) -> String {
     let plan: String = p.plan.iter().map(|l| &l.name()[..1]).collect();
     let own = if p.masked { p.variant.id.as_str() } else { "" };
-    format!("{:?}|{plan}|{own}", p.model.arch.channels)
+    format!("{:?}|{}|{plan}|{own}", p.model.arch.channels, p.variant.runtime)
 }
 
 /// The distinct programs of `rows`: for each row the index of its program, and for each
@@ -96,7 +96,7 @@ pub fn chunks(n: usize, baselines: &[usize], cap: usize) -> Vec<Vec<usize>> {
 pub enum Reference<'a> {
     /// The row's program is the unpruned one: the speed-up is 1.
     Itself,
-    /// The unpruned program of the same lowering, measured in the same rounds.
+    /// The unpruned program of the same runtime and lowering, measured in the same rounds.
     Of(&'a Latency),
     /// No unpruned measurement (it failed): no speed-up.
     Missing,
@@ -160,7 +160,7 @@ mod tests {
     use crate::pjrt::DeviceChoice;
 
     fn variant(id: &str, batch: usize) -> Variant {
-        Variant { id: id.into(), prune: 0, device: DeviceChoice::Cpu, dtype: DType::F32, batch, lowering: Mode::Xla }
+        Variant { id: id.into(), prune: 0, device: DeviceChoice::Cpu, dtype: DType::F32, batch, lowering: Mode::Xla, runtime: crate::engine::Runtime::Xla }
     }
 
     fn pending(id: &str, width: f64, masked: bool) -> Pending {

@@ -10,6 +10,7 @@
 //! `l1-uniform-0.5-r8/f32/b1/tuned/cpu`, `fpgm-layers-3f2a9c01d4-r1-masked/bf16/b32/xla/gpu`.
 
 use crate::hlo::DType;
+use crate::engine::Runtime;
 use crate::lower::Mode;
 use crate::pjrt::DeviceChoice;
 use crate::prune::{Control, Plan, Schedule};
@@ -111,7 +112,20 @@ pub struct Variant {
     pub device: DeviceChoice,
     pub dtype: DType,
     pub batch: usize,
+    /// The conv lowering on XLA (`Mode::Xla`, unused, on the other runtimes).
     pub lowering: Mode,
+    pub runtime: Runtime,
+}
+
+impl Variant {
+    /// The runtime and lowering as one label: the lowering on XLA (`xla`, `tuned`, ...), the
+    /// runtime's name elsewhere. Rows compare their speed-ups within one label.
+    pub fn engine_label(&self) -> &'static str {
+        match self.runtime {
+            Runtime::Xla => self.lowering.name(),
+            other => other.name(),
+        }
+    }
 }
 
 /// Every variant of `suite`, in run order: device, pruning configuration (masked twins
@@ -126,10 +140,15 @@ pub fn expand(suite: &Suite) -> Vec<Variant> {
             }
             for &dtype in &suite.dtypes {
                 for &batch in &suite.batches {
-                    for &lowering in &lowerings {
-                        let id = format!("{}/{dtype}/b{batch}/{lowering}/{device}", p.key());
-                        if out.iter().all(|v| v.id != id) {
-                            out.push(Variant { id, prune: pi, device, dtype, batch, lowering });
+                    for &runtime in &suite.runtimes {
+                        // XLA once per lowering; the other runtimes once, labelled by name.
+                        let modes: Vec<Mode> = if runtime == Runtime::Xla { lowerings.clone() } else { vec![Mode::Xla] };
+                        for lowering in modes {
+                            let label = if runtime == Runtime::Xla { lowering.name() } else { runtime.name() };
+                            let id = format!("{}/{dtype}/b{batch}/{label}/{device}", p.key());
+                            if out.iter().all(|v| v.id != id) {
+                                out.push(Variant { id, prune: pi, device, dtype, batch, lowering, runtime });
+                            }
                         }
                     }
                 }

@@ -6,14 +6,14 @@
 //!
 //! | group | columns |
 //! |---|---|
-//! | identity | `suite`, `variant` (the stable id rows are resumed by), `method` (`none` unpruned), `schedule` (`none`, `uniform`, `global`, `layers`), `ratio` (fraction removed; 13 space-separated values for `layers`), `round_to`, `control` (`physical`, `masked`), `lowering` (`xla`, `tuned`, `im2col`, `winograd`), `lowering_plan` (per conv: `d` direct, `i` im2col, `g` gemm9, `w` winograd, `k` kernel), `dtype`, `batch`, `device` (as asked: `cpu`, `gpu`, `tpu`, `auto`), `platform`, `device_kind` |
+//! | identity | `suite`, `variant` (the stable id rows are resumed by), `method` (`none` unpruned), `schedule` (`none`, `uniform`, `global`, `layers`), `ratio` (fraction removed; 13 space-separated values for `layers`), `round_to`, `control` (`physical`, `masked`), `lowering` (`xla`, `tuned`, `im2col`, `winograd`; `-` on the other runtimes), `lowering_plan` (per conv: `d` direct, `i` im2col, `g` gemm9, `w` winograd, `k` kernel; `-` on the other runtimes), `runtime` (`xla`, `onnxruntime`, `openvino`), `dtype`, `batch`, `device` (as asked: `cpu`, `gpu`, `tpu`, `auto`), `platform`, `device_kind` |
 //! | model | `channels` (13 conv widths, space separated), `params`, `macs` (per image) |
 //! | time | `compile_s` (seconds PJRT took to compile the program), `program_reused` (the program was compiled for an earlier variant with the same shapes; `compile_s` is that compile's), `latency_{min,mean,p50,p90,p95,p99,p999,max,std}_ms` (execute-and-await of one batch, input and weights already on the device), `latency_p50_ci_{low,high}_ms` (95% interval of the p50, order statistics) after `latency_p50_ms`, `samples`, `throughput_ips` (images/s at the median), `latency_with_copy_{p50,mean}_ms` (host-to-device copy of the input plus execute-and-await) |
 //! | measurement | `rounds` (interleaved rounds), `measured_for` (the variant whose program measurement the row reports; rows sharing a program have identical latency columns), `speedup`, `speedup_ci_{low,high}` (p50 of the unpruned row of the same device/dtype/batch/lowering over this row's, 95% bootstrap interval), `valid` (`yes` or the reasons, `; ` separated), `load_other_cpu`, `load_steal` (fractions of all cores' time during the measurement) |
-//! | memory | `argument_bytes`, `output_bytes`, `temp_bytes`, `code_bytes` (the compiled program's, from PJRT), `compiler_peak_bytes` (what PJRT's compiled memory stats call the peak, where given), `program_min_bytes` (argument + output + temp: the least one call must hold), `device_peak_bytes` (the device's peak in use so far, where the plugin reports it), `host_peak_rss_bytes` (this process's peak resident set so far, `VmHWM`) |
+//! | memory | `argument_bytes`, `output_bytes`, `temp_bytes`, `code_bytes` (the compiled program's, from PJRT; empty on the other runtimes), `compiler_peak_bytes` (what PJRT's compiled memory stats call the peak, where given), `program_min_bytes` (argument + output + temp: the least one call must hold), `device_peak_bytes` (the device's peak in use so far, where the plugin reports it), `host_peak_rss_bytes` (this process's peak resident set so far, `VmHWM`) |
 //! | accuracy | `eval_images`, `top1_before_ft`, `top5_before_ft`, `loss_before_ft` (pruned, before fine-tuning; for the unpruned network, its accuracy), `top1_after_ft`, `top5_after_ft`, `loss_after_ft`, `finetune_steps`, `finetune_s` (empty without fine-tuning) |
 //! | cost | `flops` (PJRT cost analysis of the program, per batch, where given) |
-//! | provenance | `timestamp` (UTC, RFC 3339, when the row was written), `prunebench_commit`, `plugin` (path), `pjrt_api` (`major.minor`), `host_cpu`, `suite_sha256` |
+//! | provenance | `timestamp` (UTC, RFC 3339, when the row was written), `prunebench_commit`, `plugin` (path), `pjrt_api` (`major.minor`), `runtime_version` (e.g. `onnxruntime 1.32.0`; empty on XLA), `host_cpu`, `suite_sha256` |
 //! | outcome | `status` (`ok`, `error`), `error` (the message) |
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,7 @@ pub struct Record {
     pub control: String,
     pub lowering: String,
     pub lowering_plan: Option<String>,
+    pub runtime: String,
     pub dtype: String,
     pub batch: usize,
     pub device: String,
@@ -92,6 +93,7 @@ pub struct Record {
     pub prunebench_commit: String,
     pub plugin: Option<String>,
     pub pjrt_api: Option<String>,
+    pub runtime_version: Option<String>,
     pub host_cpu: String,
     pub suite_sha256: String,
     // outcome
@@ -111,7 +113,7 @@ pub enum Status {
 /// Columns that are filled in every `ok` row (the rest may be empty by design: device and
 /// compiler peak bytes, load figures off Linux, accuracy, fine-tuning, flops, error).
 pub const ALWAYS_FILLED_WHEN_OK: &[&str] = &[
-    "suite", "variant", "method", "schedule", "ratio", "round_to", "control", "lowering", "lowering_plan", "dtype",
+    "suite", "variant", "method", "schedule", "ratio", "round_to", "control", "lowering", "lowering_plan", "runtime", "dtype",
     "batch", "device", "platform", "device_kind", "channels", "params", "macs", "compile_s", "program_reused",
     "latency_min_ms", "latency_mean_ms", "latency_p50_ms", "latency_p50_ci_low_ms", "latency_p50_ci_high_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
     "latency_p999_ms", "latency_max_ms", "latency_std_ms", "samples", "throughput_ips", "latency_with_copy_p50_ms",
@@ -119,6 +121,10 @@ pub const ALWAYS_FILLED_WHEN_OK: &[&str] = &[
     "argument_bytes", "output_bytes", "temp_bytes", "code_bytes", "program_min_bytes", "host_peak_rss_bytes",
     "timestamp", "prunebench_commit", "plugin", "pjrt_api", "host_cpu", "suite_sha256", "status",
 ];
+
+/// Of [`ALWAYS_FILLED_WHEN_OK`], the columns only XLA reports (PJRT's compiled memory
+/// statistics): empty in the rows of the other runtimes.
+pub const XLA_ONLY: &[&str] = &["argument_bytes", "output_bytes", "temp_bytes", "code_bytes", "program_min_bytes"];
 
 /// Milliseconds from seconds, rounded to nanoseconds (keeps the CSV readable).
 pub fn ms(seconds: f64) -> f64 {

@@ -40,6 +40,8 @@ use crate::model::{checkpoint, counts, program, Network};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, ScoreContext};
 use crate::runtime::{CompiledModel, Session};
+use crate::engine::{self, Runtime};
+use crate::bench::latency::{Timed, XlaTimed};
 
 /// Metadata key of a suite-trained checkpoint: the training settings it was made with.
 const META_TRAIN: &str = "prunebench.suite.train";
@@ -52,6 +54,12 @@ pub struct Outcome {
     pub failed: usize,
     /// The stop flag ended the run before every variant was done.
     pub interrupted: bool,
+}
+
+/// A program ready to time: prunebench's on XLA, or the ONNX export loaded by another runtime.
+enum Program {
+    Xla(XlaTimed<CompiledModel>),
+    Other(Box<dyn engine::Loaded>),
 }
 
 /// Compiled programs by shape set, least recently used dropped first.
@@ -205,16 +213,17 @@ impl Runner<'_> {
                 return Ok(false);
             }
         }
-        // The unpruned reference of each lowering, measured even when its row is done.
-        let mut lowerings: Vec<_> = rows.iter().map(|p| p.variant.lowering).collect();
-        lowerings.dedup();
-        for l in lowerings {
-            if rows.iter().any(|p| p.baseline && p.variant.lowering == l) {
+        // The unpruned reference of each runtime and lowering, measured even when its row is done.
+        let mut labels: Vec<_> = rows.iter().map(|p| p.variant.engine_label()).collect();
+        labels.dedup();
+        for l in labels {
+            if rows.iter().any(|p| p.baseline && p.variant.engine_label() == l) {
                 continue;
             }
             let g = group[0];
             let reference = all.iter().find(|v| {
-                self.suite.pruning[v.prune].is_baseline() && (v.device, v.dtype, v.batch, v.lowering) == (g.device, g.dtype, g.batch, l)
+                self.suite.pruning[v.prune].is_baseline()
+                    && (v.device, v.dtype, v.batch, v.engine_label()) == (g.device, g.dtype, g.batch, l)
             });
             if let Some(Ok(p)) = reference.map(|v| self.pending(v, false)) {
                 rows.push(p);
@@ -235,11 +244,16 @@ impl Runner<'_> {
                 return Ok(false);
             }
             // Compile the chunk's programs; a program that fails to compile fails its rows.
-            let mut compiled: Vec<(usize, CompiledModel)> = Vec::new();
+            let mut compiled: Vec<(usize, Program)> = Vec::new();
             for &p in &chunk {
                 let row = &rows[first[p]];
                 self.progress.step(&row.variant.id, "compile");
-                match CompiledModel::new(&session, &row.model, row.variant.batch, row.variant.dtype, &row.plan) {
+                let made = match row.variant.runtime {
+                    Runtime::Xla => CompiledModel::new(&session, &row.model, row.variant.batch, row.variant.dtype, &row.plan)
+                        .map(|m| Program::Xla(XlaTimed::new(m))),
+                    rt => engine::load(rt, &row.model, row.variant.batch).map(Program::Other),
+                };
+                match made {
                     Ok(m) => compiled.push((p, m)),
                     Err(e) => {
                         let failing: Vec<usize> = (0..rows.len()).filter(|&r| of_row[r] == p && !done[r]).collect();
@@ -255,8 +269,16 @@ impl Runner<'_> {
             }
             let n = compiled.len();
             self.progress.step(&rows[first[chunk[0]]].variant.id, &format!("measure {n} programs side by side"));
-            let models: Vec<&CompiledModel> = compiled.iter().map(|(_, m)| m).collect();
-            let measured = latency::measure(&models, &self.suite.sampling, self.stop);
+            let measured = {
+                let mut timed: Vec<&mut dyn Timed> = compiled
+                    .iter_mut()
+                    .map(|(_, m)| match m {
+                        Program::Xla(x) => x as &mut dyn Timed,
+                        Program::Other(o) => o.timed(),
+                    })
+                    .collect();
+                latency::measure_timed(&mut timed, &self.suite.sampling, self.stop)
+            };
             if matches!(&measured, Ok(m) if m.stop == Stop::Interrupted) {
                 return Ok(false);
             }
@@ -270,11 +292,11 @@ impl Runner<'_> {
                 let mut rec = rows[r].rec.clone();
                 match &measured {
                     Ok(m) => {
-                        let lowering = rows[r].variant.lowering;
+                        let label = rows[r].variant.engine_label();
                         let reference = if rows[r].baseline {
                             Reference::Itself
                         } else {
-                            let base = (0..rows.len()).find(|&b| rows[b].baseline && rows[b].variant.lowering == lowering);
+                            let base = (0..rows.len()).find(|&b| rows[b].baseline && rows[b].variant.engine_label() == label);
                             match base.and_then(|b| index(of_row[b])) {
                                 Some(b) if b == i => Reference::Itself,
                                 Some(b) => Reference::Of(&m.models[b]),
@@ -283,7 +305,14 @@ impl Runner<'_> {
                         };
                         let measured_for = &rows[first[of_row[r]]].variant.id;
                         measure::fill(&mut rec, &m.models[i], m, measured_for, reference, &self.suite.rules, self.suite.sampling.seed);
-                        rec.compile_s = Some((compiled[i].1.compile_seconds * 1e6).round() / 1e6);
+                        let (seconds, version) = match &compiled[i].1 {
+                            Program::Xla(x) => (x.model.compile_seconds, None),
+                            Program::Other(o) => (o.load_seconds(), Some(o.version())),
+                        };
+                        rec.compile_s = Some((seconds * 1e6).round() / 1e6);
+                        if version.is_some() {
+                            rec.runtime_version = version;
+                        }
                     }
                     Err(e) => rec = self.error_row(&rows[r], format!("measuring: {e}")),
                 }
@@ -339,7 +368,8 @@ impl Runner<'_> {
             ratio: cfg.ratio_text(),
             round_to: cfg.round_to,
             control: cfg.control.to_string(),
-            lowering: v.lowering.name().into(),
+            lowering: if v.runtime == Runtime::Xla { v.lowering.name().into() } else { "-".into() },
+            runtime: v.runtime.name().into(),
             dtype: v.dtype.to_string(),
             batch: v.batch,
             device: v.device.to_string(),
@@ -404,6 +434,11 @@ impl Runner<'_> {
             if v.id.contains(s.as_str()) {
                 return Err(format!("injected failure for testing (suite key inject_failure: {s})"));
             }
+        }
+        if v.runtime != Runtime::Xla {
+            // The runtime compiles the ONNX export its own way: no lowering plan.
+            rec.lowering_plan = Some("-".into());
+            return Ok((Rc::new(model.clone()), Vec::new()));
         }
         let plan = self.lowering_plan(&session, &model.arch, v.batch, v.dtype, v.lowering, &v.id)?;
         rec.lowering_plan = Some(plan.iter().map(|l| &l.name()[..1]).collect());

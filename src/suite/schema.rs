@@ -44,6 +44,8 @@
 //!   batches: [1, 32]
 //!   lowerings: [tuned]        # xla | tuned | im2col | winograd
 //!   baseline_lowerings: [xla] # extra lowerings measured for the unpruned network only
+//!   runtimes: [xla]           # xla | onnxruntime | openvino (the ONNX export on the CPU, f32;
+//!                             # lowerings apply to xla only)
 //!   # Timing: the programs of one setting (device, dtype, batch) in interleaved rounds.
 //!   warmup: 3                 # untimed calls of each program first
 //!   calls_per_round: 3        # timed calls of each program per round (after 1 untimed)
@@ -188,6 +190,7 @@ pub struct MeasureSpec {
     pub batches: Option<Vec<usize>>,
     pub lowerings: Option<Vec<String>>,
     pub baseline_lowerings: Option<Vec<String>>,
+    pub runtimes: Option<Vec<String>>,
     pub warmup: Option<usize>,
     pub min_iters: Option<usize>,
     pub min_seconds: Option<f64>,
