@@ -4,6 +4,7 @@ mod device;
 mod export_cmd;
 mod interrupt;
 mod latency_cmd;
+mod layers_cmd;
 mod merge_cmd;
 mod model_cmds;
 mod prune_cmd;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Measure forward latency across widths or checkpoints, batch sizes, dtypes and conv
     /// lowerings, side by side in one run.
     Latency(latency_cmd::LatencyArgs),
+    /// Per conv, where the time goes: XLA's plain and tuned lowering beside ONNX Runtime's
+    /// profiled kernel time of the same layer.
+    Layers(layers_cmd::LayersArgs),
     /// Tune the conv lowering of every layer of a network on the device and show the choices.
     Tune(tune_cmd::TuneArgs),
     /// Run a benchmark suite (YAML): build every variant it describes, measure it on the
@@ -89,6 +93,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Finetune(a) => train_cmd::finetune(&a),
         Command::Prune(a) => prune_cmd::prune(&a),
         Command::Latency(a) => latency_cmd::latency(&a),
+        Command::Layers(a) => layers_cmd::layers(&a),
         Command::Tune(a) => tune_cmd::tune(&a),
         Command::Run(a) => run_cmd::run(&a),
         Command::Rank(a) => rank_cmd::rank(&a),

@@ -76,11 +76,20 @@ impl OrtModel {
     /// A session of the ONNX model `bytes` (input `[batch, C, H, W]` from `input = [h, w, c]`),
     /// threads as [`super`] documents.
     pub fn new(bytes: &[u8], input: [usize; 3], classes: usize, batch: usize) -> Result<Self> {
+        Self::with_profile(bytes, input, classes, batch, None)
+    }
+
+    /// [`new`](Self::new), with ONNX Runtime's profiler writing a trace whose name starts with
+    /// `profile` (see [`end_profiling`](Self::end_profiling)).
+    pub fn with_profile(bytes: &[u8], input: [usize; 3], classes: usize, batch: usize, profile: Option<&Path>) -> Result<Self> {
         let (version, env) = environment()?;
         let version = version.to_string();
         let t = Instant::now();
-        let session = Session::builder(env)
-            .map_err(err)?
+        let mut builder = Session::builder(env).map_err(err)?;
+        if let Some(p) = profile {
+            builder = builder.with_profiling(p).map_err(err)?;
+        }
+        let session = builder
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(err)?
             .with_intra_threads(super::threads())
@@ -92,6 +101,12 @@ impl OrtModel {
             .commit_from_memory(bytes)
             .map_err(err)?;
         Ok(OrtModel { session, input: None, dims: input, classes, batch, version, load_seconds: t.elapsed().as_secs_f64() })
+    }
+
+    /// Ends profiling (a session made by [`with_profile`](Self::with_profile)); returns the
+    /// trace file ONNX Runtime wrote.
+    pub fn end_profiling(&mut self) -> Result<std::path::PathBuf> {
+        self.session.end_profiling().map(std::path::PathBuf::from).map_err(err)
     }
 
     fn run_nchw(&mut self, nchw: Vec<f32>) -> Result<Vec<f32>> {
@@ -137,4 +152,43 @@ impl Loaded for OrtModel {
         let (dims, batch, classes) = (self.dims, self.batch, self.classes);
         predict_batched(x, n, dims, batch, classes, |nchw| self.run_nchw(nchw.to_vec()))
     }
+}
+
+/// One graph node's times in an ONNX Runtime profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeTime {
+    /// The node's name in the optimized graph (a node that absorbed others, e.g. a Conv with
+    /// its Relu, keeps a name that starts with the first node's).
+    pub node: String,
+    /// Its operator after optimization (`Conv`, `FusedConv`, `MaxPool`, ...).
+    pub op: String,
+    /// Microseconds of every run, in order.
+    pub us: Vec<f64>,
+}
+
+/// The per-node kernel times of an ONNX Runtime profile trace (Chrome trace JSON: events of
+/// category `Node` named `<node>_kernel_time`, `dur` in microseconds, `args.op_name`), in
+/// first-run order.
+///
+/// Errors: the file cannot be read or is not a JSON array of events.
+pub fn node_times(trace: &Path) -> Result<Vec<NodeTime>> {
+    let text = std::fs::read_to_string(trace).map_err(|e| Error::io(trace, e))?;
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| Error::file(trace, format!("not an ONNX Runtime profile: {e}")))?;
+    let mut out: Vec<NodeTime> = Vec::new();
+    for e in &events {
+        let (Some(cat), Some(name), Some(dur)) = (e["cat"].as_str(), e["name"].as_str(), e["dur"].as_f64()) else { continue };
+        let Some(node) = name.strip_suffix("_kernel_time") else { continue };
+        if cat != "Node" {
+            continue;
+        }
+        match out.iter_mut().find(|t| t.node == node) {
+            Some(t) => t.us.push(dur),
+            None => {
+                let op = e["args"]["op_name"].as_str().unwrap_or("?").to_string();
+                out.push(NodeTime { node: node.to_string(), op, us: vec![dur] });
+            }
+        }
+    }
+    Ok(out)
 }
