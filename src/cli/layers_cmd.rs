@@ -13,6 +13,7 @@ use crate::bench::latency::Timed;
 use crate::engine::onnxruntime::{node_times, OrtModel};
 use crate::export::onnx::{to_bytes, Bn};
 use crate::hlo::DType;
+use crate::graph::Op;
 use crate::lower::Lowering;
 use crate::model::{checkpoint, counts, program, Arch, Form, Network};
 use crate::tune::{StderrProgress, Tuner};
@@ -80,9 +81,34 @@ pub fn layers(a: &LayersArgs) -> anyhow::Result<()> {
         s[s.len() / 2]
     };
     let convs: Vec<&crate::graph::Node> = net.graph.nodes().iter().filter(|n| n.conv().is_some()).collect();
+    // Each conv's ONNX Runtime node: ORT fuses a conv with the BN, ReLU and residual add after
+    // it and names the fused node after the last of them (plus a suffix such as `_nchwc`).
+    let mut used = vec![false; nodes.len()];
+    let ort_of: Vec<Option<usize>> = convs
+        .iter()
+        .map(|c| {
+            let mut chain = vec![c.name.clone()];
+            let mut at = c.id;
+            while let [only] = net.graph.consumers(at) {
+                let n = net.graph.node(*only);
+                if !matches!(n.op, Op::BatchNorm | Op::Relu | Op::Relu6 | Op::Add) {
+                    break;
+                }
+                chain.push(n.name.clone());
+                at = n.id;
+            }
+            let hit = chain.iter().rev().find_map(|name| {
+                (0..nodes.len()).find(|&k| !used[k] && (nodes[k].node == *name || nodes[k].node.starts_with(&format!("{name}_"))))
+            });
+            if let Some(k) = hit {
+                used[k] = true;
+            }
+            hit
+        })
+        .collect();
     let macs: Vec<u64> = counts::layers(&net.arch).iter().filter(|l| l.name.starts_with("conv")).map(|l| l.macs).collect();
     println!("{}, batch {}: XLA times are the tuner's (each conv alone, cold weights); onnxruntime's are its", net.describe(), a.batch);
-    println!("profiler's kernel time of the node inside the network (median of {} calls; fused nodes include their ReLU)", a.calls);
+    println!("profiler's kernel time of the node inside the network (median of {} calls; a fused node includes the ReLU / add after its conv)", a.calls);
     println!(
         "{:<22} {:>9} {:>11} {:>9} {:>10} {:>17} {:>12} {:>11}",
         "conv", "map", "channels", "MMACs", "xla ms", "tuned ms", "ort ms", "tuned/ort"
@@ -93,7 +119,7 @@ pub fn layers(a: &LayersArgs) -> anyhow::Result<()> {
         let d = tuner.cached(&shapes[i]);
         let direct = d.and_then(|d| d.seconds.get(&Lowering::Direct)).map(|s| s * 1e3);
         let tuned = d.and_then(|d| d.seconds.get(&plan[i])).map(|s| s * 1e3);
-        let ort_ms = nodes.iter().find(|t| t.node == c.name || t.node.starts_with(&format!("{}_", c.name))).map(|t| median(&t.us) / 1e3);
+        let ort_ms = ort_of[i].map(|k| median(&nodes[k].us) / 1e3);
         let src = &net.graph.node(c.inputs[0]).dims;
         let spec = c.conv().expect("a conv");
         sx += direct.unwrap_or(0.0);
@@ -113,13 +139,9 @@ pub fn layers(a: &LayersArgs) -> anyhow::Result<()> {
         );
         rows.push([c.name.clone(), map, ch, format!("{mm:.3}"), f(direct), plan[i].name().to_string(), f(tuned), f(ort_ms)]);
     }
-    let other: f64 = nodes
-        .iter()
-        .filter(|t| !convs.iter().any(|c| t.node == c.name || t.node.starts_with(&format!("{}_", c.name))))
-        .map(|t| median(&t.us) / 1e3)
-        .sum();
+    let other: f64 = nodes.iter().zip(&used).filter(|(_, u)| !**u).map(|(t, _)| median(&t.us) / 1e3).sum();
     println!("{:<22} {:>9} {:>11} {:>9} {:>10.3} {:>17.3} {:>12.3} {:>11}", "sum of convs", "", "", "", sx, st, so, format!("{:.2}", st / so.max(1e-12)));
-    println!("onnxruntime's other nodes (pools, dense, adds): {other:.3} ms");
+    println!("onnxruntime's other nodes (pools, dense, unfused adds, layout reorders): {other:.3} ms");
     if let Some(p) = &a.out {
         let mut w = csv::Writer::from_path(p).with_context(|| format!("writing {}", p.display()))?;
         w.write_record(["conv", "map", "channels", "mmacs", "xla_direct_ms", "tuned_lowering", "tuned_ms", "onnxruntime_ms"])?;
