@@ -7,6 +7,7 @@
 //! lowerings on a device), and the CLI on top.
 
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod data;
 pub mod engine;

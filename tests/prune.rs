@@ -383,3 +383,60 @@ fn taylor_scores_filter_groups_from_gradients() {
     assert!(!ok && text.trim().lines().count() == 1 && text.contains("--dataset"), "{text}");
     assert!(!out.exists());
 }
+
+/// `--schedule latency` on a synthetic table (no device): only group 0's conv costs time, one
+/// second per kept channel; every other layer is flat. A target of the unpruned latency minus
+/// half of group 0's cost is met by halving group 0 alone, every other group whole; the
+/// checkpoint records target and prediction. Bad targets and a foreign table are refused.
+#[test]
+fn latency_schedule_on_a_synthetic_table() {
+    use prunebench::budget::{Curve, LayerTable, Model};
+    let dir = tempfile::tempdir().unwrap();
+    let v = net(cifar(), 4);
+    let full = prune::group_channels(&v);
+    let src = dir.path().join("src.safetensors");
+    checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let n0 = full[0];
+    let layers: Vec<LayerTable> = (0..full.len())
+        .map(|g| {
+            let pts: Vec<(usize, f64)> = (1..=full[g]).map(|k| (k, if g == 0 { k as f64 } else { 1.0 })).collect();
+            LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
+        })
+        .collect();
+    let model = Model { layers, groups: full.clone(), rest: 0.0 };
+    let unpruned = model.predict(&full);
+    let table = dir.path().join("t.json");
+    std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let (s, o, t) = (src.to_str().unwrap(), out.to_str().unwrap(), table.to_str().unwrap());
+    let target = (unpruned - n0 as f64 / 2.0) / unpruned;
+    let tf = format!("{target}");
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t, "--target", &tf]);
+    assert!(ok, "{text}");
+    let ck = checkpoint::load(&out).unwrap();
+    let mut want = full.clone();
+    want[0] = n0 / 2;
+    assert_eq!(prune::group_channels(&ck.model), want, "{text}");
+    let ms = |k: &str| ck.meta[k].parse::<f64>().unwrap();
+    assert!((ms("prunebench.latency.predicted_ms") - (unpruned - n0 as f64 / 2.0) * 1e3).abs() < 1e-3);
+    assert!(ms("prunebench.latency.predicted_ms") <= ms("prunebench.latency.target_ms") + 1e-6);
+    // Refusals, each naming the fix.
+    for (extra, says) in [
+        (vec!["--target", "1.5"], "(0, 1]"),
+        (vec!["--target", "0.5", "--target-ms", "3"], "not both"),
+        (vec![], "needs --target"),
+        (vec!["--target", "0.000001"], "raise the target"),
+        (vec!["--target", "0.5", "--ratio", "0.5"], "drop --ratio"),
+    ] {
+        let mut args = vec!["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t];
+        args.extend(extra);
+        let (ok, text) = cli(&args);
+        assert!(!ok && text.contains(says), "{args:?}: {text}");
+    }
+    let other = dir.path().join("o.safetensors");
+    checkpoint::save(&other, &net(Arch::cifar(0.125, 3, 10, vec![]).unwrap(), 1), &Default::default()).unwrap();
+    let (ok, text) = cli(&["prune", "--checkpoint", other.to_str().unwrap(), "--out", o, "--method", "l1", "--schedule", "latency", "--table", t, "--target", "0.5"]);
+    assert!(!ok && text.contains("profile this network"), "{text}");
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--target", "0.5"]);
+    assert!(!ok && text.contains("for --schedule latency"), "{text}");
+}

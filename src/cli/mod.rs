@@ -7,6 +7,7 @@ mod latency_cmd;
 mod layers_cmd;
 mod merge_cmd;
 mod model_cmds;
+mod profile_cmd;
 mod prune_cmd;
 mod rank_cmd;
 mod report_cmd;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Per conv, where the time goes: XLA's plain and tuned lowering beside ONNX Runtime's
     /// profiled kernel time of the same layer.
     Layers(layers_cmd::LayersArgs),
+    /// A network's latency table on this device: per conv, latency against the kept channels
+    /// of its groups (the staircase), calibrated by one whole-network measurement.
+    Profile(profile_cmd::ProfileArgs),
     /// Tune the conv lowering of every layer of a network on the device and show the choices.
     Tune(tune_cmd::TuneArgs),
     /// Run a benchmark suite (YAML): build every variant it describes, measure it on the
@@ -94,6 +98,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Prune(a) => prune_cmd::prune(&a),
         Command::Latency(a) => latency_cmd::latency(&a),
         Command::Layers(a) => layers_cmd::layers(&a),
+        Command::Profile(a) => profile_cmd::profile(&a),
         Command::Tune(a) => tune_cmd::tune(&a),
         Command::Run(a) => run_cmd::run(&a),
         Command::Rank(a) => rank_cmd::rank(&a),

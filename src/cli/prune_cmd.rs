@@ -8,7 +8,8 @@ use ndarray::Array4;
 
 use super::device::DeviceArgs;
 use crate::data::{Dataset, Source, Split};
-use crate::model::{checkpoint, counts, Arch};
+use crate::budget;
+use crate::model::{checkpoint, counts, Arch, Network};
 use crate::prune::{self, Control, Needs, Plan, Schedule, ScoreContext};
 
 /// How the removal ratio is spread over the pruned groups (VGG-16: its 13 convs; a ResNet:
@@ -21,6 +22,10 @@ pub enum ScheduleKind {
     Global,
     /// One ratio per pruned group (--ratios; 13 values on VGG-16).
     Layers,
+    /// Kept counts per group chosen to meet a latency target (--target or --target-ms) on a
+    /// table from `prunebench profile` (--table), keeping the most importance (greedy; see
+    /// `src/budget/mod.rs`).
+    Latency,
 }
 
 #[derive(Args, Debug)]
@@ -46,6 +51,17 @@ pub struct PruneArgs {
     /// per pruned group (13 on VGG-16).
     #[arg(long, value_delimiter = ',', value_name = "R0,R1,...")]
     pub ratios: Vec<f64>,
+    /// --schedule latency: the latency model (`prunebench profile --out T.json`) of this
+    /// network on the target device, batch and lowering.
+    #[arg(long, value_name = "T.json")]
+    pub table: Option<PathBuf>,
+    /// --schedule latency: target as a fraction of the unpruned network's measured latency
+    /// (0.5: twice as fast), in (0, 1].
+    #[arg(long)]
+    pub target: Option<f64>,
+    /// --schedule latency: target in milliseconds instead.
+    #[arg(long)]
+    pub target_ms: Option<f64>,
     /// Round each group's KEPT count up to a multiple of N (capped at the original count),
     /// so pruning never removes more than asked. 1 = no rounding.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -88,6 +104,42 @@ pub struct PruneArgs {
     pub out: PathBuf,
 }
 
+/// For `--schedule latency`: the target in seconds and the latency model, checked against
+/// `net`; `None` for the other schedules.
+fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(f64, budget::Model)>> {
+    if a.schedule != Some(ScheduleKind::Latency) {
+        if a.table.is_some() || a.target.is_some() || a.target_ms.is_some() {
+            bail!("--table, --target and --target-ms are for --schedule latency");
+        }
+        return Ok(None);
+    }
+    let path = a.table.as_ref().context("--schedule latency needs --table T.json (from `prunebench profile --out T.json`)")?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading --table {}", path.display()))?;
+    let model: budget::Model = serde_json::from_str(&text).with_context(|| format!("--table {} is not a latency table", path.display()))?;
+    let full = prune::group_channels(net);
+    if model.groups != full {
+        bail!(
+            "--table {} was profiled for pruned groups of {:?} channels, this network has {:?}; profile this network",
+            path.display(),
+            model.groups,
+            full
+        );
+    }
+    let unpruned = model.predict(&model.groups);
+    let t = match (a.target, a.target_ms) {
+        (Some(f), None) if f > 0.0 && f <= 1.0 => f * unpruned,
+        (None, Some(ms)) if ms > 0.0 => ms / 1e3,
+        (Some(f), None) => bail!("invalid --target {f}: a fraction of the unpruned latency in (0, 1], e.g. 0.5"),
+        (None, Some(ms)) => bail!("invalid --target-ms {ms}: use milliseconds > 0"),
+        (Some(_), Some(_)) => bail!("give --target or --target-ms, not both"),
+        (None, None) => bail!("--schedule latency needs --target F (fraction of the unpruned latency) or --target-ms MS"),
+    };
+    if a.ratio.is_some() || !a.ratios.is_empty() {
+        bail!("--schedule latency chooses the counts itself: drop --ratio / --ratios");
+    }
+    Ok(Some((t, model)))
+}
+
 impl PruneArgs {
     fn schedule(&self) -> anyhow::Result<Schedule> {
         let kind =
@@ -103,6 +155,8 @@ impl PruneArgs {
         Ok(match kind {
             ScheduleKind::Uniform => Schedule::Uniform(single("uniform")?),
             ScheduleKind::Global => Schedule::Global(single("global")?),
+            // Replaced by the solved per-group counts once the scores are known (see `prune`).
+            ScheduleKind::Latency => Schedule::Uniform(0.0),
             ScheduleKind::Layers => {
                 if self.ratio.is_some() {
                     bail!("--schedule layers takes --ratios R0,...,R12, not --ratio");
@@ -186,7 +240,52 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);
+    let mut plan = plan;
+    let mut predicted = None;
+    if let Some((target_s, model)) = latency_target(a, v)? {
+        let scores = criterion.scores(v, &ctx)?;
+        let candidates: Vec<Vec<usize>> = (0..model.groups.len())
+            .map(|g| {
+                let mut c: Vec<usize> = model
+                    .layers
+                    .iter()
+                    .filter(|l| l.out_group == Some(g))
+                    .flat_map(|l| l.out.points.iter().map(|p| p.0))
+                    .filter(|&k| k >= a.min_channels.max(1) && k <= model.groups[g])
+                    .collect();
+                c.push(model.groups[g]);
+                c.sort_unstable();
+                c.dedup();
+                if a.skip.contains(&g) {
+                    c = vec![model.groups[g]];
+                }
+                c
+            })
+            .collect();
+        let s = budget::solve(&model, &scores, &candidates, target_s)?;
+        if !s.feasible {
+            bail!(
+                "--schedule latency: no choice of the table's counts meets {:.3} ms (the smallest predicts {:.3} ms); raise the target, lower --min-channels or profile a finer --grid",
+                target_s * 1e3,
+                s.predicted * 1e3
+            );
+        }
+        eprintln!(
+            "latency schedule: target {:.3} ms, predicted {:.3} ms (unpruned {:.3} ms), kept {:?}",
+            target_s * 1e3,
+            s.predicted * 1e3,
+            model.predict(&model.groups) * 1e3,
+            s.kept
+        );
+        let ratios = s.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
+        plan.schedule = Schedule::Layers(ratios);
+        predicted = Some((target_s, s.predicted));
+    }
+    let mut pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);
+    if let Some((t, p)) = predicted {
+        pruned.meta.insert("prunebench.latency.target_ms".into(), format!("{:.4}", t * 1e3));
+        pruned.meta.insert("prunebench.latency.predicted_ms".into(), format!("{:.4}", p * 1e3));
+    }
     let after = prune::surgery(v, &pruned.keep)?.arch;
     print_table(&v.arch, &after);
     checkpoint::save(&a.out, &pruned.model, &pruned.meta)?;

@@ -1,0 +1,394 @@
+//! Latency budgets: per-layer latency tables measured on a device, the channel staircase they
+//! show, and choosing kept counts per dependency group so that a network meets a latency target
+//! while keeping the most importance (NetAdapt, AMC and HALP measure such tables; see
+//! `README.md`, "Latency budgets").
+//!
+//! - [`Curve`]: one layer's latency as a function of one channel count, measured on a grid.
+//! - [`LayerTable`]: a conv's latency along its output and its input count; points between
+//!   grid values are estimated by linear interpolation along each axis, and a point off both
+//!   axes by the product of the two relative factors, `T(i, o) = T(i, O) * T(I, o) / T(I, O)`
+//!   (exact when the cost is proportional to `i * o`, as a conv's MACs are).
+//! - [`Curve::plateaus`], [`Curve::snap`]: the staircase and `round_to: auto`.
+//! - [`solve`]: the greedy schedule and its bound.
+//!
+//! This layer is pure data and arithmetic; measuring a table is the device's business
+//! ([`crate::tune`] times each layer shape).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Seconds of one layer at a set of channel counts (sorted by count, counts distinct).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub points: Vec<(usize, f64)>,
+}
+
+/// Relative tolerance within which two grid latencies count as the same step (3%: below the
+/// spread the tuner accepts as a near tie, so noise does not cut a plateau).
+pub const PLATEAU_TOLERANCE: f64 = 0.03;
+
+impl Curve {
+    /// A curve from `(count, seconds)` points in any order.
+    ///
+    /// Errors: no point, a repeated count, a count of 0, or a latency that is not finite and
+    /// positive, each named.
+    pub fn new(mut points: Vec<(usize, f64)>) -> Result<Curve> {
+        points.sort_by_key(|p| p.0);
+        if points.is_empty() {
+            return Err(Error::invalid("latency curve", "no points", "measure at least one channel count"));
+        }
+        for w in points.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(Error::invalid("latency curve", format!("count {} twice", w[0].0), "give each count once"));
+            }
+        }
+        if let Some(p) = points.iter().find(|p| p.0 == 0 || !(p.1.is_finite() && p.1 > 0.0)) {
+            return Err(Error::invalid("latency curve point", format!("{p:?}"), "counts >= 1, seconds finite and > 0"));
+        }
+        Ok(Curve { points })
+    }
+
+    /// Seconds at `count`: the measured value on a grid point, linear interpolation between
+    /// the two grid points around it, the nearest end's value outside the grid.
+    pub fn at(&self, count: usize) -> f64 {
+        let p = &self.points;
+        match p.binary_search_by_key(&count, |q| q.0) {
+            Ok(i) => p[i].1,
+            Err(0) => p[0].1,
+            Err(i) if i == p.len() => p[p.len() - 1].1,
+            Err(i) => {
+                let ((c0, t0), (c1, t1)) = (p[i - 1], p[i]);
+                t0 + (t1 - t0) * (count - c0) as f64 / (c1 - c0) as f64
+            }
+        }
+    }
+
+    /// The staircase: maximal runs of consecutive grid points whose latency stays within
+    /// [`PLATEAU_TOLERANCE`] of the run's first point, as `(first count, last count, seconds
+    /// of the first)`. A new run starts where the latency steps up (or down) by more.
+    pub fn plateaus(&self) -> Vec<(usize, usize, f64)> {
+        let mut out: Vec<(usize, usize, f64)> = Vec::new();
+        for &(c, t) in &self.points {
+            match out.last_mut() {
+                Some(run) if (t - run.2).abs() <= PLATEAU_TOLERANCE * run.2 => run.1 = c,
+                _ => out.push((c, c, t)),
+            }
+        }
+        out
+    }
+
+    /// The counts where latency steps: the first count of every plateau but the first.
+    pub fn steps(&self) -> Vec<usize> {
+        self.plateaus().iter().skip(1).map(|p| p.0).collect()
+    }
+
+    /// `round_to: auto`: a kept count moved to the top of the measured plateau it lies on
+    /// (the most channels for the same latency), or down to the top of the plateau below when
+    /// it sits on the step itself (the first grid count of a higher plateau that is not the
+    /// grid's first: one step of latency saved for the channels between). A count past a
+    /// plateau's top but short of the next grid point is on the rising edge: it goes down to
+    /// that top. Counts below the grid stay. Never above `max`.
+    pub fn snap(&self, count: usize, max: usize) -> usize {
+        let plateaus = self.plateaus();
+        let Some(i) = plateaus.iter().rposition(|p| p.0 <= count) else { return count.min(max) };
+        let (first, last, _) = plateaus[i];
+        let snapped = if count == first && i > 0 { plateaus[i - 1].1 } else { last };
+        snapped.min(max)
+    }
+}
+
+/// A conv's latency table: along its output count with the input at full (`out`), along its
+/// input count with the output at full (`inp`). A depthwise conv (one count for both) has
+/// only `out`, measured moving both together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerTable {
+    /// The conv's graph node.
+    pub node: String,
+    /// The pruned group that sets its output count, and its input count (`None`: fixed).
+    pub out_group: Option<usize>,
+    pub in_group: Option<usize>,
+    pub depthwise: bool,
+    /// Full input and output counts.
+    pub cin: usize,
+    pub cout: usize,
+    pub out: Curve,
+    pub inp: Option<Curve>,
+}
+
+impl LayerTable {
+    /// Estimated seconds with `cin` inputs and `cout` outputs (see the module docs).
+    pub fn estimate(&self, cin: usize, cout: usize) -> f64 {
+        if self.depthwise {
+            return self.out.at(cout);
+        }
+        let full = self.out.at(self.cout);
+        match &self.inp {
+            Some(inp) if full > 0.0 => self.out.at(cout) * inp.at(cin) / full,
+            _ => self.out.at(cout),
+        }
+    }
+}
+
+/// A network's latency model on one device: its conv tables and `rest`, the seconds of
+/// everything else, calibrated so the model equals one measurement of the whole unpruned
+/// network ([`Model::calibrate`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    pub layers: Vec<LayerTable>,
+    /// Full count of every pruned group.
+    pub groups: Vec<usize>,
+    pub rest: f64,
+}
+
+impl Model {
+    /// Predicted seconds with `kept[g]` channels in pruned group `g`.
+    pub fn predict(&self, kept: &[usize]) -> f64 {
+        self.rest
+            + self
+                .layers
+                .iter()
+                .map(|l| {
+                    let cout = l.out_group.map_or(l.cout, |g| kept[g]);
+                    let cin = l.in_group.map_or(l.cin, |g| kept[g]);
+                    l.estimate(cin, cout)
+                })
+                .sum::<f64>()
+    }
+
+    /// Sets `rest` so the unpruned prediction equals `measured` seconds (the whole network
+    /// measured once: what its convs' tables leave out, pools, dense layers, the gaps between
+    /// kernels, is taken as constant). Returns `rest`, negative when the isolated layers sum to
+    /// more than the network (a sign the table overstates in-network layer time).
+    pub fn calibrate(&mut self, measured: f64) -> f64 {
+        self.rest = 0.0;
+        self.rest = measured - self.predict(&self.groups.clone());
+        self.rest
+    }
+}
+
+/// What [`solve`] chose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    /// Kept channels per pruned group.
+    pub kept: Vec<usize>,
+    /// Predicted seconds of `kept`.
+    pub predicted: f64,
+    /// Importance kept (sum of the kept channels' normalised scores).
+    pub importance: f64,
+    /// Whether the target is met (false when every group is at its floor and it is not).
+    pub feasible: bool,
+}
+
+/// Chooses kept counts per pruned group from each group's `candidates` (ascending, the full
+/// count last; e.g. a table's grid or its plateau tops) so that `model` predicts at most
+/// `target` seconds, keeping the most importance. `scores[g]` are group `g`'s channel scores
+/// (any criterion, higher = more important), each divided by the group's largest (as the
+/// global schedule does); keeping `k` channels keeps the `k` largest.
+///
+/// Greedy (as NetAdapt, and HALP's knapsack relaxed): from all-full, repeatedly move the group
+/// whose next lower candidate loses the least importance per predicted second saved, with the
+/// saving computed on the whole model at the current counts (so coupled layers count), until
+/// the target is met. Bound: when the latency is a sum of per-group terms and each group's
+/// importance lost per second saved does not decrease from one step to the next (true for
+/// sorted scores and concave latency), this is the greedy of the multiple-choice knapsack in
+/// incremental form, whose result is within one step's importance of the optimum: `OPT -
+/// importance <= max over groups of the largest single-step loss` (Sinha & Zoltners, 1979).
+///
+/// Errors: a group without candidates, a candidate list that does not end at the full count.
+pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], target: f64) -> Result<Solution> {
+    let n = model.groups.len();
+    if scores.len() != n || candidates.len() != n {
+        return Err(Error::invalid(
+            "latency schedule",
+            format!("{} score lists, {} candidate lists", scores.len(), candidates.len()),
+            format!("give one per pruned group ({n})"),
+        ));
+    }
+    // Prefix sums of each group's scores, largest first, normalised by the largest.
+    let prefix: Vec<Vec<f64>> = scores
+        .iter()
+        .map(|s| {
+            let mut v: Vec<f64> = s.iter().map(|x| x.abs()).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            let max = v.first().copied().filter(|m| *m > 0.0).unwrap_or(1.0);
+            let mut p = vec![0.0];
+            for x in v {
+                p.push(p.last().unwrap() + x / max);
+            }
+            p
+        })
+        .collect();
+    for (g, c) in candidates.iter().enumerate() {
+        if c.last() != Some(&model.groups[g]) || c.windows(2).any(|w| w[0] >= w[1]) || c[0] == 0 {
+            return Err(Error::invalid(
+                "latency schedule candidates",
+                format!("group {g}: {c:?}"),
+                format!("ascending counts >= 1 ending at the full {}", model.groups[g]),
+            ));
+        }
+    }
+    let mut at: Vec<usize> = candidates.iter().map(|c| c.len() - 1).collect();
+    let kept = |at: &[usize]| -> Vec<usize> { at.iter().zip(candidates).map(|(&i, c)| c[i]).collect() };
+    let mut now = model.predict(&kept(&at));
+    while now > target {
+        let mut best: Option<(f64, usize, f64)> = None; // (loss per second, group, new prediction)
+        for g in 0..n {
+            if at[g] == 0 {
+                continue;
+            }
+            let mut trial = at.clone();
+            trial[g] -= 1;
+            let p = model.predict(&kept(&trial));
+            let saved = now - p;
+            if saved <= 0.0 {
+                continue;
+            }
+            let loss = prefix[g][candidates[g][at[g]]] - prefix[g][candidates[g][at[g] - 1]];
+            let rate = loss / saved;
+            if best.is_none_or(|b| rate < b.0) {
+                best = Some((rate, g, p));
+            }
+        }
+        let Some((_, g, p)) = best else { break };
+        at[g] -= 1;
+        now = p;
+    }
+    let k = kept(&at);
+    let importance = k.iter().zip(&prefix).map(|(&c, p)| p[c.min(p.len() - 1)]).sum();
+    Ok(Solution { kept: k, predicted: now, importance, feasible: now <= target })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(p: &[(usize, f64)]) -> Curve {
+        Curve::new(p.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn interpolation_between_and_outside_the_grid() {
+        let c = curve(&[(8, 1.0), (16, 3.0), (32, 4.0)]);
+        assert_eq!((c.at(8), c.at(12), c.at(16), c.at(24), c.at(4), c.at(64)), (1.0, 2.0, 3.0, 3.5, 1.0, 4.0));
+        assert!(Curve::new(vec![]).is_err());
+        assert!(Curve::new(vec![(8, 1.0), (8, 2.0)]).unwrap_err().to_string().contains("count 8 twice"));
+        assert!(Curve::new(vec![(0, 1.0)]).is_err() && Curve::new(vec![(4, f64::NAN)]).is_err());
+    }
+
+    /// A synthetic staircase: flat over 1..=8, a step at 9, flat to 16, a step at 17.
+    fn stairs() -> Curve {
+        let mut p = Vec::new();
+        for c in 1..=24 {
+            let t = if c <= 8 { 1.0 } else if c <= 16 { 2.0 } else { 3.0 };
+            p.push((c, t * (1.0 + 0.01 * ((c * 7) % 3) as f64))); // 0-2% noise
+        }
+        curve(&p)
+    }
+
+    #[test]
+    fn staircase_and_round_to_auto() {
+        let s = stairs();
+        assert_eq!(s.plateaus().iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(), [(1, 8), (9, 16), (17, 24)]);
+        assert_eq!(s.steps(), [9, 17]);
+        // Inside a plateau: up to its top (same latency, more channels).
+        assert_eq!((s.snap(5, 24), s.snap(12, 24), s.snap(20, 24)), (8, 16, 24));
+        // On the step itself: down to the plateau below.
+        assert_eq!((s.snap(9, 24), s.snap(17, 24)), (8, 16));
+        // The first plateau's first count stays; never above the group's size.
+        assert_eq!((s.snap(1, 24), s.snap(20, 18)), (8, 18));
+        // A coarse grid: counts between grid points belong to the plateau of the point below.
+        let g = curve(&[(16, 1.0), (32, 1.01), (48, 2.0), (64, 2.02)]);
+        assert_eq!((g.snap(20, 64), g.snap(40, 64), g.snap(48, 64), g.snap(50, 64)), (32, 32, 32, 64));
+    }
+
+    /// Two groups, one conv each, latency separable per group.
+    fn separable(a: Curve, b: Curve) -> Model {
+        Model {
+            layers: vec![
+                LayerTable { node: "a".into(), out_group: Some(0), in_group: None, depthwise: false, cin: 3, cout: 4, out: a, inp: None },
+                LayerTable { node: "b".into(), out_group: Some(1), in_group: None, depthwise: false, cin: 4, cout: 4, out: b, inp: None },
+            ],
+            groups: vec![4, 4],
+            rest: 0.5,
+        }
+    }
+
+    #[test]
+    fn solver_finds_the_hand_checked_optimum() {
+        // Group 0: each channel costs 1 s; group 1: each costs 2 s. Scores: group 0's channels
+        // matter (1, 1, 1, 1), group 1's little but one (1, .1, .1, .1).
+        let lin = |per: f64| curve(&(1..=4).map(|c| (c, per * c as f64)).collect::<Vec<_>>());
+        let m = separable(lin(1.0), lin(2.0));
+        assert_eq!(m.predict(&[4, 4]), 0.5 + 4.0 + 8.0);
+        let scores = vec![vec![1.0, 1.0, 1.0, 1.0], vec![1.0, 0.1, 0.1, 0.1]];
+        let cands = vec![vec![1, 2, 3, 4], vec![1, 2, 3, 4]];
+        // Target 7 s: drop group 1's three weak channels first (0.1 per 2 s each) -> 0.5 + 4 + 2.
+        let s = solve(&m, &scores, &cands, 7.0).unwrap();
+        assert_eq!((s.kept.clone(), s.predicted, s.feasible), (vec![4, 1], 6.5, true));
+        assert!((s.importance - 5.0).abs() < 1e-12);
+        // Target 5 s: then group 0 (1 per s) before group 1's last strong channel (kept: floor 1).
+        let s = solve(&m, &scores, &cands, 5.0).unwrap();
+        assert_eq!((s.kept, s.predicted), (vec![2, 1], 4.5));
+        // Infeasible: every group at its floor.
+        let s = solve(&m, &scores, &cands, 1.0).unwrap();
+        assert_eq!((s.kept, s.feasible), (vec![1, 1], false));
+        assert!(solve(&m, &scores, &[vec![1, 2], vec![1, 4]], 5.0).unwrap_err().to_string().contains("ending at the full 4"));
+    }
+
+    /// Against brute force on random separable instances with sorted scores and concave
+    /// latency: the greedy is within the bound of the optimum and never worse than it on
+    /// latency.
+    #[test]
+    fn solver_is_within_its_bound_of_brute_force() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..200 {
+            let conc = |rng: &mut rand_chacha::ChaCha8Rng| {
+                let a: f64 = rng.random_range(0.5..2.0);
+                curve(&(1..=5).map(|c| (c, a * (c as f64).sqrt())).collect::<Vec<_>>())
+            };
+            let (a, b) = (conc(&mut rng), conc(&mut rng));
+            let mut m = separable(a, b);
+            m.groups = vec![5, 5];
+            m.layers[0].cout = 5;
+            m.layers[1].cout = 5;
+            let scores: Vec<Vec<f64>> = (0..2).map(|_| (0..5).map(|_| rng.random_range(0.01..1.0)).collect()).collect();
+            let cands = vec![vec![1, 2, 3, 4, 5], vec![1, 2, 3, 4, 5]];
+            let target = rng.random_range(m.predict(&[1, 1])..m.predict(&[5, 5]));
+            let s = solve(&m, &scores, &cands, target).unwrap();
+            assert!(s.feasible && s.predicted <= target + 1e-12);
+            // Brute force and the largest single-step loss.
+            let norm = |g: usize| {
+                let mut v = scores[g].clone();
+                v.sort_by(|x, y| y.total_cmp(x));
+                let max = v[0];
+                v.into_iter().map(|x| x / max).collect::<Vec<f64>>()
+            };
+            let (n0, n1) = (norm(0), norm(1));
+            let imp = |k0: usize, k1: usize| n0[..k0].iter().sum::<f64>() + n1[..k1].iter().sum::<f64>();
+            let mut opt = 0.0f64;
+            for k0 in 1..=5 {
+                for k1 in 1..=5 {
+                    if m.predict(&[k0, k1]) <= target {
+                        opt = opt.max(imp(k0, k1));
+                    }
+                }
+            }
+            let max_step = n0.iter().chain(&n1).fold(0.0f64, |a, &b| a.max(b));
+            assert!(opt - s.importance <= max_step + 1e-9, "greedy {} opt {} bound {}", s.importance, opt, max_step);
+        }
+    }
+
+    #[test]
+    fn coupled_estimate_and_calibration() {
+        // A conv whose cost is proportional to in x out: the separable estimate is exact.
+        let out = curve(&[(8, 1.0), (16, 2.0), (32, 4.0)]);
+        let inp = curve(&[(4, 1.0), (8, 2.0), (16, 4.0)]);
+        let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
+        assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
+        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0 };
+        assert!((m.calibrate(5.0) - 1.0).abs() < 1e-12);
+        assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,183 @@
+//! `profile`: a network's latency table on this device: for every conv, its latency along its
+//! output count and along its input count (each the count of a pruned group, on a grid), the
+//! staircase each curve shows, and the whole network measured once to calibrate the sum. The
+//! layer timings are the tuner's (each shape alone, cold weights) and cached with its
+//! decisions per device, so a second profile of the same shapes measures nothing again.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::device::DeviceArgs;
+use super::model_cmds::resolve_plan;
+use crate::bench::{latency, Sampling};
+use crate::budget::{Curve, LayerTable, Model};
+use crate::graph::groups::groups;
+use crate::hlo::DType;
+use crate::lower::{LayerShape, Lowering, Mode};
+use crate::model::{checkpoint, Arch, Form, Network};
+use crate::prune::targets;
+use crate::runtime::CompiledModel;
+use crate::tune::{StderrProgress, Tuner};
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// Checkpoint to profile; without it a random network of --model and --width.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Form of the random network (`prunebench init --help` lists them).
+    #[arg(long, default_value = "vgg16-cifar")]
+    pub model: String,
+    /// Width multiplier of the random network.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Input channels of the random network.
+    #[arg(long, default_value_t = 3)]
+    pub in_channels: usize,
+    /// Images per call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Whose latency: xla (XLA's plain convolution) or tuned (the fastest lowering per shape).
+    #[arg(long, default_value = "tuned")]
+    pub lowering: Mode,
+    /// Grid points per axis: counts `ceil(j * C / grid)` for j = 1..grid (plus every multiple
+    /// of 8 up to 64 on each axis, where small layers step).
+    #[arg(long, default_value_t = 8)]
+    pub grid: usize,
+    /// Where to write the table (JSON: the latency model `prune --schedule latency` reads).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Grid counts of an axis of `n` channels.
+fn grid(n: usize, points: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (1..=points).map(|j| (j * n).div_ceil(points).max(1)).collect();
+    v.extend((8..=64.min(n)).step_by(8));
+    v.push(n);
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
+    if a.batch == 0 || a.grid == 0 {
+        bail!("invalid --batch {} / --grid {}: use at least 1", a.batch, a.grid);
+    }
+    if !matches!(a.lowering, Mode::Xla | Mode::Tuned) {
+        bail!("invalid --lowering {}: profile xla or tuned", a.lowering);
+    }
+    let net = match &a.checkpoint {
+        Some(p) => checkpoint::load(p)?.model,
+        None => {
+            let form: Form = a.model.parse()?;
+            let classes = if form.to_string().ends_with("-imagenet") { 1000 } else { 10 };
+            Network::init(&Arch::new(form, a.width, a.in_channels, classes)?, 0)
+        }
+    };
+    let g = &net.graph;
+    let gs = groups(g);
+    let pruned = targets(g, &gs);
+    let index = |node| pruned.iter().position(|&id| id == gs.of(node).id);
+    let session = a.device.open()?;
+    let dtype = DType::F32;
+    // Every conv's shapes along both axes.
+    struct Plan {
+        node: String,
+        out_group: Option<usize>,
+        in_group: Option<usize>,
+        depthwise: bool,
+        cin: usize,
+        cout: usize,
+        out: Vec<(usize, LayerShape)>,
+        inp: Vec<(usize, LayerShape)>,
+    }
+    let mut plans = Vec::new();
+    for c in g.nodes().iter().filter(|n| n.conv().is_some()) {
+        let spec = *c.conv().expect("a conv");
+        let src = &g.node(c.inputs[0]).dims;
+        let (h, w, cin) = (src[0], src[1], src[2]);
+        let depthwise = spec.is_depthwise();
+        let (out_group, in_group) = (index(c.id), if depthwise { None } else { index(c.inputs[0]) });
+        let shape = |ci: usize, co: usize| {
+            let s = crate::graph::ConvSpec { out: co, groups: if depthwise { co } else { spec.groups }, ..spec };
+            LayerShape::of(a.batch, h, w, if depthwise { co } else { ci }, &s, dtype)
+        };
+        let out = match out_group {
+            Some(_) => grid(spec.out, a.grid).into_iter().map(|k| (k, shape(cin, k))).collect(),
+            None => vec![(spec.out, shape(cin, spec.out))],
+        };
+        let inp = match in_group {
+            Some(_) => grid(cin, a.grid).into_iter().map(|k| (k, shape(k, spec.out))).collect(),
+            None => Vec::new(),
+        };
+        plans.push(Plan { node: c.name.clone(), out_group, in_group, depthwise, cin, cout: spec.out, out, inp });
+    }
+    let all: Vec<LayerShape> = plans.iter().flat_map(|p| p.out.iter().chain(&p.inp).map(|(_, s)| s.clone())).collect();
+    let mut distinct = all.clone();
+    distinct.sort_by_key(|s| format!("{s:?}"));
+    distinct.dedup();
+    eprintln!("profile: {} convs, {} distinct layer shapes to time (cached ones are not timed again)", plans.len(), distinct.len());
+    let mut tuner = Tuner::open_default(&session)?;
+    tuner.plan(&distinct, &mut StderrProgress)?;
+    let seconds = |s: &LayerShape| -> anyhow::Result<f64> {
+        let d = tuner.cached(s).context("tuned above")?;
+        let l = if a.lowering == Mode::Xla { Lowering::Direct } else { d.choice };
+        d.seconds.get(&l).copied().context("the plain convolution is timed on every shape")
+    };
+    let mut layers = Vec::new();
+    for p in &plans {
+        let out = Curve::new(p.out.iter().map(|(k, s)| Ok((*k, seconds(s)?))).collect::<anyhow::Result<_>>()?)?;
+        let inp = if p.inp.is_empty() {
+            None
+        } else {
+            Some(Curve::new(p.inp.iter().map(|(k, s)| Ok((*k, seconds(s)?))).collect::<anyhow::Result<_>>()?)?)
+        };
+        layers.push(LayerTable {
+            node: p.node.clone(),
+            out_group: p.out_group,
+            in_group: p.in_group,
+            depthwise: p.depthwise,
+            cin: p.cin,
+            cout: p.cout,
+            out,
+            inp,
+        });
+    }
+    let full: Vec<usize> = pruned.iter().map(|&id| gs.all()[id].channels).collect();
+    let mut model = Model { layers, groups: full.clone(), rest: 0.0 };
+    // Calibration: the whole network, measured once.
+    let plan = resolve_plan(&session, &net.arch, a.batch, dtype, a.lowering)?;
+    let compiled = CompiledModel::new(&session, &net, a.batch, dtype, &plan)?;
+    let m = latency::measure(&[&compiled], &Sampling { time_cap_s: 10.0, ..Sampling::default() }, &AtomicBool::new(false))?;
+    let measured = m.models.first().context("interrupted")?.run.p50;
+    let sum = model.predict(&full);
+    let rest = model.calibrate(measured);
+    println!("{}, batch {}, {} lowering, on {}", net.describe(), a.batch, a.lowering, session.describe());
+    println!(
+        "whole network p50 {:.3} ms; its convs alone sum to {:.3} ms; rest (calibration) {:+.3} ms",
+        measured * 1e3,
+        sum * 1e3,
+        rest * 1e3
+    );
+    println!("staircase per conv (output count: where latency steps up; ms at full):");
+    for l in &model.layers {
+        let steps = l.out.steps();
+        let g = l.out_group.map(|g| format!("group {g}")).unwrap_or_else(|| "fixed".into());
+        println!(
+            "  {:<24} {:<9} {:>4} out, {:>7.3} ms  steps at {:?}",
+            l.node,
+            g,
+            l.cout,
+            l.out.at(l.cout) * 1e3,
+            steps
+        );
+    }
+    let text = serde_json::to_string_pretty(&model)?;
+    crate::util::write_atomic(&a.out, text.as_bytes())?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
