@@ -166,6 +166,44 @@ fn runtime_names_and_a_missing_library() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("PRUNEBENCH_ONNXRUNTIME"), "{err}");
+    // The wrong library for OpenVINO (ONNX Runtime's): a clean error naming the right one, no
+    // panic (exit status 1, not 101).
+    let ort_lib = engine::find_library(Runtime::OnnxRuntime).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(["latency", "--runtime", "openvino", "--width", "0.0625", "--batch", "1"])
+        .env("PRUNEBENCH_OPENVINO", &ort_lib)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("libopenvino_c.so") && !err.contains("panicked"), "{err}");
+    // A repeated runtime (an alias) is measured once.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("l.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(["latency", "--runtime", "onnxruntime,ort", "--width", "0.0625,0.125", "--batch", "1"])
+        .args(["--warmup", "1", "--min-iters", "3", "--time-cap-s", "0", "--out", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 3, "a header and one row per width:\n{text}");
+    assert!(text.lines().skip(1).all(|l| l.contains(",onnxruntime,onnxruntime 1.")), "{text}");
+    // Options of the other format are refused, not ignored.
+    let ck = dir.path().join("m.safetensors");
+    prunebench::model::checkpoint::save(&ck, &small(Form::Resnet20Cifar, 1), &Default::default()).unwrap();
+    for (args, says) in [
+        (vec!["--format", "onnx", "--batch", "8"], "for --format stablehlo"),
+        (vec!["--format", "stablehlo", "--bn", "keep"], "for --format onnx"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+            .args(["export", "--checkpoint", ck.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+    }
     // A non-f32 dtype with another runtime is refused before anything loads.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
         .args(["latency", "--runtime", "xla,openvino", "--dtype", "bf16"])

@@ -380,8 +380,11 @@ fn runtimes_axis_measures_each_variant_on_every_runtime() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
     let sec = &md[md.find("## Speed-up per runtime").expect("the runtimes section")..];
-    assert!(sec.contains("| method | ratio | control | onnxruntime | openvino | xla | disagree |"), "{sec}");
-    assert!(sec.contains("| l1 | 0.5 | physical |"), "{sec}");
+    assert!(sec.contains("| method | schedule | ratio | round_to | control | onnxruntime | openvino | xla | disagree |"), "{sec}");
+    assert!(sec.contains("| l1 | uniform | 0.5 | 1 | physical |"), "{sec}");
+    // They run on the CPU: a GPU suite with them is refused.
+    let e = err_of(&format!("{TINY}measure:\n  devices: [gpu]\n  runtimes: [openvino]\n"));
+    assert!(e.contains("measure.devices") && e.contains("devices: [cpu]"), "{e}");
     // Another dtype with those runtimes is refused by name.
     let e = err_of(&format!("{TINY}measure:\n  dtypes: [bf16]\n  runtimes: [xla, onnxruntime]\n"));
     assert!(e.contains("measure.dtypes") && e.contains("f32"), "{e}");

@@ -130,22 +130,35 @@ impl LayerTable {
     }
 }
 
-/// A network's latency model on one device: its conv tables and `rest`, the seconds of
-/// everything else, calibrated so the model equals one measurement of the whole unpruned
-/// network ([`Model::calibrate`]).
+/// A network's latency model on one device: `rest + scale * (sum of its conv tables)`, where
+/// `scale` and `rest` come from whole-network measurements ([`Model::fit`]: several widths;
+/// [`Model::calibrate`]: the unpruned network alone, `scale` 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub layers: Vec<LayerTable>,
     /// Full count of every pruned group.
     pub groups: Vec<usize>,
+    /// Seconds of everything the tables leave out (pools, dense layers, the gaps between
+    /// kernels), taken as constant.
     pub rest: f64,
+    /// How much of a layer's isolated time it costs inside the network.
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Model {
     /// Predicted seconds with `kept[g]` channels in pruned group `g`.
     pub fn predict(&self, kept: &[usize]) -> f64 {
-        self.rest
-            + self
+        self.rest + self.scale * self.sum(kept)
+    }
+
+    /// The sum of the conv tables' estimates at `kept`, seconds.
+    pub fn sum(&self, kept: &[usize]) -> f64 {
+        self
                 .layers
                 .iter()
                 .map(|l| {
@@ -161,9 +174,30 @@ impl Model {
     /// kernels, is taken as constant). Returns `rest`, negative when the isolated layers sum to
     /// more than the network (a sign the table overstates in-network layer time).
     pub fn calibrate(&mut self, measured: f64) -> f64 {
-        self.rest = 0.0;
-        self.rest = measured - self.predict(&self.groups.clone());
+        self.scale = 1.0;
+        self.rest = measured - self.sum(&self.groups.clone());
         self.rest
+    }
+
+    /// Fits `scale` and `rest` by least squares to whole networks measured at `points`
+    /// (`(kept counts, seconds)`, at least two with different table sums), e.g. the network at
+    /// several uniform widths measured side by side. Falls back to [`calibrate`](Self::calibrate)
+    /// on the first point when the fit is degenerate (one distinct sum, or a scale <= 0).
+    /// Returns the largest relative error of the fit over `points`.
+    pub fn fit(&mut self, points: &[(Vec<usize>, f64)]) -> f64 {
+        let xs: Vec<f64> = points.iter().map(|(k, _)| self.sum(k)).collect();
+        let n = xs.len() as f64;
+        let (mx, my) = (xs.iter().sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+        let var: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let cov: f64 = xs.iter().zip(points).map(|(x, p)| (x - mx) * (p.1 - my)).sum();
+        if points.len() >= 2 && var > 0.0 && cov / var > 0.0 {
+            self.scale = cov / var;
+            self.rest = my - self.scale * mx;
+        } else if let Some((k, t)) = points.first() {
+            self.scale = 1.0;
+            self.rest = t - self.sum(k);
+        }
+        points.iter().map(|(k, t)| (self.predict(k) / t - 1.0).abs()).fold(0.0, f64::max)
     }
 }
 
@@ -311,6 +345,7 @@ mod tests {
             ],
             groups: vec![4, 4],
             rest: 0.5,
+            scale: 1.0,
         }
     }
 
@@ -387,8 +422,14 @@ mod tests {
         let inp = curve(&[(4, 1.0), (8, 2.0), (16, 4.0)]);
         let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
         assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
-        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0 };
+        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0 };
         assert!((m.calibrate(5.0) - 1.0).abs() < 1e-12);
         assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
+        // Two widths measured: in the network each layer costs half its isolated time, plus 1 s.
+        let err = m.fit(&[(vec![16, 32], 3.0), (vec![8, 16], 1.5)]);
+        assert!((m.scale - 0.5).abs() < 1e-12 && (m.rest - 1.0).abs() < 1e-12 && err < 1e-12);
+        // One distinct sum: the one-point calibration.
+        m.fit(&[(vec![16, 32], 6.0)]);
+        assert_eq!((m.scale, m.rest), (1.0, 2.0));
     }
 }

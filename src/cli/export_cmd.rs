@@ -34,20 +34,22 @@ pub struct ExportArgs {
     /// Output: the .onnx file, or the bundle's folder for stablehlo.
     #[arg(long)]
     pub out: PathBuf,
-    /// onnx: fold each batch norm into the conv before it (`fold`, the weights prunebench's own
-    /// programs run) or keep BatchNormalization nodes (`keep`).
-    #[arg(long, default_value = "fold", value_parser = parse_bn)]
-    pub bn: onnx::Bn,
-    /// stablehlo: the program's batch size (StableHLO shapes are static).
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
-    /// stablehlo: compute dtype, f32, bf16 or f64.
-    #[arg(long, default_value = "f32")]
-    pub dtype: DType,
-    /// stablehlo: how each conv is lowered: xla (plain convolution), im2col, winograd, or
-    /// tuned (this device's tuning; refused where it picks prunebench's own CPU kernel).
-    #[arg(long, default_value = "xla")]
-    pub lowering: Mode,
+    /// onnx: fold each batch norm into the conv before it (`fold`, the default: the weights
+    /// prunebench's own programs run) or keep BatchNormalization nodes (`keep`).
+    #[arg(long, value_parser = parse_bn)]
+    pub bn: Option<onnx::Bn>,
+    /// stablehlo: the program's batch size (StableHLO shapes are static; default 1). The ONNX
+    /// model has a dynamic batch.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// stablehlo: compute dtype, f32 (default), bf16 or f64. The ONNX model is f32.
+    #[arg(long)]
+    pub dtype: Option<DType>,
+    /// stablehlo: how each conv is lowered: xla (plain convolution, the default; the manifest
+    /// calls it `direct`), im2col, winograd, or tuned (this device's tuning; refused where it
+    /// picks prunebench's own CPU kernel, which only runs inside prunebench).
+    #[arg(long)]
+    pub lowering: Option<Mode>,
     /// Device whose tuning decides `--lowering tuned`.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -58,20 +60,31 @@ fn parse_bn(s: &str) -> Result<onnx::Bn, String> {
 }
 
 pub fn export(a: &ExportArgs) -> anyhow::Result<()> {
-    if a.batch == 0 {
+    let (batch, dtype, lowering) = (a.batch.unwrap_or(1), a.dtype.unwrap_or(DType::F32), a.lowering.unwrap_or(Mode::Xla));
+    if batch == 0 {
         bail!("invalid --batch 0: use at least 1");
+    }
+    match a.format {
+        Format::Onnx if a.batch.is_some() || a.dtype.is_some() || a.lowering.is_some() => {
+            bail!("--batch, --dtype and --lowering are for --format stablehlo; the ONNX model is f32 with a dynamic batch")
+        }
+        Format::Stablehlo if a.bn.is_some() => bail!("--bn is for --format onnx; the StableHLO program always folds BN"),
+        Format::Stablehlo if a.out.is_file() => {
+            bail!("--out {} is a file; the StableHLO bundle is a folder (program.mlir, weights.safetensors, manifest.json)", a.out.display())
+        }
+        _ => {}
     }
     let ck = checkpoint::load(&a.checkpoint)?;
     let net = &ck.model;
     let exporter: Box<dyn Exporter> = match a.format {
-        Format::Onnx => Box::new(crate::export::Onnx { bn: a.bn }),
+        Format::Onnx => Box::new(crate::export::Onnx { bn: a.bn.unwrap_or_default() }),
         Format::Stablehlo => {
-            let shapes = program::layer_shapes(&net.arch, a.batch, a.dtype)?;
-            let plan = match lower::fixed_plan(a.lowering, &shapes) {
+            let shapes = program::layer_shapes(&net.arch, batch, dtype)?;
+            let plan = match lower::fixed_plan(lowering, &shapes) {
                 Some(p) => p,
-                None => resolve_plan(&a.device.open()?, &net.arch, a.batch, a.dtype, a.lowering)?,
+                None => resolve_plan(&a.device.open()?, &net.arch, batch, dtype, lowering)?,
             };
-            Box::new(stablehlo::StableHlo { batch: a.batch, dtype: a.dtype, plan })
+            Box::new(stablehlo::StableHlo { batch, dtype, plan })
         }
     };
     let files = exporter

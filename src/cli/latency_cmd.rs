@@ -145,7 +145,10 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
     if a.target_ci.is_nan() || a.target_ci <= 0.0 || a.time_cap_s.is_nan() || a.time_cap_s < 0.0 {
         bail!("invalid --target-ci {} / --time-cap-s {}: use a fraction > 0 and seconds >= 0", a.target_ci, a.time_cap_s);
     }
-    let others: Vec<Runtime> = a.runtime.iter().copied().filter(|r| *r != Runtime::Xla).collect();
+    // Each runtime and lowering once (`ort` and `onnxruntime` are the same), in the order given.
+    let runtimes: Vec<Runtime> = a.runtime.iter().enumerate().filter(|(i, r)| !a.runtime[..*i].contains(r)).map(|(_, r)| *r).collect();
+    let lowerings: Vec<Mode> = a.lowering.iter().enumerate().filter(|(i, l)| !a.lowering[..*i].contains(l)).map(|(_, l)| *l).collect();
+    let others: Vec<Runtime> = runtimes.iter().copied().filter(|r| *r != Runtime::Xla).collect();
     if !others.is_empty() && a.dtype.iter().any(|d| *d != DType::F32) {
         bail!(
             "invalid --dtype {}: --runtime {} measures the f32 ONNX export only; use --dtype f32, or --runtime xla alone",
@@ -167,7 +170,11 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let session = if a.runtime.contains(&Runtime::Xla) { Some(a.device.open()?) } else { None };
+    let session = if runtimes.contains(&Runtime::Xla) { Some(a.device.open()?) } else { None };
+    // Load the other runtimes' libraries now, so a missing one fails before any table.
+    for &rt in &others {
+        engine::ensure(rt).with_context(|| format!("--runtime {rt}"))?;
+    }
     let sampling = Sampling {
         warmup: a.warmup,
         calls_per_round: a.calls_per_round.max(1),
@@ -203,7 +210,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(s) = &session {
-        println!("device: {}  plugin: {}", s.describe(), s.found.path.display());
+        println!("device: {}  plugin: {} (PJRT {})", s.describe(), s.found.path.display(), plugin_version(s));
     }
     if !others.is_empty() {
         println!("onnxruntime / openvino: the ONNX export (BN folded) on the CPU, {} threads", engine::threads());
@@ -222,10 +229,10 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             let mut compiled: Vec<CompiledModel> = Vec::new();
             let mut loaded: Vec<Box<dyn engine::Loaded>> = Vec::new();
             for (name, v) in &models {
-                for &rt in &a.runtime {
+                for &rt in &runtimes {
                     if rt == Runtime::Xla {
                         let session = session.as_ref().expect("opened for xla");
-                        for &mode in &a.lowering {
+                        for &mode in &lowerings {
                             let plan = resolve_plan(session, &v.arch, batch, dtype, mode)?;
                             let model = CompiledModel::new(session, v, batch, dtype, &plan)?;
                             let compile_s = model.compile_seconds;
@@ -290,7 +297,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                     let (plan_s, version, device) = match &p.engine {
                         Engine::Xla { plan, .. } => {
                             let s = session.as_ref().expect("opened for xla");
-                            (plan.iter().map(|l| l.name()).collect::<Vec<_>>().join(" "), format!("pjrt {}", plugin_version(s)), s.describe())
+                            (plan.iter().map(|l| l.name()).collect::<Vec<_>>().join(" "), String::new(), s.describe())
                         }
                         Engine::Other { version, .. } => (String::new(), version.clone(), "cpu".to_string()),
                     };

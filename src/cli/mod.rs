@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Show the PJRT plugin that would be used, its API version and its devices.
     Devices(DeviceArgs),
-    /// Write a freshly initialised (He, seeded) VGG-16 checkpoint.
+    /// Write a freshly initialised (He, seeded) checkpoint of any form (VGG-16, ResNet, MobileNetV2).
     Init(model_cmds::InitArgs),
     /// Run a checkpoint on NHWC images from a .npy file and write the logits as .npy.
     Predict(model_cmds::PredictArgs),

@@ -1,6 +1,7 @@
 //! `profile`: a network's latency table on this device: for every conv, its latency along its
 //! output count and along its input count (each the count of a pruned group, on a grid), the
-//! staircase each curve shows, and the whole network measured once to calibrate the sum. The
+//! staircase each curve shows, and the whole network measured at a few uniform widths to fit
+//! the model's scale and rest (`budget::Model::fit`). The
 //! layer timings are the tuner's (each shape alone, cold weights) and cached with its
 //! decisions per device, so a second profile of the same shapes measures nothing again.
 
@@ -46,6 +47,10 @@ pub struct ProfileArgs {
     /// of 8 up to 64 on each axis, where small layers step).
     #[arg(long, default_value_t = 8)]
     pub grid: usize,
+    /// Uniform widths (kept fractions) at which the whole network is measured, side by side,
+    /// to fit the model's scale and rest; the first should be 1 (the unpruned network).
+    #[arg(long, value_delimiter = ',', default_value = "1,0.75,0.5,0.25")]
+    pub calibrate: Vec<f64>,
     /// Where to write the table (JSON: the latency model `prune --schedule latency` reads).
     #[arg(long)]
     pub out: PathBuf,
@@ -66,6 +71,9 @@ fn grid(n: usize, points: usize) -> Vec<usize> {
 pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     if a.batch == 0 || a.grid == 0 {
         bail!("invalid --batch {} / --grid {}: use at least 1", a.batch, a.grid);
+    }
+    if a.calibrate.is_empty() || a.calibrate.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
+        bail!("invalid --calibrate {:?}: kept fractions in (0, 1], e.g. 1,0.75,0.5,0.25", a.calibrate);
     }
     if !matches!(a.lowering, Mode::Xla | Mode::Tuned) {
         bail!("invalid --lowering {}: profile xla or tuned", a.lowering);
@@ -148,21 +156,45 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
         });
     }
     let full: Vec<usize> = pruned.iter().map(|&id| gs.all()[id].channels).collect();
-    let mut model = Model { layers, groups: full.clone(), rest: 0.0 };
-    // Calibration: the whole network, measured once.
-    let plan = resolve_plan(&session, &net.arch, a.batch, dtype, a.lowering)?;
-    let compiled = CompiledModel::new(&session, &net, a.batch, dtype, &plan)?;
-    let m = latency::measure(&[&compiled], &Sampling { time_cap_s: 10.0, ..Sampling::default() }, &AtomicBool::new(false))?;
-    let measured = m.models.first().context("interrupted")?.run.p50;
-    let sum = model.predict(&full);
-    let rest = model.calibrate(measured);
+    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0 };
+    // Calibration: the whole network at each --calibrate width, measured side by side.
+    let mut nets = Vec::new();
+    for &f in &a.calibrate {
+        let n = if f >= 1.0 {
+            net.clone()
+        } else {
+            let plan = crate::prune::Plan::new("l1", crate::prune::Schedule::Uniform(1.0 - f));
+            crate::prune::prune(&net, &plan, &crate::prune::ScoreContext::weights_only())?.model
+        };
+        nets.push(n);
+    }
+    let mut compiled = Vec::new();
+    for n in &nets {
+        let plan = resolve_plan(&session, &n.arch, a.batch, dtype, a.lowering)?;
+        compiled.push(CompiledModel::new(&session, n, a.batch, dtype, &plan)?);
+    }
+    let refs: Vec<&CompiledModel> = compiled.iter().collect();
+    let m = latency::measure(&refs, &Sampling { time_cap_s: 20.0, ..Sampling::default() }, &AtomicBool::new(false))?;
+    if m.models.len() != nets.len() {
+        bail!("interrupted while measuring the calibration networks");
+    }
+    let points: Vec<(Vec<usize>, f64)> =
+        nets.iter().zip(&m.models).map(|(n, l)| (crate::prune::group_channels(n), l.run.p50)).collect();
+    let sum = model.sum(&full);
+    let fit_err = model.fit(&points);
     println!("{}, batch {}, {} lowering, on {}", net.describe(), a.batch, a.lowering, session.describe());
     println!(
-        "whole network p50 {:.3} ms; its convs alone sum to {:.3} ms; rest (calibration) {:+.3} ms",
-        measured * 1e3,
+        "whole network p50 {:.3} ms; its convs alone sum to {:.3} ms; fit over {} widths: scale {:.3}, rest {:+.3} ms, largest error {:.1}%",
+        points[0].1 * 1e3,
         sum * 1e3,
-        rest * 1e3
+        points.len(),
+        model.scale,
+        model.rest * 1e3,
+        fit_err * 100.0
     );
+    for ((k, t), f) in points.iter().zip(&a.calibrate) {
+        println!("  width {f}: measured {:.3} ms, model {:.3} ms", t * 1e3, model.predict(k) * 1e3);
+    }
     println!("staircase per conv (output count: where latency steps up; ms at full):");
     for l in &model.layers {
         let steps = l.out.steps();

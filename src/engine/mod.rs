@@ -121,7 +121,15 @@ pub fn find_library(rt: Runtime) -> Result<PathBuf> {
         }
         searched.push(d.display().to_string());
     }
-    Err(Error::RuntimeNotFound { runtime: rt.name().into(), searched: searched.join("\n"), install: "bash scripts/setup.sh".into() })
+    Err(Error::RuntimeNotFound {
+        runtime: rt.name().into(),
+        searched: searched.join("\n"),
+        install: format!(
+            "bash scripts/setup.sh (in the project folder), then run from inside it or set $PRUNEBENCH_HOME to it; \
+             or point ${} at the library file",
+            rt.env_var()
+        ),
+    })
 }
 
 /// The file in `dir` whose name starts with `prefix` (e.g. `libonnxruntime.so.1.32.0`), the
@@ -135,6 +143,18 @@ fn newest_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .collect();
     hits.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     hits.into_iter().next()
+}
+
+/// Loads `rt`'s library (once per process) and returns its version, e.g. `onnxruntime 1.32.0`;
+/// nothing for XLA.
+///
+/// Errors: the library is missing or is not the runtime's.
+pub fn ensure(rt: Runtime) -> Result<Option<String>> {
+    Ok(match rt {
+        Runtime::Xla => None,
+        Runtime::OnnxRuntime => Some(format!("onnxruntime {}", onnxruntime::version()?)),
+        Runtime::OpenVino => Some(format!("openvino {}", openvino::version()?)),
+    })
 }
 
 /// Threads each runtime is given (see the module docs).

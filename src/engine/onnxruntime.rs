@@ -21,7 +21,7 @@ fn err(e: impl std::fmt::Display) -> Error {
 
 /// The library's version string (`OrtGetApiBase()->GetVersionString()`), read through our own
 /// `dlopen` of the file `ort` loads (the same handle).
-fn version_of(path: &Path) -> Result<String> {
+fn version_of(path: &Path) -> std::result::Result<String, String> {
     #[repr(C)]
     struct ApiBase {
         get_api: unsafe extern "C" fn(u32) -> *const std::ffi::c_void,
@@ -30,11 +30,13 @@ fn version_of(path: &Path) -> Result<String> {
     // SAFETY: OrtGetApiBase takes nothing and returns a pointer to a static struct whose first
     // two members are these functions (onnxruntime_c_api.h, every version since 1.0).
     unsafe {
-        let lib = libloading::Library::new(path).map_err(err)?;
-        let f: libloading::Symbol<unsafe extern "C" fn() -> *const ApiBase> = lib.get(b"OrtGetApiBase").map_err(err)?;
+        let lib = libloading::Library::new(path).map_err(|e| e.to_string())?;
+        let f: libloading::Symbol<unsafe extern "C" fn() -> *const ApiBase> = lib
+            .get(b"OrtGetApiBase")
+            .map_err(|_| format!("{} is not ONNX Runtime's library (no OrtGetApiBase); use libonnxruntime.so*", path.display()))?;
         let base = f();
         if base.is_null() {
-            return Err(err("OrtGetApiBase returned null"));
+            return Err("OrtGetApiBase returned null".into());
         }
         let v = CStr::from_ptr(((*base).get_version_string)()).to_string_lossy().into_owned();
         std::mem::forget(lib); // ort holds the library for the process's life
@@ -47,7 +49,7 @@ fn environment() -> Result<(&'static str, &'static ort::environment::Environment
     static ENV: OnceLock<std::result::Result<(String, ort::environment::Environment), String>> = OnceLock::new();
     let r = ENV.get_or_init(|| {
         let path = super::find_library(Runtime::OnnxRuntime).map_err(|e| e.to_string())?;
-        let version = version_of(&path).map_err(|e| e.to_string())?;
+        let version = version_of(&path)?;
         let env = ort::init_from(&path)
             .map_err(|e| format!("loading {}: {e}", path.display()))?
             .with_name("prunebench")
@@ -59,6 +61,11 @@ fn environment() -> Result<(&'static str, &'static ort::environment::Environment
         Ok((v, env)) => Ok((v.as_str(), env)),
         Err(m) => Err(err(m)),
     }
+}
+
+/// The loaded library's version (loads it on first use).
+pub fn version() -> Result<&'static str> {
+    environment().map(|(v, _)| v)
 }
 
 /// An ONNX model in an ONNX Runtime session, with one resident input batch.

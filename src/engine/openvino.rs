@@ -19,10 +19,30 @@ fn library() -> Result<&'static str> {
     static LIB: OnceLock<std::result::Result<String, String>> = OnceLock::new();
     let r = LIB.get_or_init(|| {
         let path = super::find_library(Runtime::OpenVino).map_err(|e| e.to_string())?;
+        // openvino-sys panics on a library without its functions (e.g. libopenvino.so, the
+        // C++ library beside it): look for two of them first.
+        // SAFETY: opening a shared library runs its initialisers, as loading it for use would.
+        unsafe {
+            let lib = libloading::Library::new(&path).map_err(|e| e.to_string())?;
+            for sym in [&b"ov_get_openvino_version"[..], b"ov_core_create"] {
+                if lib.get::<unsafe extern "C" fn()>(sym).is_err() {
+                    return Err(format!(
+                        "{} is not OpenVINO's C library (no {}); use libopenvino_c.so* from the wheel's openvino/libs",
+                        path.display(),
+                        String::from_utf8_lossy(sym)
+                    ));
+                }
+            }
+        }
         openvino_sys::library::load_from(&path).map_err(|e| format!("loading {}: {e}", path.display()))?;
         Ok(openvino::version().build_number)
     });
     r.as_deref().map_err(err)
+}
+
+/// The loaded library's version (loads it on first use).
+pub fn version() -> Result<&'static str> {
+    library()
 }
 
 /// An ONNX model compiled for OpenVINO's CPU device, with one infer request whose input

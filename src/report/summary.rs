@@ -225,7 +225,7 @@ pub fn markdown(
 
     md.push_str(
         "## Columns\n\n\
-         - *setting*: dtype, batch, conv lowering, device. Rows are only compared within one setting (and one file).\n\
+         - *setting*: dtype, batch, conv lowering (or the runtime, `onnxruntime` or `openvino`, for the ONNX export), device. Rows are only compared within one setting (and one file).\n\
          - *speed-up*: p50 of the unpruned row of the same setting / this p50. *MAC-ideal*: unpruned MACs / these \
          MACs, what the arithmetic alone promises. *efficiency*: speed-up / MAC-ideal.\n\
          - *compiled MiB*: arguments + outputs + temporaries + generated code of the compiled program (PJRT). \
@@ -248,6 +248,7 @@ pub fn markdown(
 fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
     // (file, device, dtype, batch) -> pruning -> label -> point.
     type Pruning = (String, String, String, Option<usize>, String);
+    let valid = |p: &Point| p.row.valid_or_unknown();
     let mut by: BTreeMap<(usize, String, String, usize), BTreeMap<Pruning, BTreeMap<String, &Point>>> = BTreeMap::new();
     for p in points.iter().filter(|p| !p.row.is_baseline()) {
         let s = p.setting.without_lowering();
@@ -270,29 +271,33 @@ fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
             md.push_str(
                 "## Speed-up per runtime\n\nEach pruning's speed-up over the unpruned network *on the same runtime \
                  and lowering* (`xla`, `tuned`: prunebench's programs on XLA; `onnxruntime`, `openvino`: the ONNX \
-                 export), 95% intervals; *disagree* names the pairs whose intervals do not overlap.\n\n",
+                 export), 95% intervals; *disagree* names the pairs whose intervals do not overlap, among valid \
+                 measurements only (a cell marked *not valid* is a row whose measurement is not).\n\n",
             );
         }
         let file = if sources.len() > 1 { format!("{} ", sources[source].label) } else { String::new() };
         let _ = writeln!(md, "{file}{dtype} b{batch} {device}\n");
-        let _ = writeln!(md, "| method | ratio | control | {} | disagree |", labels.join(" | "));
-        let _ = writeln!(md, "|---|---|---|{}---|", "---|".repeat(labels.len()));
-        for ((method, _, ratio, _, control), cells) in &prunings {
+        let _ = writeln!(md, "| method | schedule | ratio | round_to | control | {} | disagree |", labels.join(" | "));
+        let _ = writeln!(md, "|---|---|---|---|---|{}---|", "---|".repeat(labels.len()));
+        for ((method, schedule, ratio, round_to, control), cells) in &prunings {
             let texts: Vec<String> = labels
                 .iter()
                 .map(|l| match cells.get(l) {
-                    Some(p) => match (p.speedup, p.speedup_ci) {
-                        (Some(s), Some((lo, hi))) => format!("{s:.2}x [{lo:.2}, {hi:.2}]"),
-                        (Some(s), None) => format!("{s:.2}x"),
-                        _ => "—".into(),
-                    },
+                    Some(p) => {
+                        let t = match (p.speedup, p.speedup_ci) {
+                            (Some(s), Some((lo, hi))) => format!("{s:.2}x [{lo:.2}, {hi:.2}]"),
+                            (Some(s), None) => format!("{s:.2}x"),
+                            _ => "—".into(),
+                        };
+                        if valid(p) { t } else { format!("{t} not valid") }
+                    }
                     None => "—".into(),
                 })
                 .collect();
             let mut apart = Vec::new();
             for a in &labels {
                 for b in &labels {
-                    let ci = |l: &String| cells.get(l).and_then(|p| p.speedup_ci);
+                    let ci = |l: &String| cells.get(l).filter(|p| valid(p)).and_then(|p| p.speedup_ci);
                     if let (Some((_, hi_a)), Some((lo_b, _))) = (ci(a), ci(b)) {
                         if a != b && lo_b > hi_a {
                             apart.push(format!("{b} > {a}"));
@@ -301,7 +306,18 @@ fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
                 }
             }
             let dis = if apart.is_empty() { "no".to_string() } else { apart.join(", ") };
-            let _ = writeln!(md, "| {} | {} | {} | {} | {} |", cell(method), cell(ratio), cell(control), texts.join(" | "), cell(&dis));
+            let rt = round_to.map(|r| r.to_string()).unwrap_or_else(|| "—".into());
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                cell(method),
+                cell(schedule),
+                cell(ratio),
+                rt,
+                cell(control),
+                texts.join(" | "),
+                cell(&dis)
+            );
         }
         md.push('\n');
     }

@@ -276,6 +276,12 @@ impl Checker<'_> {
         let runtimes = self.axis(&["measure", "runtimes"], m.runtimes.clone(), vec!["xla".into()])?;
         let runtimes: Vec<Runtime> = self.parse_each(&["measure", "runtimes"], &runtimes)?;
         if runtimes.iter().any(|r| *r != Runtime::Xla) {
+            if let Some(d) = devices.iter().find(|d| matches!(d, DeviceChoice::Gpu | DeviceChoice::Tpu)) {
+                return Err(self.err(
+                    &["measure", "devices"],
+                    format!("{d} with runtimes onnxruntime/openvino, which run on the CPU; measure them in a suite with devices: [cpu]"),
+                ));
+            }
             if let Some(d) = dtypes.iter().find(|d| **d != DType::F32) {
                 return Err(self.err(
                     &["measure", "dtypes"],

@@ -409,6 +409,19 @@ impl Runner<'_> {
         rec.plugin = Some(session.found.path.display().to_string());
         let (major, minor) = session.client.plugin().api_version();
         rec.pjrt_api = Some(format!("{major}.{minor}"));
+        if v.runtime != Runtime::Xla {
+            // ONNX Runtime and OpenVINO run on the CPU: timing them beside a GPU program, or
+            // labelling them with its device, would mislead.
+            if rec.platform.as_deref() != Some("cpu") {
+                return Err(format!(
+                    "{} runs on the CPU, but device {} opened {}; measure it in a suite with devices: [cpu]",
+                    v.runtime,
+                    v.device,
+                    rec.platform.as_deref().unwrap_or("?")
+                ));
+            }
+            rec.plugin = Some(engine::find_library(v.runtime).map_err(|e| e.to_string())?.display().to_string());
+        }
 
         let prepared = self.prepared(&session, cfg, &v.id)?;
         let model = prepared.after.as_ref().unwrap_or(&prepared.before);
