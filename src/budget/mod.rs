@@ -144,6 +144,15 @@ pub struct Model {
     /// How much of a layer's isolated time it costs inside the network.
     #[serde(default = "one")]
     pub scale: f64,
+    /// What the table was measured for, `b<batch> <lowering> <dtype> on <device>` (e.g.
+    /// `b1 tuned f32 on cpu (cpu)`): a prediction holds for that setting only.
+    #[serde(default)]
+    pub setting: String,
+}
+
+/// The setting text of [`Model::setting`] without the device: `b<batch> <lowering> <dtype>`.
+pub fn setting_key(batch: usize, lowering: &str, dtype: &str) -> String {
+    format!("b{batch} {lowering} {dtype}")
 }
 
 fn one() -> f64 {
@@ -346,6 +355,7 @@ mod tests {
             groups: vec![4, 4],
             rest: 0.5,
             scale: 1.0,
+            setting: String::new(),
         }
     }
 
@@ -422,7 +432,7 @@ mod tests {
         let inp = curve(&[(4, 1.0), (8, 2.0), (16, 4.0)]);
         let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
         assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
-        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0 };
+        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new() };
         assert!((m.calibrate(5.0) - 1.0).abs() < 1e-12);
         assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
         // Two widths measured: in the network each layer costs half its isolated time, plus 1 s.

@@ -19,6 +19,7 @@ use crate::bench::latency::{MemoryFigures, Timed, XlaTimed};
 use crate::bench::validity::{verdict, Rules};
 use crate::bench::{latency, load, Sampling};
 use crate::hlo::DType;
+use crate::budget;
 use crate::engine::{self, Runtime};
 use crate::lower::Mode;
 use crate::model::{checkpoint, counts, Arch, Form, Network};
@@ -89,12 +90,12 @@ fn parse_runtime(s: &str) -> Result<Runtime, String> {
     s.parse::<Runtime>().map_err(|e| e.to_string())
 }
 
-const HEADER: [&str; 36] = [
+const HEADER: [&str; 38] = [
     "model", "channels", "params", "macs", "dtype", "batch", "runtime", "runtime_version", "lowering", "plan", "compile_s",
     "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples",
     "rounds", "images_per_s", "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes",
     "speedup_vs_first", "speedup_vs_first_model", "speedup_vs_first_model_ci_low", "speedup_vs_first_model_ci_high",
-    "valid", "load_other_cpu", "load_steal", "device", "threads",
+    "valid", "load_other_cpu", "load_steal", "device", "threads", "predicted_ms", "prediction_error",
 ];
 
 /// How one table row's program runs.
@@ -157,8 +158,14 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         );
     }
     let mut models: Vec<(String, Network)> = Vec::new();
+    // Per checkpoint pruned by `--schedule latency`: its predicted ms and the table's setting.
+    let mut predictions: Vec<Option<(f64, String)>> = Vec::new();
     for p in &a.checkpoint {
-        models.push((p.display().to_string(), checkpoint::load(p)?.model));
+        let ck = checkpoint::load(p)?;
+        let pred = ck.meta.get("prunebench.latency.predicted_ms").and_then(|v| v.parse::<f64>().ok());
+        let setting = ck.meta.get("prunebench.latency.setting").cloned().unwrap_or_default();
+        predictions.push(pred.map(|ms| (ms, setting)));
+        models.push((p.display().to_string(), ck.model));
     }
     if models.is_empty() {
         for m in &a.model {
@@ -286,10 +293,21 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 let valid = verdict(&r.samples, m.load.as_ref(), &rules);
                 let ci = r.p50_ci.map(|(l, h)| format!("[{:.3}, {:.3}]", l * 1e3, h * 1e3)).unwrap_or_else(|| "-".into());
                 let sp = |s: Option<(f64, (f64, f64))>| s.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
+                // The prediction of a latency-scheduled checkpoint, where the row is the
+                // setting its table was measured for.
+                let mi = models.iter().position(|(n, _)| n == p.name).expect("a model of the list");
+                let pred = predictions.get(mi).cloned().flatten().filter(|(_, s)| {
+                    p.runtime() == Runtime::Xla && s.starts_with(&format!("{} ", budget::setting_key(batch, p.lowering(), &dtype.to_string())))
+                });
+                let (pred_ms, pred_err) = match pred {
+                    Some((ms, _)) => (format!("{ms:.4}"), format!("{:.4}", r.run.p50 * 1e3 / ms - 1.0)),
+                    None => (String::new(), String::new()),
+                };
                 println!(
-                    "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}",
+                    "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}{}",
                     p.name, dtype.to_string(), batch, p.runtime().name(), p.lowering(), r.run.p50 * 1e3, ci, r.throughput,
-                    sp(speedup), sp(vs_model)
+                    sp(speedup), sp(vs_model),
+                    if pred_ms.is_empty() { String::new() } else { format!("  predicted {pred_ms} ms ({:+.1}%)", pred_err.parse::<f64>().unwrap_or(0.0) * 100.0) }
                 );
                 if let Some(w) = csv.as_mut() {
                     let ms = |s: f64| format!("{:.4}", s * 1e3);
@@ -318,7 +336,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                         opt(speedup.map(|s| s.0), &frac), opt(vs_model.map(|s| s.0), &frac),
                         opt(vs_model.map(|s| s.1 .0), &frac), opt(vs_model.map(|s| s.1 .1), &frac), valid,
                         opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), device,
-                        engine::threads().to_string(),
+                        engine::threads().to_string(), pred_ms, pred_err,
                     ])?;
                     w.flush()?;
                 }

@@ -156,7 +156,8 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
         });
     }
     let full: Vec<usize> = pruned.iter().map(|&id| gs.all()[id].channels).collect();
-    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0 };
+    let setting = format!("{} on {}", crate::budget::setting_key(a.batch, a.lowering.name(), "f32"), session.describe());
+    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting };
     // Calibration: the whole network at each --calibrate width, measured side by side.
     let mut nets = Vec::new();
     for &f in &a.calibrate {

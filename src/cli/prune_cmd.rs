@@ -242,7 +242,9 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     }
     let mut plan = plan;
     let mut predicted = None;
-    if let Some((target_s, model)) = latency_target(a, v)? {
+    let latency_model = latency_target(a, v)?;
+    if let Some((target_s, model)) = &latency_model {
+        let (target_s, model) = (*target_s, model);
         let scores = criterion.scores(v, &ctx)?;
         let candidates: Vec<Vec<usize>> = (0..model.groups.len())
             .map(|g| {
@@ -285,6 +287,9 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     if let Some((t, p)) = predicted {
         pruned.meta.insert("prunebench.latency.target_ms".into(), format!("{:.4}", t * 1e3));
         pruned.meta.insert("prunebench.latency.predicted_ms".into(), format!("{:.4}", p * 1e3));
+        if let Some((_, m)) = &latency_model {
+            pruned.meta.insert("prunebench.latency.setting".into(), m.setting.clone());
+        }
     }
     let after = prune::surgery(v, &pruned.keep)?.arch;
     print_table(&v.arch, &after);
