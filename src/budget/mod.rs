@@ -78,6 +78,22 @@ impl Curve {
         out
     }
 
+    /// The counts worth keeping: every grid count measured faster than every larger one
+    /// (ascending; the largest always). On a compiler's staircase most counts are not: XLA on
+    /// the CPU runs a conv with 24 outputs slower than one with 32.
+    pub fn worth_keeping(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut best = f64::INFINITY;
+        for &(c, t) in self.points.iter().rev() {
+            if t < best {
+                out.push(c);
+                best = t;
+            }
+        }
+        out.reverse();
+        out
+    }
+
     /// The counts where latency steps: the first count of every plateau but the first.
     pub fn steps(&self) -> Vec<usize> {
         self.plateaus().iter().skip(1).map(|p| p.0).collect()
@@ -229,10 +245,11 @@ pub struct Solution {
 /// (any criterion, higher = more important), each divided by the group's largest (as the
 /// global schedule does); keeping `k` channels keeps the `k` largest.
 ///
-/// Greedy (as NetAdapt, and HALP's knapsack relaxed): from all-full, repeatedly move the group
-/// whose next lower candidate loses the least importance per predicted second saved, with the
-/// saving computed on the whole model at the current counts (so coupled layers count), until
-/// the target is met. Bound: when the latency is a sum of per-group terms and each group's
+/// Greedy (as NetAdapt, and HALP's knapsack relaxed): from all-full, repeatedly make the move
+/// that loses the least importance per predicted second saved, each group's move being down to
+/// its nearest lower candidate that is predicted faster (a count that is not faster is skipped
+/// over), with the saving computed on the whole model at the current counts (so coupled layers
+/// count), until the target is met. Bound: when the latency is a sum of per-group terms and each group's
 /// importance lost per second saved does not decrease from one step to the next (true for
 /// sorted scores and concave latency), this is the greedy of the multiple-choice knapsack in
 /// incremental form, whose result is within one step's importance of the optimum: `OPT -
@@ -275,26 +292,27 @@ pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], targ
     let kept = |at: &[usize]| -> Vec<usize> { at.iter().zip(candidates).map(|(&i, c)| c[i]).collect() };
     let mut now = model.predict(&kept(&at));
     while now > target {
-        let mut best: Option<(f64, usize, f64)> = None; // (loss per second, group, new prediction)
+        let mut best: Option<(f64, usize, usize, f64)> = None; // (loss per second, group, to, new prediction)
         for g in 0..n {
-            if at[g] == 0 {
-                continue;
-            }
-            let mut trial = at.clone();
-            trial[g] -= 1;
-            let p = model.predict(&kept(&trial));
-            let saved = now - p;
-            if saved <= 0.0 {
-                continue;
-            }
-            let loss = prefix[g][candidates[g][at[g]]] - prefix[g][candidates[g][at[g] - 1]];
-            let rate = loss / saved;
-            if best.is_none_or(|b| rate < b.0) {
-                best = Some((rate, g, p));
+            // The group's move: down to the nearest lower candidate that is predicted faster.
+            for to in (0..at[g]).rev() {
+                let mut trial = at.clone();
+                trial[g] = to;
+                let p = model.predict(&kept(&trial));
+                let saved = now - p;
+                if saved <= 0.0 {
+                    continue;
+                }
+                let loss = prefix[g][candidates[g][at[g]]] - prefix[g][candidates[g][to]];
+                let rate = loss / saved;
+                if best.is_none_or(|b| rate < b.0) {
+                    best = Some((rate, g, to, p));
+                }
+                break;
             }
         }
-        let Some((_, g, p)) = best else { break };
-        at[g] -= 1;
+        let Some((_, g, to, p)) = best else { break };
+        at[g] = to;
         now = p;
     }
     let k = kept(&at);
@@ -340,6 +358,10 @@ mod tests {
         assert_eq!((s.snap(9, 24), s.snap(17, 24)), (8, 16));
         // The first plateau's first count stays; never above the group's size.
         assert_eq!((s.snap(1, 24), s.snap(20, 18)), (8, 18));
+        // Worth keeping: only counts faster than every larger one (24 is slower than 32 here).
+        let odd = curve(&[(8, 1.0), (16, 0.5), (24, 2.0), (32, 1.5), (40, 2.5)]);
+        assert_eq!(odd.worth_keeping(), [16, 32, 40]);
+        assert_eq!(s.worth_keeping().last(), Some(&24));
         // A coarse grid: counts between grid points belong to the plateau of the point below.
         let g = curve(&[(16, 1.0), (32, 1.01), (48, 2.0), (64, 2.02)]);
         assert_eq!((g.snap(20, 64), g.snap(40, 64), g.snap(48, 64), g.snap(50, 64)), (32, 32, 32, 64));

@@ -90,12 +90,13 @@ fn parse_runtime(s: &str) -> Result<Runtime, String> {
     s.parse::<Runtime>().map_err(|e| e.to_string())
 }
 
-const HEADER: [&str; 38] = [
+const HEADER: [&str; 41] = [
     "model", "channels", "params", "macs", "dtype", "batch", "runtime", "runtime_version", "lowering", "plan", "compile_s",
     "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples",
     "rounds", "images_per_s", "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes",
     "speedup_vs_first", "speedup_vs_first_model", "speedup_vs_first_model_ci_low", "speedup_vs_first_model_ci_high",
     "valid", "load_other_cpu", "load_steal", "device", "threads", "predicted_ms", "prediction_error",
+    "target_fraction", "predicted_fraction", "fraction_error",
 ];
 
 /// How one table row's program runs.
@@ -158,13 +159,18 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         );
     }
     let mut models: Vec<(String, Network)> = Vec::new();
-    // Per checkpoint pruned by `--schedule latency`: its predicted ms and the table's setting.
-    let mut predictions: Vec<Option<(f64, String)>> = Vec::new();
+    // Per checkpoint pruned by `--schedule latency`: what it was predicted to take.
+    let mut predictions: Vec<Option<Prediction>> = Vec::new();
     for p in &a.checkpoint {
         let ck = checkpoint::load(p)?;
-        let pred = ck.meta.get("prunebench.latency.predicted_ms").and_then(|v| v.parse::<f64>().ok());
+        let num = |k: &str| ck.meta.get(&format!("prunebench.latency.{k}")).and_then(|v| v.parse::<f64>().ok());
         let setting = ck.meta.get("prunebench.latency.setting").cloned().unwrap_or_default();
-        predictions.push(pred.map(|ms| (ms, setting)));
+        predictions.push(num("predicted_ms").map(|ms| Prediction {
+            ms,
+            setting,
+            fraction: num("predicted_fraction"),
+            target: num("target_fraction"),
+        }));
         models.push((p.display().to_string(), ck.model));
     }
     if models.is_empty() {
@@ -296,18 +302,33 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 // The prediction of a latency-scheduled checkpoint, where the row is the
                 // setting its table was measured for.
                 let mi = models.iter().position(|(n, _)| n == p.name).expect("a model of the list");
-                let pred = predictions.get(mi).cloned().flatten().filter(|(_, s)| {
-                    p.runtime() == Runtime::Xla && s.starts_with(&format!("{} ", budget::setting_key(batch, p.lowering(), &dtype.to_string())))
+                let pred = predictions.get(mi).cloned().flatten().filter(|q| {
+                    p.runtime() == Runtime::Xla
+                        && q.setting.starts_with(&format!("{} ", budget::setting_key(batch, p.lowering(), &dtype.to_string())))
                 });
-                let (pred_ms, pred_err) = match pred {
-                    Some((ms, _)) => (format!("{ms:.4}"), format!("{:.4}", r.run.p50 * 1e3 / ms - 1.0)),
+                let (pred_ms, pred_err) = match &pred {
+                    Some(q) => (format!("{:.4}", q.ms), format!("{:.4}", r.run.p50 * 1e3 / q.ms - 1.0)),
                     None => (String::new(), String::new()),
                 };
+                // Fractions of the first network on the same runtime and lowering (the unpruned
+                // network, when it is given first): measured in this run against predicted.
+                let measured_fraction = vs_model.map(|s| 1.0 / s.0);
+                let f = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
+                let (target_f, pred_f) = (pred.as_ref().and_then(|q| q.target), pred.as_ref().and_then(|q| q.fraction));
+                let frac_err = match (measured_fraction, pred_f) {
+                    (Some(m), Some(pf)) if base != i => Some(m / pf - 1.0),
+                    _ => None,
+                };
+                let fractions = [f(target_f), f(pred_f), f(frac_err)];
                 println!(
                     "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}{}",
                     p.name, dtype.to_string(), batch, p.runtime().name(), p.lowering(), r.run.p50 * 1e3, ci, r.throughput,
                     sp(speedup), sp(vs_model),
-                    if pred_ms.is_empty() { String::new() } else { format!("  predicted {pred_ms} ms ({:+.1}%)", pred_err.parse::<f64>().unwrap_or(0.0) * 100.0) }
+                    match (frac_err, pred_f) {
+                        (Some(e), Some(pf)) => format!("  predicted {:.3} of the first, measured {:.3} ({:+.1}%)", pf, pf * (1.0 + e), e * 100.0),
+                        _ if !pred_ms.is_empty() => format!("  predicted {pred_ms} ms ({:+.1}%)", pred_err.parse::<f64>().unwrap_or(0.0) * 100.0),
+                        _ => String::new(),
+                    }
                 );
                 if let Some(w) = csv.as_mut() {
                     let ms = |s: f64| format!("{:.4}", s * 1e3);
@@ -336,7 +357,8 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                         opt(speedup.map(|s| s.0), &frac), opt(vs_model.map(|s| s.0), &frac),
                         opt(vs_model.map(|s| s.1 .0), &frac), opt(vs_model.map(|s| s.1 .1), &frac), valid,
                         opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), device,
-                        engine::threads().to_string(), pred_ms, pred_err,
+                        engine::threads().to_string(), pred_ms, pred_err, fractions[0].clone(), fractions[1].clone(),
+                        fractions[2].clone(),
                     ])?;
                     w.flush()?;
                 }
@@ -365,6 +387,17 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a `--schedule latency` checkpoint records of its prediction.
+#[derive(Clone)]
+struct Prediction {
+    ms: f64,
+    /// The table's setting (`b1 tuned f32 on cpu (cpu)`).
+    setting: String,
+    /// Predicted and target latency as fractions of the unpruned network's predicted latency.
+    fraction: Option<f64>,
+    target: Option<f64>,
 }
 
 /// One (runtime, lowering)'s speed-ups of every network over the first, in model order.

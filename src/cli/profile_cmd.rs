@@ -51,6 +51,10 @@ pub struct ProfileArgs {
     /// to fit the model's scale and rest; the first should be 1 (the unpruned network).
     #[arg(long, value_delimiter = ',', default_value = "1,0.75,0.5,0.25")]
     pub calibrate: Vec<f64>,
+    /// Also draw the staircase (latency against kept output channels, one line per conv) as
+    /// staircase.svg and staircase.png in this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
     /// Where to write the table (JSON: the latency model `prune --schedule latency` reads).
     #[arg(long)]
     pub out: PathBuf,
@@ -212,5 +216,12 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&model)?;
     crate::util::write_atomic(&a.out, text.as_bytes())?;
     println!("wrote {}", a.out.display());
+    if let Some(dir) = &a.plot {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let title = format!("{} b{} {}: latency vs kept channels", net.arch.form, a.batch, a.lowering);
+        for f in crate::report::plot::write(&crate::report::plot::staircase_chart(&model, &title), dir)? {
+            println!("wrote {}", f.display());
+        }
+    }
     Ok(())
 }

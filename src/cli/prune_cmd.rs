@@ -252,7 +252,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
                     .layers
                     .iter()
                     .filter(|l| l.out_group == Some(g))
-                    .flat_map(|l| l.out.points.iter().map(|p| p.0))
+                    .flat_map(|l| l.out.worth_keeping())
                     .filter(|&k| k >= a.min_channels.max(1) && k <= model.groups[g])
                     .collect();
                 c.push(model.groups[g]);
@@ -289,6 +289,9 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         pruned.meta.insert("prunebench.latency.predicted_ms".into(), format!("{:.4}", p * 1e3));
         if let Some((_, m)) = &latency_model {
             pruned.meta.insert("prunebench.latency.setting".into(), m.setting.clone());
+            let full = m.predict(&m.groups);
+            pruned.meta.insert("prunebench.latency.predicted_fraction".into(), format!("{:.5}", p / full));
+            pruned.meta.insert("prunebench.latency.target_fraction".into(), format!("{:.5}", t / full));
         }
     }
     let after = prune::surgery(v, &pruned.keep)?.arch;

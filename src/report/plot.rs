@@ -366,6 +366,25 @@ fn register_font() {
 }
 
 /// Writes `DIR/NAME.svg` and `DIR/NAME.png`; returns both paths.
+/// The staircase of a latency table (`prunebench profile --plot`): each conv's latency (ms)
+/// against its kept output channels, one line per conv (the input at its full count).
+pub fn staircase_chart(model: &crate::budget::Model, title: &str) -> Chart {
+    let mut c = Chart::new("staircase", title, "kept output channels", "layer latency (ms)");
+    for (i, l) in model.layers.iter().enumerate().filter(|(_, l)| l.out.points.len() > 1) {
+        c.series.push(Series {
+            label: l.node.clone(),
+            points: l.out.points.iter().map(|&(k, s)| (k as f64, s * 1e3)).collect(),
+            kind: Kind::Line,
+            color: i,
+            marks: Vec::new(),
+        });
+    }
+    if c.series.is_empty() {
+        c.note = Some("no conv with a prunable output".into());
+    }
+    c
+}
+
 pub fn write(chart: &Chart, dir: &Path) -> Result<Vec<PathBuf>> {
     register_font();
     let (w, h) = SIZE;
