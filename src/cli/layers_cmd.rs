@@ -9,29 +9,24 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::device::DeviceArgs;
+use super::model_cmds::{build_arch, ModelArgs};
 use crate::bench::latency::Timed;
 use crate::engine::onnxruntime::{node_times, OrtModel};
 use crate::export::onnx::{to_bytes, Bn};
 use crate::hlo::DType;
 use crate::graph::Op;
 use crate::lower::Lowering;
-use crate::model::{checkpoint, counts, program, Arch, Form, Network};
+use crate::model::{checkpoint, counts, program, Network};
 use crate::tune::{StderrProgress, Tuner};
 
 #[derive(Args, Debug)]
 pub struct LayersArgs {
-    /// Checkpoint to profile; without it a random network of --model and --width.
+    /// Checkpoint to profile; without it a random network of --model, --width, ...
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Form of the random network (`prunebench init --help` lists them).
-    #[arg(long, default_value = "vgg16-cifar")]
-    pub model: String,
-    /// Width multiplier of the random network.
-    #[arg(long, default_value_t = 1.0)]
-    pub width: f64,
-    /// Input channels of the random network.
-    #[arg(long, default_value_t = 3)]
-    pub in_channels: usize,
+    /// The random network (without --checkpoint).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Images per call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -53,11 +48,7 @@ pub fn layers(a: &LayersArgs) -> anyhow::Result<()> {
     }
     let net = match &a.checkpoint {
         Some(p) => checkpoint::load(p)?.model,
-        None => {
-            let form: Form = a.model.parse()?;
-            let classes = if form.to_string().ends_with("-imagenet") { 1000 } else { 10 };
-            Network::init(&Arch::new(form, a.width, a.in_channels, classes)?, 0)
-        }
+        None => Network::init(&build_arch(&a.model)?, 0),
     };
     let session = a.device.open()?;
     let shapes = program::layer_shapes(&net.arch, a.batch, DType::F32)?;

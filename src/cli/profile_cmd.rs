@@ -12,31 +12,25 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::device::DeviceArgs;
-use super::model_cmds::resolve_plan;
+use super::model_cmds::{build_arch, resolve_plan, ModelArgs};
 use crate::bench::{latency, Sampling};
 use crate::budget::{Curve, LayerTable, Model};
 use crate::graph::groups::groups;
 use crate::hlo::DType;
 use crate::lower::{LayerShape, Lowering, Mode};
-use crate::model::{checkpoint, Arch, Form, Network};
+use crate::model::{checkpoint, Network};
 use crate::prune::targets;
 use crate::runtime::CompiledModel;
 use crate::tune::{StderrProgress, Tuner};
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
-    /// Checkpoint to profile; without it a random network of --model and --width.
+    /// Checkpoint to profile; without it a random network of --model, --width, ...
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
-    /// Form of the random network (`prunebench init --help` lists them).
-    #[arg(long, default_value = "vgg16-cifar")]
-    pub model: String,
-    /// Width multiplier of the random network.
-    #[arg(long, default_value_t = 1.0)]
-    pub width: f64,
-    /// Input channels of the random network.
-    #[arg(long, default_value_t = 3)]
-    pub in_channels: usize,
+    /// The random network (without --checkpoint).
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Images per call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -84,11 +78,7 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     }
     let net = match &a.checkpoint {
         Some(p) => checkpoint::load(p)?.model,
-        None => {
-            let form: Form = a.model.parse()?;
-            let classes = if form.to_string().ends_with("-imagenet") { 1000 } else { 10 };
-            Network::init(&Arch::new(form, a.width, a.in_channels, classes)?, 0)
-        }
+        None => Network::init(&build_arch(&a.model)?, 0),
     };
     let g = &net.graph;
     let gs = groups(g);
