@@ -164,6 +164,11 @@ pub struct Model {
     /// `b1 tuned f32 on cpu (cpu)`): a prediction holds for that setting only.
     #[serde(default)]
     pub setting: String,
+    /// In-network curves (optional): per pruned group, the whole network's seconds with that
+    /// group at each count and every other group full, measured side by side. When present the
+    /// prediction is first order in them ([`Model::predict`]).
+    #[serde(default)]
+    pub network: Vec<Curve>,
 }
 
 /// The setting text of [`Model::setting`] without the device: `b<batch> <lowering> <dtype>`.
@@ -176,9 +181,30 @@ fn one() -> f64 {
 }
 
 impl Model {
-    /// Predicted seconds with `kept[g]` channels in pruned group `g`.
+    /// Predicted seconds with `kept[g]` channels in pruned group `g`. Without in-network
+    /// curves: `rest + scale * sum` of the conv tables. With them (NetAdapt's measurements,
+    /// one group at a time): the unpruned network's seconds plus each group's own change,
+    /// `T0 + sum_g (N_g(k_g) - T0)`, plus the part of the conv tables that no single group
+    /// explains: for each conv between two different groups, `scale * (T(i, o) - T(I, o) -
+    /// T(i, O) + T(I, O))` (zero when only one of its counts moved).
     pub fn predict(&self, kept: &[usize]) -> f64 {
-        self.rest + self.scale * self.sum(kept)
+        if self.network.len() != self.groups.len() || self.network.is_empty() {
+            return self.rest + self.scale * self.sum(kept);
+        }
+        let t0 = self.network.iter().map(|c| c.at(c.points.last().map_or(0, |p| p.0))).sum::<f64>() / self.network.len() as f64;
+        let first: f64 = self.network.iter().zip(kept).map(|(c, &k)| c.at(k) - t0).sum();
+        let joint: f64 = self
+            .layers
+            .iter()
+            .filter_map(|l| match (l.in_group, l.out_group) {
+                (Some(gi), Some(go)) if gi != go && !l.depthwise => {
+                    let (i, o) = (kept[gi], kept[go]);
+                    Some(l.estimate(i, o) - l.estimate(l.cin, o) - l.estimate(i, l.cout) + l.estimate(l.cin, l.cout))
+                }
+                _ => None,
+            })
+            .sum();
+        t0 + first + self.scale * joint
     }
 
     /// The sum of the conv tables' estimates at `kept`, seconds.
@@ -378,6 +404,7 @@ mod tests {
             rest: 0.5,
             scale: 1.0,
             setting: String::new(),
+            network: vec![],
         }
     }
 
@@ -454,7 +481,7 @@ mod tests {
         let inp = curve(&[(4, 1.0), (8, 2.0), (16, 4.0)]);
         let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
         assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
-        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new() };
+        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new(), network: vec![] };
         assert!((m.calibrate(5.0) - 1.0).abs() < 1e-12);
         assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
         // Two widths measured: in the network each layer costs half its isolated time, plus 1 s.
@@ -463,5 +490,13 @@ mod tests {
         // One distinct sum: the one-point calibration.
         m.fit(&[(vec![16, 32], 6.0)]);
         assert_eq!((m.scale, m.rest), (1.0, 2.0));
+        // In-network curves: the unpruned network takes 10 s; group 0 at 8 saves 3 s, group 1
+        // at 16 saves 4 s, each measured alone. Both: 10 - 3 - 4 plus the conv's joint term,
+        // scale x (T(8,16) - T(16,16) - T(8,32) + T(16,32)) = 1 - 2 - 2 + 4 = 1 s.
+        m.scale = 1.0;
+        m.network = vec![curve(&[(8, 7.0), (16, 10.0)]), curve(&[(16, 6.0), (32, 10.0)])];
+        assert!((m.predict(&[16, 32]) - 10.0).abs() < 1e-12);
+        assert!((m.predict(&[8, 32]) - 7.0).abs() < 1e-12 && (m.predict(&[16, 16]) - 6.0).abs() < 1e-12);
+        assert!((m.predict(&[8, 16]) - 4.0).abs() < 1e-12);
     }
 }

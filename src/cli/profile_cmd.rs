@@ -49,6 +49,16 @@ pub struct ProfileArgs {
     /// staircase.svg and staircase.png in this folder.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
+    /// Also measure in-network curves: the whole network with one group at each of its
+    /// worth-keeping counts, side by side; the prediction then adds each group's own change
+    /// (first order). Measured here: better on ResNets at targets 0.9-0.7, worse on VGG-16 and
+    /// far off at 0.5 (README, "Latency budgets").
+    #[arg(long)]
+    pub in_network: bool,
+    /// In-network curves: at most this many counts per group (spread over its worth-keeping
+    /// counts).
+    #[arg(long, default_value_t = 6)]
+    pub in_network_points: usize,
     /// Where to write the table (JSON: the latency model `prune --schedule latency` reads).
     #[arg(long)]
     pub out: PathBuf,
@@ -151,7 +161,7 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     }
     let full: Vec<usize> = pruned.iter().map(|&id| gs.all()[id].channels).collect();
     let setting = format!("{} on {}", crate::budget::setting_key(a.batch, a.lowering.name(), "f32"), session.describe());
-    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting };
+    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting, network: Vec::new() };
     // Calibration: the whole network at each --calibrate width, measured side by side.
     let mut nets = Vec::new();
     for &f in &a.calibrate {
@@ -189,6 +199,52 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     );
     for ((k, t), f) in points.iter().zip(&a.calibrate) {
         println!("  width {f}: measured {:.3} ms, model {:.3} ms", t * 1e3, model.predict(k) * 1e3);
+    }
+    if a.in_network {
+        // The network with one group at each of its worth-keeping counts (others full).
+        let mut jobs: Vec<(usize, usize)> = Vec::new();
+        for (g, &n) in full.iter().enumerate() {
+            let mut counts: Vec<usize> = model.layers.iter().filter(|l| l.out_group == Some(g)).flat_map(|l| l.out.worth_keeping()).filter(|&k| k < n).collect();
+            counts.sort_unstable();
+            counts.dedup();
+            let m = a.in_network_points.max(1);
+            if counts.len() > m {
+                counts = (0..m).map(|j| counts[j * (counts.len() - 1) / (m - 1).max(1)]).collect();
+                counts.dedup();
+            }
+            jobs.extend(counts.into_iter().map(|k| (g, k)));
+        }
+        eprintln!("profile: {} in-network variants (one group changed each), compiled and measured side by side", jobs.len());
+        let mut progs = vec![CompiledModel::new(&session, &net, a.batch, dtype, &resolve_plan(&session, &net.arch, a.batch, dtype, a.lowering)?)?];
+        for &(g, k) in &jobs {
+            let ratios: Vec<f64> = full.iter().enumerate().map(|(h, &n)| if h == g { (n - k) as f64 / n as f64 } else { 0.0 }).collect();
+            let plan = crate::prune::Plan::new("l1", crate::prune::Schedule::Layers(ratios));
+            let v = crate::prune::prune(&net, &plan, &crate::prune::ScoreContext::weights_only())?.model;
+            let lowering = resolve_plan(&session, &v.arch, a.batch, dtype, a.lowering)?;
+            progs.push(CompiledModel::new(&session, &v, a.batch, dtype, &lowering)?);
+        }
+        let refs: Vec<&CompiledModel> = progs.iter().collect();
+        let m = latency::measure(&refs, &Sampling { time_cap_s: 60.0, ..Sampling::default() }, &AtomicBool::new(false))?;
+        if m.models.len() != progs.len() {
+            bail!("interrupted while measuring the in-network variants");
+        }
+        let t0 = m.models[0].run.p50;
+        let mut curves: Vec<Vec<(usize, f64)>> = full.iter().map(|&n| vec![(n, t0)]).collect();
+        for (&(g, k), l) in jobs.iter().zip(&m.models[1..]) {
+            curves[g].push((k, l.run.p50));
+        }
+        model.network = curves.into_iter().map(Curve::new).collect::<crate::Result<_>>()?;
+        let err = points.iter().map(|(k, t)| (model.predict(k) / t * t0 / points[0].1 - 1.0).abs()).fold(0.0, f64::max);
+        println!(
+            "in-network curves: {} variants measured (unpruned {:.3} ms in their rounds); the uniform widths above, predicted \
+             from them as fractions of the unpruned: largest error {:.1}%",
+            jobs.len(),
+            t0 * 1e3,
+            err * 100.0
+        );
+        for ((k, t), f) in points.iter().zip(&a.calibrate) {
+            println!("  width {f}: measured {:.3} of the unpruned, predicted {:.3}", t / points[0].1, model.predict(k) / t0);
+        }
     }
     println!("staircase per conv (output count: where latency steps up; ms at full):");
     for l in &model.layers {

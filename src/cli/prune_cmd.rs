@@ -248,11 +248,11 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         let scores = criterion.scores(v, &ctx)?;
         let candidates: Vec<Vec<usize>> = (0..model.groups.len())
             .map(|g| {
-                let mut c: Vec<usize> = model
-                    .layers
-                    .iter()
-                    .filter(|l| l.out_group == Some(g))
-                    .flat_map(|l| l.out.worth_keeping())
+                // The counts worth keeping: measured in the network where it was, else per conv.
+                let from_network = model.network.get(g).map(|c| c.worth_keeping());
+                let mut c: Vec<usize> = from_network
+                    .unwrap_or_else(|| model.layers.iter().filter(|l| l.out_group == Some(g)).flat_map(|l| l.out.worth_keeping()).collect())
+                    .into_iter()
                     .filter(|&k| k >= a.min_channels.max(1) && k <= model.groups[g])
                     .collect();
                 c.push(model.groups[g]);
