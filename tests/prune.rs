@@ -403,7 +403,7 @@ fn latency_schedule_on_a_synthetic_table() {
             LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
         })
         .collect();
-    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 tuned f32 on test".into() };
+    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 tuned f32 on test".into(), network: vec![] };
     let unpruned = model.predict(&full);
     let table = dir.path().join("t.json");
     std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
