@@ -175,30 +175,8 @@ impl CompiledModel {
     /// Logits `[n, classes]` (row-major) for `n` NHWC images, batched internally; the last
     /// partial batch is padded with zeros and the padding dropped.
     pub fn predict(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
-        let per: usize = self.arch.input.iter().product();
-        if x.len() != n * per {
-            return Err(Error::shape(
-                "predict",
-                format!("{} values are not {n} images of {:?}", x.len(), self.arch.input),
-            ));
-        }
-        let k = self.arch.classes;
-        let mut out = Vec::with_capacity(n * k);
-        let mut padded = Vec::new();
-        for start in (0..n).step_by(self.batch) {
-            let m = self.batch.min(n - start);
-            let chunk = &x[start * per..(start + m) * per];
-            let buf = if m == self.batch {
-                self.upload_input(chunk)?
-            } else {
-                padded.clear();
-                padded.extend_from_slice(chunk);
-                padded.resize(self.batch * per, 0.0);
-                self.upload_input(&padded)?
-            };
-            let logits: Vec<f32> = self.run(&buf)?.to_host()?;
-            out.extend_from_slice(&logits[..m * k]);
-        }
-        Ok(out)
+        crate::util::predict_in_batches(x, n, &self.arch.input, self.batch, self.arch.classes, |b| {
+            self.run(&self.upload_input(b)?)?.to_host()
+        })
     }
 }

@@ -197,3 +197,51 @@ mod tests {
         }
     }
 }
+
+/// `v` without repeats, first occurrences in order.
+pub fn dedup<T: PartialEq + Clone>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// Logits `[n, classes]` (row-major) of `n` images of shape `image` (`x`, row-major), computed by
+/// `call` on full batches of `batch` images: the last partial batch is padded with zeros and
+/// the padding's logits dropped. `call` gets one batch and returns its `batch * classes`
+/// logits.
+///
+/// Errors: `x` is not `n` images (named); whatever `call` returns.
+pub fn predict_in_batches(
+    x: &[f32],
+    n: usize,
+    image: &[usize],
+    batch: usize,
+    classes: usize,
+    mut call: impl FnMut(&[f32]) -> Result<Vec<f32>>,
+) -> Result<Vec<f32>> {
+    let per: usize = image.iter().product();
+    if x.len() != n * per {
+        return Err(Error::shape("predict", format!("{} values are not {n} images of {image:?}", x.len())));
+    }
+    let batch = batch.max(1);
+    let mut out = Vec::with_capacity(n * classes);
+    let mut padded = Vec::new();
+    for start in (0..n).step_by(batch) {
+        let m = batch.min(n - start);
+        let chunk = &x[start * per..(start + m) * per];
+        let logits = if m == batch {
+            call(chunk)?
+        } else {
+            padded.clear();
+            padded.extend_from_slice(chunk);
+            padded.resize(batch * per, 0.0);
+            call(&padded)?
+        };
+        out.extend_from_slice(&logits[..m * classes]);
+    }
+    Ok(out)
+}

@@ -148,7 +148,7 @@ impl LayerTable {
 
 /// A network's latency model on one device: `rest + scale * (sum of its conv tables)`, where
 /// `scale` and `rest` come from whole-network measurements ([`Model::fit`]: several widths;
-/// [`Model::calibrate`]: the unpruned network alone, `scale` 1).
+/// [`Model::calibrate`]: one measured network, `scale` 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub layers: Vec<LayerTable>,
@@ -220,13 +220,13 @@ impl Model {
                 .sum::<f64>()
     }
 
-    /// Sets `rest` so the unpruned prediction equals `measured` seconds (the whole network
-    /// measured once: what its convs' tables leave out, pools, dense layers, the gaps between
-    /// kernels, is taken as constant). Returns `rest`, negative when the isolated layers sum to
-    /// more than the network (a sign the table overstates in-network layer time).
-    pub fn calibrate(&mut self, measured: f64) -> f64 {
+    /// Sets `scale` to 1 and `rest` so the prediction at `kept` equals `measured` seconds (the
+    /// network measured once: what its convs' tables leave out, pools, dense layers, the gaps
+    /// between kernels, is taken as constant). Returns `rest`, negative when the isolated
+    /// layers sum to more than the network (a sign the table overstates in-network layer time).
+    pub fn calibrate(&mut self, kept: &[usize], measured: f64) -> f64 {
         self.scale = 1.0;
-        self.rest = measured - self.sum(&self.groups.clone());
+        self.rest = measured - self.sum(kept);
         self.rest
     }
 
@@ -245,8 +245,7 @@ impl Model {
             self.scale = cov / var;
             self.rest = my - self.scale * mx;
         } else if let Some((k, t)) = points.first() {
-            self.scale = 1.0;
-            self.rest = t - self.sum(k);
+            self.calibrate(k, *t);
         }
         points.iter().map(|(k, t)| (self.predict(k) / t - 1.0).abs()).fold(0.0, f64::max)
     }
@@ -482,7 +481,7 @@ mod tests {
         let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
         assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
         let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new(), network: vec![] };
-        assert!((m.calibrate(5.0) - 1.0).abs() < 1e-12);
+        assert!((m.calibrate(&[16, 32], 5.0) - 1.0).abs() < 1e-12);
         assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
         // Two widths measured: in the network each layer costs half its isolated time, plus 1 s.
         let err = m.fit(&[(vec![16, 32], 3.0), (vec![8, 16], 1.5)]);

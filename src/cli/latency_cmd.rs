@@ -22,6 +22,7 @@ use crate::hlo::DType;
 use crate::budget;
 use crate::engine::{self, Runtime};
 use crate::lower::Mode;
+use crate::util::dedup;
 use crate::model::{checkpoint, counts, Arch, Form, Network};
 use crate::runtime::CompiledModel;
 
@@ -110,6 +111,8 @@ enum Engine {
 
 /// The program of one table row.
 struct Prog<'a> {
+    /// Index of the network in the list measured.
+    model: usize,
     name: &'a str,
     net: &'a Network,
     engine: Engine,
@@ -148,8 +151,8 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
         bail!("invalid --target-ci {} / --time-cap-s {}: use a fraction > 0 and seconds >= 0", a.target_ci, a.time_cap_s);
     }
     // Each runtime and lowering once (`ort` and `onnxruntime` are the same), in the order given.
-    let runtimes: Vec<Runtime> = a.runtime.iter().enumerate().filter(|(i, r)| !a.runtime[..*i].contains(r)).map(|(_, r)| *r).collect();
-    let lowerings: Vec<Mode> = a.lowering.iter().enumerate().filter(|(i, l)| !a.lowering[..*i].contains(l)).map(|(_, l)| *l).collect();
+    let runtimes = dedup(a.runtime.clone());
+    let lowerings = dedup(a.lowering.clone());
     let others: Vec<Runtime> = runtimes.iter().copied().filter(|r| *r != Runtime::Xla).collect();
     if !others.is_empty() && a.dtype.iter().any(|d| *d != DType::F32) {
         bail!(
@@ -241,7 +244,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
             let mut progs: Vec<Prog> = Vec::new();
             let mut compiled: Vec<CompiledModel> = Vec::new();
             let mut loaded: Vec<Box<dyn engine::Loaded>> = Vec::new();
-            for (name, v) in &models {
+            for (mi, (name, v)) in models.iter().enumerate() {
                 for &rt in &runtimes {
                     if rt == Runtime::Xla {
                         let session = session.as_ref().expect("opened for xla");
@@ -249,13 +252,13 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                             let plan = resolve_plan(session, &v.arch, batch, dtype, mode)?;
                             let model = CompiledModel::new(session, v, batch, dtype, &plan)?;
                             let compile_s = model.compile_seconds;
-                            progs.push(Prog { name, net: v, engine: Engine::Xla { mode, plan, at: compiled.len() }, compile_s });
+                            progs.push(Prog { model: mi, name, net: v, engine: Engine::Xla { mode, plan, at: compiled.len() }, compile_s });
                             compiled.push(model);
                         }
                     } else {
                         let m = engine::load(rt, v, batch).with_context(|| format!("loading {name} into {rt}"))?;
                         let (version, compile_s) = (m.version(), m.load_seconds());
-                        progs.push(Prog { name, net: v, engine: Engine::Other { runtime: rt, version, at: loaded.len() }, compile_s });
+                        progs.push(Prog { model: mi, name, net: v, engine: Engine::Other { runtime: rt, version, at: loaded.len() }, compile_s });
                         loaded.push(m);
                     }
                 }
@@ -301,8 +304,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                 let sp = |s: Option<(f64, (f64, f64))>| s.map(|(s, (l, h))| format!("{s:.3}x [{l:.3}, {h:.3}]")).unwrap_or_else(|| "-".into());
                 // The prediction of a latency-scheduled checkpoint, where the row is the
                 // setting its table was measured for.
-                let mi = models.iter().position(|(n, _)| n == p.name).expect("a model of the list");
-                let pred = predictions.get(mi).cloned().flatten().filter(|q| {
+                let pred = predictions.get(p.model).cloned().flatten().filter(|q| {
                     p.runtime() == Runtime::Xla
                         && q.setting.starts_with(&format!("{} ", budget::setting_key(batch, p.lowering(), &dtype.to_string())))
                 });

@@ -9,24 +9,20 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::device::DeviceArgs;
-use super::model_cmds::{build_arch, ModelArgs};
+use super::model_cmds::NetworkArgs;
 use crate::bench::latency::Timed;
 use crate::engine::onnxruntime::{node_times, OrtModel};
 use crate::export::onnx::{to_bytes, Bn};
 use crate::hlo::DType;
 use crate::graph::Op;
 use crate::lower::Lowering;
-use crate::model::{checkpoint, counts, program, Network};
+use crate::model::{counts, program};
 use crate::tune::{StderrProgress, Tuner};
 
 #[derive(Args, Debug)]
 pub struct LayersArgs {
-    /// Checkpoint to profile; without it a random network of --model, --width, ...
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    /// The random network (without --checkpoint).
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub net: NetworkArgs,
     /// Images per call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -46,10 +42,7 @@ pub fn layers(a: &LayersArgs) -> anyhow::Result<()> {
     if a.batch == 0 || a.calls == 0 {
         bail!("invalid --batch {} / --calls {}: use at least 1", a.batch, a.calls);
     }
-    let net = match &a.checkpoint {
-        Some(p) => checkpoint::load(p)?.model,
-        None => Network::init(&build_arch(&a.model)?, 0),
-    };
+    let net = a.net.network()?;
     let session = a.device.open()?;
     let shapes = program::layer_shapes(&net.arch, a.batch, DType::F32)?;
     let mut tuner = Tuner::open_default(&session)?;

@@ -45,6 +45,28 @@ pub struct ModelArgs {
     pub input_size: Option<String>,
 }
 
+/// The network a measuring command works on: a checkpoint, or a random network (seed 0) of
+/// `--model`, `--width`, ... (latency does not depend on the weights' values).
+#[derive(Args, Debug)]
+pub struct NetworkArgs {
+    /// Checkpoint; without it a random network of --model, --width, ...
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// The random network (without --checkpoint).
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+impl NetworkArgs {
+    /// The checkpoint's network, or the random one.
+    pub fn network(&self) -> anyhow::Result<Network> {
+        Ok(match &self.checkpoint {
+            Some(p) => checkpoint::load(p)?.model,
+            None => Network::init(&build_arch(&self.model)?, 0),
+        })
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct InitArgs {
     #[command(flatten)]

@@ -12,25 +12,20 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::device::DeviceArgs;
-use super::model_cmds::{build_arch, resolve_plan, ModelArgs};
+use super::model_cmds::NetworkArgs;
 use crate::bench::{latency, Sampling};
 use crate::budget::{Curve, LayerTable, Model};
 use crate::graph::groups::groups;
 use crate::hlo::DType;
 use crate::lower::{LayerShape, Lowering, Mode};
-use crate::model::{checkpoint, Network};
 use crate::prune::targets;
 use crate::runtime::CompiledModel;
 use crate::tune::{StderrProgress, Tuner};
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
-    /// Checkpoint to profile; without it a random network of --model, --width, ...
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
-    /// The random network (without --checkpoint).
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub net: NetworkArgs,
     /// Images per call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -86,10 +81,7 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     if !matches!(a.lowering, Mode::Xla | Mode::Tuned) {
         bail!("invalid --lowering {}: profile xla or tuned", a.lowering);
     }
-    let net = match &a.checkpoint {
-        Some(p) => checkpoint::load(p)?.model,
-        None => Network::init(&build_arch(&a.model)?, 0),
-    };
+    let net = a.net.network()?;
     let g = &net.graph;
     let gs = groups(g);
     let pruned = targets(g, &gs);
@@ -159,6 +151,15 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
             inp,
         });
     }
+    // Whole networks' lowering plans from the tuner already open (the calibration widths and
+    // in-network variants share the table's shapes, cached above).
+    let plan_of = |tuner: &mut Tuner, arch: &crate::model::Arch| -> anyhow::Result<Vec<Lowering>> {
+        let shapes = crate::model::program::layer_shapes(arch, a.batch, dtype)?;
+        Ok(match crate::lower::fixed_plan(a.lowering, &shapes) {
+            Some(p) => p,
+            None => tuner.plan(&shapes, &mut StderrProgress)?,
+        })
+    };
     let full: Vec<usize> = pruned.iter().map(|&id| gs.all()[id].channels).collect();
     let setting = format!("{} on {}", crate::budget::setting_key(a.batch, a.lowering.name(), "f32"), session.describe());
     let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting, network: Vec::new() };
@@ -175,7 +176,7 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     }
     let mut compiled = Vec::new();
     for n in &nets {
-        let plan = resolve_plan(&session, &n.arch, a.batch, dtype, a.lowering)?;
+        let plan = plan_of(&mut tuner, &n.arch)?;
         compiled.push(CompiledModel::new(&session, n, a.batch, dtype, &plan)?);
     }
     let refs: Vec<&CompiledModel> = compiled.iter().collect();
@@ -215,12 +216,12 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
             jobs.extend(counts.into_iter().map(|k| (g, k)));
         }
         eprintln!("profile: {} in-network variants (one group changed each), compiled and measured side by side", jobs.len());
-        let mut progs = vec![CompiledModel::new(&session, &net, a.batch, dtype, &resolve_plan(&session, &net.arch, a.batch, dtype, a.lowering)?)?];
+        let mut progs = vec![CompiledModel::new(&session, &net, a.batch, dtype, &plan_of(&mut tuner, &net.arch)?)?];
         for &(g, k) in &jobs {
             let ratios: Vec<f64> = full.iter().enumerate().map(|(h, &n)| if h == g { (n - k) as f64 / n as f64 } else { 0.0 }).collect();
             let plan = crate::prune::Plan::new("l1", crate::prune::Schedule::Layers(ratios));
             let v = crate::prune::prune(&net, &plan, &crate::prune::ScoreContext::weights_only())?.model;
-            let lowering = resolve_plan(&session, &v.arch, a.batch, dtype, a.lowering)?;
+            let lowering = plan_of(&mut tuner, &v.arch)?;
             progs.push(CompiledModel::new(&session, &v, a.batch, dtype, &lowering)?);
         }
         let refs: Vec<&CompiledModel> = progs.iter().collect();

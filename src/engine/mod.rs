@@ -37,8 +37,6 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 3] = [Runtime::Xla, Runtime::OnnxRuntime, Runtime::OpenVino];
-
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Xla => "xla",
@@ -194,40 +192,6 @@ pub trait Loaded: Timed {
 
 /// NHWC images to NCHW (what the ONNX graph takes): `x` is `n` images of `[h, w, c]`.
 pub fn nhwc_to_nchw(x: &[f32], n: usize, [h, w, c]: [usize; 3]) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for b in 0..n {
-        for y in 0..h {
-            for xx in 0..w {
-                for ch in 0..c {
-                    out[((b * c + ch) * h + y) * w + xx] = x[((b * h + y) * w + xx) * c + ch];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Runs `batch`-sized calls over `n` images with `call(nchw batch) -> logits`, padding the
-/// last partial batch with zeros; returns `[n, classes]` logits.
-pub(crate) fn predict_batched(
-    x: &[f32],
-    n: usize,
-    input: [usize; 3],
-    batch: usize,
-    classes: usize,
-    mut call: impl FnMut(&[f32]) -> Result<Vec<f32>>,
-) -> Result<Vec<f32>> {
-    let per: usize = input.iter().product();
-    if x.len() != n * per {
-        return Err(Error::shape("predict", format!("{} values are not {n} images of {input:?}", x.len())));
-    }
-    let mut out = Vec::with_capacity(n * classes);
-    for start in (0..n).step_by(batch.max(1)) {
-        let m = batch.min(n - start);
-        let mut chunk = x[start * per..(start + m) * per].to_vec();
-        chunk.resize(batch * per, 0.0);
-        let logits = call(&nhwc_to_nchw(&chunk, batch, input))?;
-        out.extend_from_slice(&logits[..m * classes]);
-    }
-    Ok(out)
+    let v = ndarray::ArrayView4::from_shape((n, h, w, c), x).expect("n images of [h, w, c]");
+    v.permuted_axes([0, 3, 1, 2]).iter().copied().collect()
 }

@@ -10,7 +10,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::{predict_batched, Loaded, Runtime};
+use super::{Loaded, Runtime};
 use crate::bench::latency::Timed;
 use crate::error::{Error, Result};
 use crate::export::onnx::{INPUT, OUTPUT};
@@ -157,7 +157,7 @@ impl Loaded for OrtModel {
     }
     fn predict(&mut self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let (dims, batch, classes) = (self.dims, self.batch, self.classes);
-        predict_batched(x, n, dims, batch, classes, |nchw| self.run_nchw(nchw.to_vec()))
+        crate::util::predict_in_batches(x, n, &dims, batch, classes, |b| self.run_nchw(super::nhwc_to_nchw(b, batch, dims)))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use openvino::{Core, DeviceType, ElementType, InferRequest, RwPropertyKey, Shape, Tensor};
 
-use super::{predict_batched, Loaded, Runtime};
+use super::{Loaded, Runtime};
 use crate::bench::latency::Timed;
 use crate::error::{Error, Result};
 
@@ -131,8 +131,8 @@ impl Loaded for OvModel {
     }
     fn predict(&mut self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let (dims, batch, classes) = (self.dims, self.batch, self.classes);
-        predict_batched(x, n, dims, batch, classes, |nchw| {
-            let t = self.input_tensor(nchw)?;
+        crate::util::predict_in_batches(x, n, &dims, batch, classes, |b| {
+            let t = self.input_tensor(&super::nhwc_to_nchw(b, batch, dims))?;
             self.request.set_input_tensor(&t).map_err(err)?;
             self.request.infer().map_err(err)?;
             let out = self.request.get_output_tensor_by_index(0).map_err(err)?;

@@ -16,7 +16,7 @@ use crate::model::{checkpoint, Arch, Form, Network};
 use crate::pjrt::DeviceChoice;
 use crate::prune::{self, Control, Needs, Schedule};
 use crate::train::{Decay, LrSchedule, OptConfig};
-use crate::util::{count_of, Rounding};
+use crate::util::{count_of, dedup, Rounding};
 
 /// Where the network's weights come from.
 #[derive(Clone, Debug)]
@@ -593,16 +593,6 @@ impl Checker<'_> {
 
 fn self_uses_data(eval_limit: Option<usize>, w: &WeightsSource, ft: &Option<TrainSettings>, needs_data: bool) -> bool {
     eval_limit != Some(0) || matches!(w, WeightsSource::Train { .. }) || ft.is_some() || needs_data
-}
-
-fn dedup<T: PartialEq + Clone>(v: Vec<T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
