@@ -411,7 +411,7 @@ fn latency_schedule_on_a_synthetic_table() {
     let (s, o, t) = (src.to_str().unwrap(), out.to_str().unwrap(), table.to_str().unwrap());
     let target = (unpruned - n0 as f64 / 2.0) / unpruned;
     let tf = format!("{target}");
-    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t, "--target", &tf]);
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t, "--target", &tf, "--refine", "0"]);
     assert!(ok, "{text}");
     let ck = checkpoint::load(&out).unwrap();
     let mut want = full.clone();
@@ -428,7 +428,7 @@ fn latency_schedule_on_a_synthetic_table() {
         (vec!["--target", "0.000001"], "raise the target"),
         (vec!["--target", "0.5", "--ratio", "0.5"], "drop --ratio"),
     ] {
-        let mut args = vec!["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t];
+        let mut args = vec!["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t, "--refine", "0"];
         args.extend(extra);
         let (ok, text) = cli(&args);
         assert!(!ok && text.contains(says), "{args:?}: {text}");
@@ -439,4 +439,47 @@ fn latency_schedule_on_a_synthetic_table() {
     assert!(!ok && text.contains("profile this network"), "{text}");
     let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--target", "0.5"]);
     assert!(!ok && text.contains("for --schedule latency"), "{text}");
+    // round_to auto needs a table, and the table needs latency or auto.
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--round-to", "auto"]);
+    assert!(!ok && text.contains("give --table"), "{text}");
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--table", t]);
+    assert!(!ok && text.contains("--round-to auto"), "{text}");
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--round-to", "eight"]);
+    assert!(!ok && text.contains("or auto"), "{text}");
+}
+
+/// `--round-to auto` on a synthetic staircase: group 0 steps every 4 channels, the others are
+/// flat; a uniform count inside a step goes to the step's top.
+#[test]
+fn round_to_auto_snaps_on_the_staircase() {
+    use prunebench::budget::{Curve, LayerTable, Model};
+    let dir = tempfile::tempdir().unwrap();
+    let v = net(cifar(), 4);
+    let full = prune::group_channels(&v);
+    let src = dir.path().join("src.safetensors");
+    checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let layers: Vec<LayerTable> = (0..full.len())
+        .map(|g| {
+            let pts: Vec<(usize, f64)> = (1..=full[g]).map(|k| (k, if g == 0 { k.div_ceil(4) as f64 } else { 1.0 })).collect();
+            LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
+        })
+        .collect();
+    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 tuned f32 on test".into(), network: vec![] };
+    let table = dir.path().join("t.json");
+    std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
+    // A ratio whose uniform count for group 0 is in the middle of a step (k mod 4 = 2 or 3).
+    let n0 = full[0];
+    let r = (1..n0).map(|j| j as f64 / n0 as f64).find(|r| (n0 - (r * n0 as f64).floor() as usize) % 4 >= 2).unwrap();
+    let uniform_k0 = n0 - (r * n0 as f64).floor() as usize;
+    let out = dir.path().join("out.safetensors");
+    let rs = format!("{r}");
+    let (ok, text) = cli(&[
+        "prune", "--checkpoint", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--method", "l1", "--ratio", &rs,
+        "--round-to", "auto", "--table", table.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let kept = prune::group_channels(&checkpoint::load(&out).unwrap().model);
+    assert_eq!(kept[0], uniform_k0.div_ceil(4) * 4, "{text}");
+    // Flat groups: one plateau from 1 to full, so every count goes up to full.
+    assert!(kept[1..].iter().zip(&full[1..]).all(|(k, n)| k == n), "{kept:?}");
 }

@@ -11,8 +11,10 @@
 //! - [`Curve::plateaus`], [`Curve::snap`]: the staircase and `round_to: auto`.
 //! - [`solve`]: the greedy schedule and its bound.
 //!
-//! This layer is pure data and arithmetic; measuring a table is the device's business
-//! ([`crate::tune`] times each layer shape).
+//! This module is data and arithmetic; [`profile`] measures a table on a device (through
+//! [`crate::tune`]'s layer timings) and the chosen networks [`refine`] checks.
+
+pub mod profile;
 
 use serde::{Deserialize, Serialize};
 
@@ -220,6 +222,54 @@ impl Model {
                 .sum::<f64>()
     }
 
+    /// Group `g`'s curve in this model: the predicted seconds with `g` at each count of its
+    /// convs' output grids and every other group full.
+    pub fn group_curve(&self, g: usize) -> Curve {
+        let mut counts: Vec<usize> = match self.network.get(g) {
+            Some(c) => c.points.iter().map(|p| p.0).collect(),
+            None => self.layers.iter().filter(|l| l.out_group == Some(g)).flat_map(|l| l.out.points.iter().map(|p| p.0)).collect(),
+        };
+        counts.push(self.groups[g]);
+        counts.retain(|&k| k >= 1 && k <= self.groups[g]);
+        counts.sort_unstable();
+        counts.dedup();
+        let mut kept = self.groups.clone();
+        Curve {
+            points: counts
+                .into_iter()
+                .map(|k| {
+                    kept[g] = k;
+                    (k, self.predict(&kept))
+                })
+                .collect(),
+        }
+    }
+
+    /// The schedule's candidates per group: the counts worth keeping on the group's curve
+    /// ([`Curve::worth_keeping`]) of at least `min_channels`, and the full count; a group in
+    /// `skip` only its full count.
+    pub fn candidates(&self, min_channels: usize, skip: &[usize]) -> Vec<Vec<usize>> {
+        (0..self.groups.len())
+            .map(|g| {
+                let n = self.groups[g];
+                if skip.contains(&g) {
+                    return vec![n];
+                }
+                let mut c: Vec<usize> = self.group_curve(g).worth_keeping().into_iter().filter(|&k| k >= min_channels.max(1)).collect();
+                c.push(n);
+                c.sort_unstable();
+                c.dedup();
+                c
+            })
+            .collect()
+    }
+
+    /// `round_to: auto`: each group's kept count snapped on its group curve
+    /// ([`Curve::snap`]).
+    pub fn snap(&self, kept: &[usize]) -> Vec<usize> {
+        kept.iter().enumerate().map(|(g, &k)| self.group_curve(g).snap(k, self.groups[g])).collect()
+    }
+
     /// Sets `scale` to 1 and `rest` so the prediction at `kept` equals `measured` seconds (the
     /// network measured once: what its convs' tables leave out, pools, dense layers, the gaps
     /// between kernels, is taken as constant). Returns `rest`, negative when the isolated
@@ -343,6 +393,214 @@ pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], targ
     let k = kept(&at);
     let importance = k.iter().zip(&prefix).map(|(&c, p)| p[c.min(p.len() - 1)]).sum();
     Ok(Solution { kept: k, predicted: now, importance, feasible: now <= target })
+}
+
+/// One measured try of [`refine`]: what the solver chose for an aim, and what it measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Try {
+    /// The target handed to the solver, as a fraction of the model's unpruned prediction.
+    pub aim: f64,
+    /// Kept channels per pruned group.
+    pub kept: Vec<usize>,
+    /// The model's prediction and the measurement, as fractions of the unpruned network's
+    /// (the measurement: side by side with the unpruned network).
+    pub predicted: f64,
+    pub measured: f64,
+    /// Importance kept (as [`Solution::importance`]).
+    pub importance: f64,
+}
+
+/// What [`refine`] measured and chose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refined {
+    /// Every distinct choice measured, in order.
+    pub tries: Vec<Try>,
+    /// Index of the chosen try: the most importance among those measured at most
+    /// `target * (1 + tolerance)`; when none is, the fastest measured.
+    pub chosen: usize,
+    /// Whether the chosen try is within `tolerance` of the target or below it.
+    pub met: bool,
+}
+
+impl Refined {
+    pub fn best(&self) -> &Try {
+        &self.tries[self.chosen]
+    }
+}
+
+/// The measured loop (NetAdapt's empirical measurements in a closed loop): solve for the target,
+/// measure the chosen network with `measure` (its latency as a fraction of the unpruned
+/// network's, measured side by side), and when it misses the `target` fraction by more than
+/// `tolerance` (relative), solve again for an aim corrected by the miss, `aim *= target /
+/// measured`, at most `measurements` measurements (a choice already measured is not measured
+/// again; the aim keeps moving until the choice changes, at most `8 * measurements` solves).
+/// The model ranks the choices; the measurements decide which meets the target. Stops early
+/// when the smallest choice the model allows is measured above the target (the target is out of
+/// reach of the candidates on this device).
+///
+/// Errors: those of [`solve`] and of `measure`.
+pub fn refine(
+    model: &Model,
+    scores: &[Vec<f64>],
+    candidates: &[Vec<usize>],
+    target: f64,
+    tolerance: f64,
+    measurements: usize,
+    mut measure: impl FnMut(&[usize]) -> Result<f64>,
+) -> Result<Refined> {
+    let full = model.predict(&model.groups);
+    let mut tries: Vec<Try> = Vec::new();
+    let mut aim = target;
+    for _ in 0..8 * measurements.max(1) {
+        let s = solve(model, scores, candidates, aim * full)?;
+        let measured = match tries.iter().find(|t| t.kept == s.kept) {
+            Some(t) => t.measured,
+            None => {
+                if tries.len() >= measurements.max(1) {
+                    break;
+                }
+                let m = measure(&s.kept)?;
+                tries.push(Try { aim, kept: s.kept.clone(), predicted: s.predicted / full, measured: m, importance: s.importance });
+                m
+            }
+        };
+        if (measured / target - 1.0).abs() <= tolerance || (!s.feasible && measured > target) || !(measured > 0.0) {
+            break;
+        }
+        let next = (aim * target / measured).min(1.0);
+        if next == aim {
+            break;
+        }
+        aim = next;
+    }
+    let within = |t: &Try| t.measured <= target * (1.0 + tolerance);
+    let chosen = match (0..tries.len()).filter(|&i| within(&tries[i])).max_by(|&a, &b| tries[a].importance.total_cmp(&tries[b].importance)) {
+        Some(i) => i,
+        None => (0..tries.len()).min_by(|&a, &b| tries[a].measured.total_cmp(&tries[b].measured)).expect("at least one try"),
+    };
+    let met = within(&tries[chosen]);
+    Ok(Refined { tries, chosen, met })
+}
+
+/// `round_to` of a pruning: a fixed multiple, or `auto` (each group's kept count snapped on
+/// its measured staircase, [`Model::snap`]; needs a latency table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundTo {
+    Multiple(usize),
+    Auto,
+}
+
+impl std::str::FromStr for RoundTo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "auto" => Ok(RoundTo::Auto),
+            t => match t.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(RoundTo::Multiple(n)),
+                _ => Err(Error::invalid("round_to", s, "a multiple >= 1 (1 = no rounding) or auto (the measured staircase)")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for RoundTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoundTo::Multiple(n) => write!(f, "{n}"),
+            RoundTo::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+/// A latency schedule's result ([`choose`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// Kept channels per pruned group.
+    pub kept: Vec<usize>,
+    /// Target, and the model's prediction, as fractions of the model's unpruned prediction.
+    pub target: f64,
+    pub predicted: f64,
+    /// Measured at pruning time (fraction of the unpruned network, side by side), when refined.
+    pub measured: Option<f64>,
+    /// Networks measured by the refinement (0 without).
+    pub measurements: usize,
+}
+
+impl Choice {
+    /// Checkpoint metadata (`prunebench.latency.*`): target and predicted ms and fractions, the
+    /// model's setting, and the refinement's measurement. Read back by `latency` and the suites.
+    pub fn meta(&self, model: &Model) -> Vec<(String, String)> {
+        let full = model.predict(&model.groups);
+        let mut m = vec![
+            ("target_ms", format!("{:.4}", self.target * full * 1e3)),
+            ("predicted_ms", format!("{:.4}", self.predicted * full * 1e3)),
+            ("setting", model.setting.clone()),
+            ("predicted_fraction", format!("{:.5}", self.predicted)),
+            ("target_fraction", format!("{:.5}", self.target)),
+            ("measurements", self.measurements.to_string()),
+        ];
+        if let Some(x) = self.measured {
+            m.push(("measured_fraction", format!("{:.5}", x)));
+        }
+        m.into_iter().map(|(k, v)| (format!("prunebench.latency.{k}"), v)).collect()
+    }
+}
+
+/// The latency schedule: kept counts per group from `model`'s candidates (at least
+/// `min_channels`, groups in `skip` full) for `target` (a fraction of the unpruned latency),
+/// solved on the model ([`solve`]), and with `refine = Some((measurements, tolerance, measure))`
+/// checked and corrected by measurement ([`refine`]).
+///
+/// Errors: the model cannot meet the target with its candidates (without refinement), or no
+/// measured choice came within `tolerance` of it (with), each naming the closest reached and
+/// the fixes; those of [`solve`] and `measure`.
+#[allow(clippy::type_complexity)]
+pub fn choose(
+    model: &Model,
+    scores: &[Vec<f64>],
+    min_channels: usize,
+    skip: &[usize],
+    target: f64,
+    refine_with: Option<(usize, f64, &mut dyn FnMut(&[usize]) -> Result<f64>)>,
+) -> Result<Choice> {
+    if !(target > 0.0 && target <= 1.0) {
+        return Err(Error::invalid("latency target", target, "a fraction of the unpruned latency in (0, 1], e.g. 0.5"));
+    }
+    let candidates = model.candidates(min_channels, skip);
+    let full = model.predict(&model.groups);
+    match refine_with {
+        None => {
+            let s = solve(model, scores, &candidates, target * full)?;
+            if !s.feasible {
+                return Err(Error::invalid(
+                    "latency target",
+                    format!("{target} of the unpruned ({:.3} ms)", target * full * 1e3),
+                    format!(
+                        "the table's smallest choice predicts {:.3} of the unpruned; raise the target, lower the minimum channels or profile a finer grid",
+                        s.predicted / full
+                    ),
+                ));
+            }
+            Ok(Choice { kept: s.kept, target, predicted: s.predicted / full, measured: None, measurements: 0 })
+        }
+        Some((n, tolerance, measure)) => {
+            let r = refine(model, scores, &candidates, target, tolerance, n, measure)?;
+            let b = r.best();
+            if !r.met {
+                return Err(Error::invalid(
+                    "latency target",
+                    target,
+                    format!(
+                        "not reached: the fastest of {} measured choices ran at {:.3} of the unpruned; raise the target, allow more \
+                         measurements, lower the minimum channels, or measure at a larger batch where fixed per-call costs weigh less",
+                        r.tries.len(),
+                        b.measured
+                    ),
+                ));
+            }
+            Ok(Choice { kept: b.kept.clone(), target, predicted: b.predicted, measured: Some(b.measured), measurements: r.tries.len() })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -471,6 +729,63 @@ mod tests {
             let max_step = n0.iter().chain(&n1).fold(0.0f64, |a, &b| a.max(b));
             assert!(opt - s.importance <= max_step + 1e-9, "greedy {} opt {} bound {}", s.importance, opt, max_step);
         }
+    }
+
+    /// The loop on a model that is 30% optimistic below full width: the first choice misses,
+    /// the corrected aim meets the target within the tolerance.
+    #[test]
+    fn refine_corrects_a_biased_model() {
+        let lin = |per: f64| curve(&(1..=8).map(|c| (c, per * c as f64)).collect::<Vec<_>>());
+        let mut m = separable(lin(1.0), lin(1.0));
+        m.groups = vec![8, 8];
+        m.layers[0].cout = 8;
+        m.layers[1].cout = 8;
+        m.rest = 0.0;
+        let scores = vec![vec![1.0; 8], vec![1.0; 8]];
+        let cands = vec![(1..=8).collect::<Vec<_>>(), (1..=8).collect()];
+        // The device: every channel pruned saves only 70% of what the model says.
+        let truth = |k: &[usize]| (16.0 - 0.7 * (16 - k[0] - k[1]) as f64) / 16.0;
+        let mut calls = 0;
+        let r = refine(&m, &scores, &cands, 0.5, 0.05, 4, |k| {
+            calls += 1;
+            Ok(truth(k))
+        })
+        .unwrap();
+        // First try: the model's 0.5 (8 of 16 channels) measures 0.65; then it aims lower.
+        assert_eq!((r.tries[0].kept.iter().sum::<usize>(), r.tries[0].measured), (8, 0.65));
+        assert!(r.met && (r.best().measured / 0.5 - 1.0).abs() <= 0.05, "{r:?}");
+        assert_eq!(calls, r.tries.len());
+        // Out of reach: the floor (1 + 1 channels) measures 0.39; the fastest try is chosen.
+        let r = refine(&m, &scores, &cands, 0.2, 0.05, 4, |k| Ok(truth(k))).unwrap();
+        assert!(!r.met && r.best().kept == vec![1, 1] && r.tries.len() <= 4);
+        // A model that is right: one measurement.
+        let r = refine(&m, &scores, &cands, 0.5, 0.05, 4, |k| Ok(m.predict(k) / 16.0)).unwrap();
+        assert_eq!((r.tries.len(), r.met), (1, true));
+    }
+
+    /// A group's curve, candidates and `round_to: auto` on a synthetic staircase table.
+    #[test]
+    fn group_curve_candidates_and_snapping() {
+        let s = stairs();
+        let flat = curve(&[(24, 1.0)]);
+        let mut m = separable(s, flat);
+        m.groups = vec![24, 24];
+        m.layers[0].cout = 24;
+        m.layers[1].cout = 24;
+        m.rest = 0.0;
+        let gc = m.group_curve(0);
+        assert_eq!(gc.points.len(), 24);
+        assert!((gc.at(8) - (m.predict(&[8, 24]))).abs() < 1e-12);
+        let c = m.candidates(1, &[]);
+        // Group 0: the plateau tops are worth keeping (noise inside a plateau may add a count).
+        assert!(c[0].contains(&8) && c[0].contains(&16) && c[0].last() == Some(&24) && !c[0].contains(&9));
+        // Group 1 is flat: only its full count.
+        assert_eq!(c[1], vec![24]);
+        assert_eq!(m.candidates(9, &[1])[0][0] >= 9, true);
+        assert_eq!(m.candidates(1, &[0])[0], vec![24]);
+        // round_to auto: 12 -> top of its plateau (16), 9 (on the step) -> 8.
+        assert_eq!(m.snap(&[12, 24]), vec![16, 24]);
+        assert_eq!(m.snap(&[9, 20]), vec![8, 20]); // below a one-point grid: stays
     }
 
     #[test]

@@ -59,13 +59,25 @@ pub struct PruneArgs {
     /// (0.5: twice as fast), in (0, 1].
     #[arg(long)]
     pub target: Option<f64>,
-    /// --schedule latency: target in milliseconds instead.
+    /// --schedule latency: target in milliseconds instead (converted to a fraction with the
+    /// table's prediction of the unpruned network).
     #[arg(long)]
     pub target_ms: Option<f64>,
+    /// --schedule latency: measure the chosen network against the unpruned one on this
+    /// device (the table's batch and lowering) and, when it misses the target by more than
+    /// --tolerance, solve again with the aim corrected by the miss, measuring at most N
+    /// networks (NetAdapt's loop; `src/budget/mod.rs`, `refine`). 0: trust the table alone.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub refine: usize,
+    /// --schedule latency with --refine: accepted relative miss of the measured fraction.
+    #[arg(long, default_value_t = 0.05)]
+    pub tolerance: f64,
     /// Round each group's KEPT count up to a multiple of N (capped at the original count),
-    /// so pruning never removes more than asked. 1 = no rounding.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub round_to: usize,
+    /// so pruning never removes more than asked; 1 = no rounding. `auto` (needs --table):
+    /// snap each group's count on its measured staircase, to the top of the plateau it is on,
+    /// or down to the plateau below when it sits on a step.
+    #[arg(long, default_value = "1", value_name = "N|auto")]
+    pub round_to: budget::RoundTo,
     /// Every pruned group keeps at least N channels (never fewer than 1).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub min_channels: usize,
@@ -104,16 +116,8 @@ pub struct PruneArgs {
     pub out: PathBuf,
 }
 
-/// For `--schedule latency`: the target in seconds and the latency model, checked against
-/// `net`; `None` for the other schedules.
-fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(f64, budget::Model)>> {
-    if a.schedule != Some(ScheduleKind::Latency) {
-        if a.table.is_some() || a.target.is_some() || a.target_ms.is_some() {
-            bail!("--table, --target and --target-ms are for --schedule latency");
-        }
-        return Ok(None);
-    }
-    let path = a.table.as_ref().context("--schedule latency needs --table T.json (from `prunebench profile --out T.json`)")?;
+/// The latency model of `--table`, checked against `net`.
+fn load_table(path: &std::path::Path, net: &Network) -> anyhow::Result<budget::Model> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading --table {}", path.display()))?;
     let model: budget::Model = serde_json::from_str(&text).with_context(|| format!("--table {} is not a latency table", path.display()))?;
     let full = prune::group_channels(net);
@@ -125,17 +129,34 @@ fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(f64, b
             full
         );
     }
+    Ok(model)
+}
+
+/// For `--schedule latency`: the target as a fraction of the table's unpruned prediction and
+/// the latency model; `None` for the other schedules.
+fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(f64, budget::Model)>> {
+    if a.schedule != Some(ScheduleKind::Latency) {
+        if a.target.is_some() || a.target_ms.is_some() {
+            bail!("--target and --target-ms are for --schedule latency");
+        }
+        return Ok(None);
+    }
+    let path = a.table.as_ref().context("--schedule latency needs --table T.json (from `prunebench profile --out T.json`)")?;
+    let model = load_table(path, net)?;
     let unpruned = model.predict(&model.groups);
     let t = match (a.target, a.target_ms) {
-        (Some(f), None) if f > 0.0 && f <= 1.0 => f * unpruned,
-        (None, Some(ms)) if ms > 0.0 => ms / 1e3,
+        (Some(f), None) if f > 0.0 && f <= 1.0 => f,
+        (None, Some(ms)) if ms > 0.0 && ms / 1e3 <= unpruned => ms / 1e3 / unpruned,
         (Some(f), None) => bail!("invalid --target {f}: a fraction of the unpruned latency in (0, 1], e.g. 0.5"),
-        (None, Some(ms)) => bail!("invalid --target-ms {ms}: use milliseconds > 0"),
+        (None, Some(ms)) => bail!("invalid --target-ms {ms}: use milliseconds > 0, at most the unpruned {:.3} ms the table predicts", unpruned * 1e3),
         (Some(_), Some(_)) => bail!("give --target or --target-ms, not both"),
         (None, None) => bail!("--schedule latency needs --target F (fraction of the unpruned latency) or --target-ms MS"),
     };
     if a.ratio.is_some() || !a.ratios.is_empty() {
         bail!("--schedule latency chooses the counts itself: drop --ratio / --ratios");
+    }
+    if !(a.tolerance > 0.0 && a.tolerance < 1.0) {
+        bail!("invalid --tolerance {}: a relative miss in (0, 1), e.g. 0.05", a.tolerance);
     }
     Ok(Some((t, model)))
 }
@@ -152,6 +173,12 @@ impl PruneArgs {
                 format!("the {name} schedule needs --ratio R (fraction of channels removed, in [0, 1))")
             })
         };
+        if self.round_to == budget::RoundTo::Auto && self.table.is_none() {
+            bail!("--round-to auto snaps counts on a measured staircase: give --table T.json (from `prunebench profile`)");
+        }
+        if self.table.is_some() && kind != ScheduleKind::Latency && self.round_to != budget::RoundTo::Auto {
+            bail!("--table is for --schedule latency or --round-to auto");
+        }
         Ok(match kind {
             ScheduleKind::Uniform => Schedule::Uniform(single("uniform")?),
             ScheduleKind::Global => Schedule::Global(single("global")?),
@@ -179,7 +206,10 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     let plan = Plan {
         criterion: a.method.clone(),
         schedule: a.schedule()?,
-        round_to: a.round_to,
+        round_to: match a.round_to {
+            budget::RoundTo::Multiple(n) => n,
+            budget::RoundTo::Auto => 1,
+        },
         min_channels: a.min_channels,
         skip: a.skip.clone(),
         seed: a.seed,
@@ -241,59 +271,47 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         _ => {}
     }
     let mut plan = plan;
-    let mut predicted = None;
-    let latency_model = latency_target(a, v)?;
-    if let Some((target_s, model)) = &latency_model {
-        let (target_s, model) = (*target_s, model);
+    let mut latency_meta = Vec::new();
+    if let Some((target, model)) = latency_target(a, v)? {
         let scores = criterion.scores(v, &ctx)?;
-        let candidates: Vec<Vec<usize>> = (0..model.groups.len())
-            .map(|g| {
-                // The counts worth keeping: measured in the network where it was, else per conv.
-                let from_network = model.network.get(g).map(|c| c.worth_keeping());
-                let mut c: Vec<usize> = from_network
-                    .unwrap_or_else(|| model.layers.iter().filter(|l| l.out_group == Some(g)).flat_map(|l| l.out.worth_keeping()).collect())
-                    .into_iter()
-                    .filter(|&k| k >= a.min_channels.max(1) && k <= model.groups[g])
-                    .collect();
-                c.push(model.groups[g]);
-                c.sort_unstable();
-                c.dedup();
-                if a.skip.contains(&g) {
-                    c = vec![model.groups[g]];
-                }
-                c
-            })
-            .collect();
-        let s = budget::solve(&model, &scores, &candidates, target_s)?;
-        if !s.feasible {
-            bail!(
-                "--schedule latency: no choice of the table's counts meets {:.3} ms (the smallest predicts {:.3} ms); raise the target, lower --min-channels or profile a finer --grid",
-                target_s * 1e3,
-                s.predicted * 1e3
-            );
-        }
+        let choice = if a.refine == 0 {
+            budget::choose(&model, &scores, a.min_channels, &a.skip, target, None)?
+        } else {
+            let (batch, mode) = budget::profile::parse_setting(&model.setting)
+                .with_context(|| format!("--table: setting '{}' names no batch and lowering; profile again or use --refine 0", model.setting))?;
+            let session = a.device.open()?;
+            let mut tuner = crate::tune::Tuner::open_default(&session)?;
+            let mut meter = budget::profile::Meter::new(v, &session, &mut tuner, batch, mode)?;
+            let mut measure = |k: &[usize]| {
+                let f = meter.fraction(k)?;
+                eprintln!("latency schedule: measured {f:.3} of the unpruned with kept {k:?}");
+                Ok(f)
+            };
+            budget::choose(&model, &scores, a.min_channels, &a.skip, target, Some((a.refine, a.tolerance, &mut measure)))?
+        };
+        let full = model.predict(&model.groups);
         eprintln!(
-            "latency schedule: target {:.3} ms, predicted {:.3} ms (unpruned {:.3} ms), kept {:?}",
-            target_s * 1e3,
-            s.predicted * 1e3,
-            model.predict(&model.groups) * 1e3,
-            s.kept
+            "latency schedule: target {:.3} of the unpruned ({:.3} ms), predicted {:.3}{}, kept {:?}",
+            target,
+            target * full * 1e3,
+            choice.predicted,
+            choice.measured.map(|m| format!(", measured {m:.3} ({} networks measured)", choice.measurements)).unwrap_or_default(),
+            choice.kept
         );
-        let ratios = s.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
+        let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
         plan.schedule = Schedule::Layers(ratios);
-        predicted = Some((target_s, s.predicted));
+        latency_meta = choice.meta(&model);
+    } else if a.round_to == budget::RoundTo::Auto {
+        // Counts of the chosen schedule, snapped on the table's staircase, as per-group ratios.
+        let model = load_table(a.table.as_ref().expect("checked in schedule()"), v)?;
+        let full = prune::group_channels(v);
+        let counts: Vec<usize> = prune::keep_sets(v, &plan, &ctx)?.iter().map(|k| k.len()).collect();
+        let snapped = model.snap(&counts);
+        eprintln!("round-to auto: kept {counts:?} -> {snapped:?}");
+        plan.schedule = Schedule::Layers(snapped.iter().zip(&full).map(|(&k, &n)| (n - k) as f64 / n as f64).collect());
     }
     let mut pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);
-    if let Some((t, p)) = predicted {
-        pruned.meta.insert("prunebench.latency.target_ms".into(), format!("{:.4}", t * 1e3));
-        pruned.meta.insert("prunebench.latency.predicted_ms".into(), format!("{:.4}", p * 1e3));
-        if let Some((_, m)) = &latency_model {
-            pruned.meta.insert("prunebench.latency.setting".into(), m.setting.clone());
-            let full = m.predict(&m.groups);
-            pruned.meta.insert("prunebench.latency.predicted_fraction".into(), format!("{:.5}", p / full));
-            pruned.meta.insert("prunebench.latency.target_fraction".into(), format!("{:.5}", t / full));
-        }
-    }
+    pruned.meta.extend(latency_meta);
     let after = prune::surgery(v, &pruned.keep)?.arch;
     print_table(&v.arch, &after);
     checkpoint::save(&a.out, &pruned.model, &pruned.meta)?;
