@@ -332,6 +332,17 @@ pub struct Solution {
 ///
 /// Errors: a group without candidates, a candidate list that does not end at the full count.
 pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], target: f64) -> Result<Solution> {
+    let path = greedy_path(model, scores, candidates, target)?;
+    let last = path.last().expect("the path starts at all-full");
+    Ok(Solution { feasible: last.predicted <= target, ..last.clone() })
+}
+
+/// The greedy of [`solve`] move by move: index 0 is all-full, each next entry one move further,
+/// until the prediction is at most `stop` seconds or no move is left (`stop` 0: to the floor).
+/// Importance falls and the prediction falls along it, so a target picks a point on it.
+///
+/// Errors: as [`solve`].
+pub fn greedy_path(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], stop: f64) -> Result<Vec<Solution>> {
     let n = model.groups.len();
     if scores.len() != n || candidates.len() != n {
         return Err(Error::invalid(
@@ -365,8 +376,14 @@ pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], targ
     }
     let mut at: Vec<usize> = candidates.iter().map(|c| c.len() - 1).collect();
     let kept = |at: &[usize]| -> Vec<usize> { at.iter().zip(candidates).map(|(&i, c)| c[i]).collect() };
+    let point = |at: &[usize], predicted: f64| {
+        let k = kept(at);
+        let importance = k.iter().zip(&prefix).map(|(&c, p)| p[c.min(p.len() - 1)]).sum();
+        Solution { kept: k, predicted, importance, feasible: predicted <= stop }
+    };
     let mut now = model.predict(&kept(&at));
-    while now > target {
+    let mut path = vec![point(&at, now)];
+    while now > stop {
         let mut best: Option<(f64, usize, usize, f64)> = None; // (loss per second, group, to, new prediction)
         for g in 0..n {
             // The group's move: down to the nearest lower candidate that is predicted faster.
@@ -389,17 +406,16 @@ pub fn solve(model: &Model, scores: &[Vec<f64>], candidates: &[Vec<usize>], targ
         let Some((_, g, to, p)) = best else { break };
         at[g] = to;
         now = p;
+        path.push(point(&at, now));
     }
-    let k = kept(&at);
-    let importance = k.iter().zip(&prefix).map(|(&c, p)| p[c.min(p.len() - 1)]).sum();
-    Ok(Solution { kept: k, predicted: now, importance, feasible: now <= target })
+    Ok(path)
 }
 
-/// One measured try of [`refine`]: what the solver chose for an aim, and what it measured.
+/// One measured try of [`refine`]: a point of the greedy path and what it measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Try {
-    /// The target handed to the solver, as a fraction of the model's unpruned prediction.
-    pub aim: f64,
+    /// Its index on the greedy path ([`greedy_path`]; 0 = unpruned).
+    pub step: usize,
     /// Kept channels per pruned group.
     pub kept: Vec<usize>,
     /// The model's prediction and the measurement, as fractions of the unpruned network's
@@ -413,12 +429,12 @@ pub struct Try {
 /// What [`refine`] measured and chose.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Refined {
-    /// Every distinct choice measured, in order.
+    /// Every point measured, in order.
     pub tries: Vec<Try>,
-    /// Index of the chosen try: the most importance among those measured at most
-    /// `target * (1 + tolerance)`; when none is, the fastest measured.
+    /// Index (into `tries`) of the chosen point: the earliest on the path (the most
+    /// importance) measured at most `target * (1 + tolerance)`; when none is, the fastest.
     pub chosen: usize,
-    /// Whether the chosen try is within `tolerance` of the target or below it.
+    /// Whether the chosen point is within `tolerance` of the target.
     pub met: bool,
 }
 
@@ -428,17 +444,18 @@ impl Refined {
     }
 }
 
-/// The measured loop (NetAdapt's empirical measurements in a closed loop): solve for the target,
-/// measure the chosen network with `measure` (its latency as a fraction of the unpruned
-/// network's, measured side by side), and when it misses the `target` fraction by more than
-/// `tolerance` (relative), solve again for an aim corrected by the miss, `aim *= target /
-/// measured`, at most `measurements` measurements (a choice already measured is not measured
-/// again; the aim keeps moving until the choice changes, at most `8 * measurements` solves).
-/// The model ranks the choices; the measurements decide which meets the target. Stops early
-/// when the smallest choice the model allows is measured above the target (the target is out of
-/// reach of the candidates on this device).
+/// The measured loop (NetAdapt's empirical measurements): the greedy's path from the unpruned
+/// network to the candidates' floor is computed once on the model; the model's guess for
+/// `target` (a fraction of the unpruned latency) is measured with `measure` (the network's
+/// latency as a fraction of the unpruned one's, side by side); when it misses by more than
+/// `tolerance` (relative), a second guess corrected by the miss (`target^2 / measured`) is
+/// measured, then the path is bisected between the last point measured too slow and the first
+/// measured fast enough, at most `measurements` measurements in all. The model ranks the moves;
+/// the measurements decide where on the path the target is met. When even the path's floor
+/// measures too slow the target is out of reach of the candidates (the fastest is chosen and
+/// `met` is false).
 ///
-/// Errors: those of [`solve`] and of `measure`.
+/// Errors: those of [`greedy_path`] and of `measure`.
 pub fn refine(
     model: &Model,
     scores: &[Vec<f64>],
@@ -449,36 +466,79 @@ pub fn refine(
     mut measure: impl FnMut(&[usize]) -> Result<f64>,
 ) -> Result<Refined> {
     let full = model.predict(&model.groups);
+    let path = greedy_path(model, scores, candidates, 0.0)?;
+    let last = path.len() - 1;
+    let guess = |aim: f64| path.iter().position(|s| s.predicted <= aim * full).unwrap_or(last);
     let mut tries: Vec<Try> = Vec::new();
-    let mut aim = target;
-    for _ in 0..8 * measurements.max(1) {
-        let s = solve(model, scores, candidates, aim * full)?;
-        let measured = match tries.iter().find(|t| t.kept == s.kept) {
-            Some(t) => t.measured,
-            None => {
-                if tries.len() >= measurements.max(1) {
+    let budget = measurements.max(1);
+    // Measures step `i` (once); `None` when the budget is spent.
+    let mut probe = |i: usize, tries: &mut Vec<Try>| -> Result<Option<f64>> {
+        if let Some(t) = tries.iter().find(|t| t.step == i) {
+            return Ok(Some(t.measured));
+        }
+        if tries.len() >= budget {
+            return Ok(None);
+        }
+        let p = &path[i];
+        let m = measure(&p.kept)?;
+        tries.push(Try { step: i, kept: p.kept.clone(), predicted: p.predicted / full, measured: m, importance: p.importance });
+        Ok(Some(m))
+    };
+    let fast = |m: f64| m <= target * (1.0 + tolerance);
+    let close = |m: f64| (m / target - 1.0).abs() <= tolerance;
+    // Bracket: `slow` measured too slow (the unpruned network counts as 1), `quick` fast enough.
+    let (mut slow, mut quick): (Option<usize>, Option<usize>) = (None, None);
+    let note = |i: usize, m: f64, slow: &mut Option<usize>, quick: &mut Option<usize>| {
+        if fast(m) {
+            *quick = Some(quick.map_or(i, |q| q.min(i)));
+        } else {
+            *slow = Some(slow.map_or(i, |s| s.max(i)));
+        }
+    };
+    let first = guess(target);
+    if let Some(m) = probe(first, &mut tries)? {
+        note(first, m, &mut slow, &mut quick);
+        if !close(m) && m > 0.0 {
+            let second = guess(target * target / m);
+            let second = match (quick, slow) {
+                (None, _) if second <= first => (first + 1).min(last),
+                (_, None) if second >= first => first.saturating_sub(1),
+                _ => second,
+            };
+            if second != first {
+                if let Some(m2) = probe(second, &mut tries)? {
+                    note(second, m2, &mut slow, &mut quick);
+                }
+            }
+            // Still nothing fast enough: try the floor.
+            if quick.is_none() {
+                if let Some(m3) = probe(last, &mut tries)? {
+                    note(last, m3, &mut slow, &mut quick);
+                }
+            }
+            // Bisect between the slow and the quick side.
+            loop {
+                let done = tries.iter().any(|t| Some(t.step) == quick && close(t.measured));
+                let (lo, hi) = match (slow, quick) {
+                    (s, Some(q)) => (s.unwrap_or(0), q),
+                    _ => break,
+                };
+                if done || hi <= lo + 1 {
                     break;
                 }
-                let m = measure(&s.kept)?;
-                tries.push(Try { aim, kept: s.kept.clone(), predicted: s.predicted / full, measured: m, importance: s.importance });
-                m
+                let mid = (lo + hi) / 2;
+                match probe(mid, &mut tries)? {
+                    Some(m) => note(mid, m, &mut slow, &mut quick),
+                    None => break,
+                }
             }
-        };
-        if (measured / target - 1.0).abs() <= tolerance || (!s.feasible && measured > target) || !(measured > 0.0) {
-            break;
         }
-        let next = (aim * target / measured).min(1.0);
-        if next == aim {
-            break;
-        }
-        aim = next;
     }
-    let within = |t: &Try| t.measured <= target * (1.0 + tolerance);
-    let chosen = match (0..tries.len()).filter(|&i| within(&tries[i])).max_by(|&a, &b| tries[a].importance.total_cmp(&tries[b].importance)) {
-        Some(i) => i,
+    let chosen = match quick {
+        Some(q) => tries.iter().position(|t| t.step == q).expect("measured"),
         None => (0..tries.len()).min_by(|&a, &b| tries[a].measured.total_cmp(&tries[b].measured)).expect("at least one try"),
     };
-    let met = within(&tries[chosen]);
+    let met = close(tries[chosen].measured);
     Ok(Refined { tries, chosen, met })
 }
 
@@ -524,6 +584,10 @@ pub struct Choice {
     pub measured: Option<f64>,
     /// Networks measured by the refinement (0 without).
     pub measurements: usize,
+    /// False when the refinement's choice is faster than the target by more than its
+    /// tolerance (one move of the greedy path steps over the band; the next slower point
+    /// measured too slow).
+    pub met: bool,
 }
 
 impl Choice {
@@ -581,12 +645,12 @@ pub fn choose(
                     ),
                 ));
             }
-            Ok(Choice { kept: s.kept, target, predicted: s.predicted / full, measured: None, measurements: 0 })
+            Ok(Choice { kept: s.kept, target, predicted: s.predicted / full, measured: None, measurements: 0, met: true })
         }
         Some((n, tolerance, measure)) => {
             let r = refine(model, scores, &candidates, target, tolerance, n, measure)?;
             let b = r.best();
-            if !r.met {
+            if b.measured > target * (1.0 + tolerance) {
                 return Err(Error::invalid(
                     "latency target",
                     target,
@@ -598,7 +662,14 @@ pub fn choose(
                     ),
                 ));
             }
-            Ok(Choice { kept: b.kept.clone(), target, predicted: b.predicted, measured: Some(b.measured), measurements: r.tries.len() })
+            Ok(Choice {
+                kept: b.kept.clone(),
+                target,
+                predicted: b.predicted,
+                measured: Some(b.measured),
+                measurements: r.tries.len(),
+                met: r.met,
+            })
         }
     }
 }

@@ -65,9 +65,10 @@ pub struct PruneArgs {
     pub target_ms: Option<f64>,
     /// --schedule latency: measure the chosen network against the unpruned one on this
     /// device (the table's batch and lowering) and, when it misses the target by more than
-    /// --tolerance, solve again with the aim corrected by the miss, measuring at most N
-    /// networks (NetAdapt's loop; `src/budget/mod.rs`, `refine`). 0: trust the table alone.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// --tolerance, measure a corrected guess and bisect the greedy's path between too slow and
+    /// fast enough, measuring at most N networks (NetAdapt's loop; `src/budget/mod.rs`,
+    /// `refine`). 0: trust the table alone.
+    #[arg(long, default_value_t = 8, value_name = "N")]
     pub refine: usize,
     /// --schedule latency with --refine: accepted relative miss of the measured fraction.
     #[arg(long, default_value_t = 0.05)]
@@ -298,6 +299,13 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
             choice.measured.map(|m| format!(", measured {m:.3} ({} networks measured)", choice.measurements)).unwrap_or_default(),
             choice.kept
         );
+        if !choice.met {
+            eprintln!(
+                "warning: measured {:.3}, more than {:.0}% below the target {target}: the greedy path steps over the band here (the next slower point measured too slow); written anyway",
+                choice.measured.unwrap_or(f64::NAN),
+                a.tolerance * 100.0
+            );
+        }
         let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
         plan.schedule = Schedule::Layers(ratios);
         latency_meta = choice.meta(&model);

@@ -29,6 +29,10 @@ pub enum Schedule {
     /// `floor(ratio * total)` normalised scores of the unskipped layers are removed, passing
     /// over channels whose layer is at its floor.
     Global(f64),
+    /// A latency target, as a fraction of the unpruned network's measured latency, in (0, 1]:
+    /// the counts are solved on a measured latency table (`budget::choose`) and pruned as
+    /// `Layers`; [`keep_counts`] refuses it unsolved.
+    Latency(f64),
 }
 
 impl Schedule {
@@ -37,13 +41,14 @@ impl Schedule {
             Schedule::Uniform(_) => "uniform",
             Schedule::Layers(_) => "layers",
             Schedule::Global(_) => "global",
+            Schedule::Latency(_) => "latency",
         }
     }
 
     /// The ratio(s) as written in metadata: `0.5` or `0.1,0.2,...`.
     pub fn ratios_text(&self) -> String {
         match self {
-            Schedule::Uniform(r) | Schedule::Global(r) => r.to_string(),
+            Schedule::Uniform(r) | Schedule::Global(r) | Schedule::Latency(r) => r.to_string(),
             Schedule::Layers(rs) => rs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","),
         }
     }
@@ -65,6 +70,8 @@ impl Schedule {
         match self {
             Schedule::Uniform(r) | Schedule::Global(r) => check(*r, "pruning ratio".into()),
             Schedule::Layers(rs) => rs.iter().enumerate().try_for_each(|(i, &r)| check(r, format!("pruning ratio of layer {i}"))),
+            Schedule::Latency(t) if *t > 0.0 && *t <= 1.0 => Ok(()),
+            Schedule::Latency(t) => Err(Error::invalid("latency target", t, "a fraction of the unpruned latency in (0, 1], e.g. 0.5")),
         }
     }
 }
@@ -103,6 +110,13 @@ pub fn keep_counts(schedule: &Schedule, scores: &[Vec<f64>], b: Bounds) -> Resul
         Schedule::Uniform(r) => sizes.iter().map(|&n| n - count_of(*r, n, Rounding::Down)).collect(),
         Schedule::Layers(rs) => sizes.iter().zip(rs).map(|(&n, &r)| n - count_of(r, n, Rounding::Down)).collect(),
         Schedule::Global(r) => global(*r, scores, b.skip, &floor),
+        Schedule::Latency(_) => {
+            return Err(Error::invalid(
+                "schedule",
+                schedule,
+                "solve a latency target on a latency table first (budget::choose) and prune with the per-group counts it gives",
+            ))
+        }
     };
     Ok(raw
         .iter()

@@ -64,6 +64,27 @@ pub struct PruneOptions {
     pub skip: Vec<usize>,
     pub seed: u64,
     pub calibration_images: usize,
+    /// How the latency schedule measures (when the suite has one).
+    pub latency: Option<LatencyOptions>,
+}
+
+/// The latency schedule's table and measurements (`pruning.latency`; defaults as in
+/// `schema.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyOptions {
+    /// The table; `None`: beside the output CSV (`<output stem>-latency-table.json`).
+    pub table: Option<PathBuf>,
+    pub batch: usize,
+    pub lowering: Mode,
+    pub grid: usize,
+    pub refine: usize,
+    pub tolerance: f64,
+}
+
+impl Default for LatencyOptions {
+    fn default() -> Self {
+        LatencyOptions { table: None, batch: 1, lowering: Mode::Tuned, grid: 8, refine: 8, tolerance: 0.05 }
+    }
 }
 
 /// A checked suite.
@@ -443,7 +464,7 @@ impl Checker<'_> {
 
     fn prune_options(&self, p: Option<&schema::PruningSpec>, arch: &Arch) -> Result<PruneOptions> {
         let Some(p) = p else {
-            return Ok(PruneOptions { min_channels: 1, skip: vec![], seed: 0, calibration_images: 256 });
+            return Ok(PruneOptions { min_channels: 1, skip: vec![], seed: 0, calibration_images: 256, latency: None });
         };
         let g = arch.graph().map_err(|e| self.err(&["model"], e))?;
         let n = prune::targets(&g, &crate::graph::groups::groups(&g)).len();
@@ -453,11 +474,29 @@ impl Checker<'_> {
                 format!("{i}: pruned-group indices run from 0 to {} (`prunebench info` lists them)", n.saturating_sub(1)),
             ));
         }
+        let latency = match &p.latency {
+            None => None,
+            Some(l) => {
+                let key = |k: &'static str| ["pruning", "latency", k];
+                let lowering: Mode = l.lowering.parse().map_err(|_| self.err(&key("lowering"), format!("'{}'; use xla or tuned", l.lowering)))?;
+                if !matches!(lowering, Mode::Xla | Mode::Tuned) {
+                    return Err(self.err(&key("lowering"), format!("'{}'; use xla or tuned", l.lowering)));
+                }
+                if l.batch == 0 || l.grid == 0 {
+                    return Err(self.err(&key(if l.batch == 0 { "batch" } else { "grid" }), "0; use at least 1"));
+                }
+                if !(l.tolerance > 0.0 && l.tolerance < 1.0) {
+                    return Err(self.err(&key("tolerance"), format!("{}; a relative miss in (0, 1), e.g. 0.05", l.tolerance)));
+                }
+                Some(LatencyOptions { table: l.table.clone(), batch: l.batch, lowering, grid: l.grid, refine: l.refine, tolerance: l.tolerance })
+            }
+        };
         Ok(PruneOptions {
             min_channels: p.min_channels,
             skip: p.skip.clone(),
             seed: p.seed,
             calibration_images: p.calibration_images,
+            latency,
         })
     }
 
@@ -485,8 +524,11 @@ impl Checker<'_> {
         if needs_data && opts.calibration_images == 0 {
             return Err(self.err(&["pruning", "calibration_images"], "0, but apoz / mean-activation / taylor score channels on (labelled) training images"));
         }
-        if p.ratios.is_none() && p.layer_ratios.is_none() {
-            return Err(self.err(&["pruning"], "give `ratios: [0.5, ...]` and/or `layer_ratios: [[one ratio per pruned group], ...]`"));
+        if p.ratios.is_none() && p.layer_ratios.is_none() && p.latency_targets.is_none() {
+            return Err(self.err(
+                &["pruning"],
+                "give `ratios: [0.5, ...]`, `layer_ratios: [[one ratio per pruned group], ...]` and/or `latency_targets: [0.5, ...]` (with schedules: [latency])",
+            ));
         }
         let ratios = match &p.ratios {
             None => vec![],
@@ -522,10 +564,23 @@ impl Checker<'_> {
         let schedules = self.axis(&["pruning", "schedules"], p.schedules.clone(), vec!["uniform".into()])?;
         for s in &schedules {
             match s.as_str() {
-                "uniform" | "global" => {}
+                "uniform" | "global" | "latency" => {}
                 "layers" => return Err(self.err(&["pruning", "schedules"], "per-layer ratios go in `layer_ratios`, not here")),
-                other => return Err(self.err(&["pruning", "schedules"], format!("'{other}'; use uniform or global"))),
+                other => return Err(self.err(&["pruning", "schedules"], format!("'{other}'; use uniform, global or latency"))),
             }
+        }
+        let latency = schedules.iter().any(|s| s == "latency");
+        let targets = match (&p.latency_targets, latency) {
+            (Some(t), true) => self.axis(&["pruning", "latency_targets"], Some(t.clone()), vec![])?,
+            (None, true) => return Err(self.err(&["pruning", "latency_targets"], "missing: schedule `latency` needs targets, e.g. latency_targets: [0.7, 0.5]")),
+            (Some(_), false) => return Err(self.err(&["pruning", "latency_targets"], "given, but `schedules` has no `latency`; add it: schedules: [uniform, latency]")),
+            (None, false) => vec![],
+        };
+        if let Some((i, t)) = targets.iter().enumerate().find(|(_, &t)| !(t > 0.0 && t <= 1.0)) {
+            return Err(self.err(&["pruning", "latency_targets"], format!("entry {i} is {t}; a fraction of the unpruned latency in (0, 1], e.g. 0.5")));
+        }
+        if p.latency.is_some() && !latency {
+            return Err(self.err(&["pruning", "latency"], "given, but `schedules` has no `latency`"));
         }
         let round_to = self.axis(&["pruning", "round_to"], p.round_to.clone(), vec![1])?;
         if round_to.contains(&0) {
@@ -543,8 +598,9 @@ impl Checker<'_> {
 
         let mut schedules_all: Vec<Schedule> = Vec::new();
         for s in &schedules {
-            for &r in &ratios {
-                schedules_all.push(if s == "global" { Schedule::Global(r) } else { Schedule::Uniform(r) });
+            match s.as_str() {
+                "latency" => schedules_all.extend(targets.iter().map(|&t| Schedule::Latency(t))),
+                _ => schedules_all.extend(ratios.iter().map(|&r| if s == "global" { Schedule::Global(r) } else { Schedule::Uniform(r) })),
             }
         }
         schedules_all.extend(layer_ratios.into_iter().map(Schedule::Layers));

@@ -131,6 +131,11 @@ pub fn fill(rec: &mut Record, lat: &Latency, m: &Measurement, measured_for: &str
         Reference::Missing => None,
     };
     rec.speedup = speedup.map(|s| round4(s.0));
+    // A latency-schedule row in the setting its table was measured for: prediction vs measurement.
+    if let (Some(pf), Reference::Of(b)) = (rec.predicted_fraction, &reference) {
+        rec.predicted_ms = Some(ms(pf * b.run.p50));
+        rec.prediction_error = Some(round4(r.p50 / b.run.p50 / pf - 1.0));
+    }
     rec.speedup_ci_low = speedup.map(|s| round4(s.1 .0));
     rec.speedup_ci_high = speedup.map(|s| round4(s.1 .1));
     rec.valid = Some(verdict(&lat.samples, m.load.as_ref(), rules));

@@ -5,7 +5,8 @@
 //!
 //! Variant ids are readable and stable across runs (the CSV is resumed by them):
 //! `<pruning>/<dtype>/b<batch>/<lowering>/<device>`, where `<pruning>` is `unpruned` or
-//! `<method>-<schedule>-<ratio>-r<round_to>[-masked]`, and a per-layer ratio list is written
+//! `<method>-<schedule>-<ratio>-r<round_to>[-masked]` (the latency schedule: its target in
+//! the ratio's place, `l1-latency-0.5-r1`), and a per-layer ratio list is written
 //! as the first 10 hex digits of the SHA-256 of its text (`0.1,0.2,...`). E.g.
 //! `l1-uniform-0.5-r8/f32/b1/tuned/cpu`, `fpgm-layers-3f2a9c01d4-r1-masked/bf16/b32/xla/gpu`.
 
@@ -37,6 +38,7 @@ impl PruneConfig {
         let zero = match &schedule {
             Schedule::Uniform(r) | Schedule::Global(r) => *r == 0.0,
             Schedule::Layers(rs) => rs.iter().all(|&r| r == 0.0),
+            Schedule::Latency(_) => false,
         };
         if zero {
             return Self::baseline();
@@ -55,7 +57,7 @@ impl PruneConfig {
             None => "unpruned".into(),
             Some(m) => {
                 let ratio = match &self.schedule {
-                    Schedule::Uniform(r) | Schedule::Global(r) => r.to_string(),
+                    Schedule::Uniform(r) | Schedule::Global(r) | Schedule::Latency(r) => r.to_string(),
                     Schedule::Layers(_) => {
                         crate::model::checkpoint::hex_sha256(self.schedule.ratios_text().as_bytes())[..10].to_string()
                     }
@@ -97,7 +99,8 @@ impl PruneConfig {
         if self.is_baseline() { "none" } else { self.schedule.name() }
     }
 
-    /// `ratio` column: `0.5`, or the 13 per-layer ratios separated by spaces.
+    /// `ratio` column: `0.5`, or the 13 per-layer ratios separated by spaces (the latency
+    /// schedule: its target fraction; the `latency_target` column says so).
     pub fn ratio_text(&self) -> String {
         if self.is_baseline() { "0".into() } else { self.schedule.ratios_text().replace(',', " ") }
     }

@@ -41,6 +41,13 @@ pub struct Record {
     pub channels: Option<String>,
     pub params: Option<u64>,
     pub macs: Option<u64>,
+    /// The latency schedule's target (fraction of the unpruned latency), and in the setting
+    /// its table was measured for (batch, XLA lowering) the model's prediction as a fraction
+    /// and in ms of this setting's unpruned p50, and `measured / predicted - 1`.
+    pub latency_target: Option<f64>,
+    pub predicted_fraction: Option<f64>,
+    pub predicted_ms: Option<f64>,
+    pub prediction_error: Option<f64>,
     // time
     pub compile_s: Option<f64>,
     pub program_reused: Option<bool>,

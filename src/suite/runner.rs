@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::config::{Suite, WeightsSource};
+use super::config::{LatencyOptions, Suite, WeightsSource};
 use super::control::masked_like;
 use super::export::Exporter;
 use super::host;
@@ -27,8 +27,9 @@ use super::progress::{Progress, TuneProgress};
 use super::measure::{self, Pending, Reference};
 use super::record::{Record, Status};
 use super::train::train;
-use super::work::{Prepared, Scores, WorkDir};
+use super::work::{LatencyChoice, Prepared, Scores, WorkDir};
 use crate::bench::accuracy::{evaluate, Accuracy};
+use crate::budget::{self, profile::Meter};
 use crate::bench::latency;
 use crate::bench::rounds::Stop;
 use crate::data::{Dataset, Split};
@@ -126,6 +127,8 @@ pub struct Runner<'a> {
     scores: HashMap<(String, DType), std::result::Result<Scores, String>>,
     /// Where prepared configurations and their accuracy are saved for a resumed run.
     work: Option<WorkDir>,
+    /// The latency schedule's table (once per run).
+    latency_model: Option<std::result::Result<Rc<budget::Model>, String>>,
 }
 
 /// Runs `variants` of `suite`, writing each record to `out`. Stops between rows once `stop`
@@ -152,6 +155,7 @@ pub fn run(
         prepared: HashMap::new(),
         scores: HashMap::new(),
         work,
+        latency_model: None,
     };
     let mut outcome = Outcome::default();
     let all = super::plan::expand(suite);
@@ -429,6 +433,12 @@ impl Runner<'_> {
         rec.params = Some(counts::params(&model.arch));
         rec.macs = Some(counts::macs(&model.arch));
         rec.finetune_steps = prepared.ft_steps;
+        if let Some(l) = &prepared.latency {
+            rec.latency_target = Some(l.target);
+            if v.batch == l.batch && v.runtime == Runtime::Xla && v.lowering.name() == l.lowering && v.dtype == DType::F32 {
+                rec.predicted_fraction = Some((l.predicted * 1e5).round() / 1e5);
+            }
+        }
         rec.finetune_s = prepared.ft_seconds;
 
         if let Some(s) = self.scores(&session, cfg, &prepared, v)? {
@@ -589,7 +599,7 @@ impl Runner<'_> {
     fn prepare(&mut self, session: &Session, cfg: &PruneConfig, id: &str) -> std::result::Result<Prepared, String> {
         let base = self.base(session, id)?;
         let Some(mut plan) = cfg.plan(&self.suite.prune_options) else {
-            return Ok(Prepared { before: (*base).clone(), after: None, keep: None, ft_steps: None, ft_seconds: None });
+            return Ok(Prepared { before: (*base).clone(), after: None, keep: None, ft_steps: None, ft_seconds: None, latency: None });
         };
         if cfg.control == Control::Masked {
             let phys = PruneConfig { control: Control::Physical, ..cfg.clone() };
@@ -600,23 +610,32 @@ impl Runner<'_> {
                 Some(a) => Some(masked_like(&base, &keep, a).map_err(|e| e.to_string())?),
                 None => None,
             };
-            return Ok(Prepared { before, after, keep: Some(keep), ft_steps: p.ft_steps, ft_seconds: p.ft_seconds });
+            return Ok(Prepared { before, after, keep: Some(keep), ft_steps: p.ft_steps, ft_seconds: p.ft_seconds, latency: p.latency.clone() });
         }
         plan.control = Control::Physical;
         self.progress.step(id, "prune");
         let criterion = prune::find(&plan.criterion).map_err(|e| e.to_string())?;
-        let pruned = if criterion.needs() != prune::Needs::Weights {
+        let (images, labels) = if criterion.needs() != prune::Needs::Weights {
             let data = self.train_set()?;
             let k = self.suite.prune_options.calibration_images.min(data.n);
             let mut images = data.take(k);
             self.suite.dataset.normalize().apply_dataset(&mut images).map_err(|e| e.to_string())?;
             let labels: Vec<i32> = images.labels.iter().map(|&l| l as i32).collect();
-            let ctx = ScoreContext::with_labelled_data(session, &images.images, &labels, k, 32);
-            prune::prune(&base, &plan, &ctx)
+            (Some(images), labels)
         } else {
-            prune::prune(&base, &plan, &ScoreContext::weights_only())
+            (None, Vec::new())
+        };
+        let ctx = match &images {
+            Some(d) => ScoreContext::with_labelled_data(session, &d.images, &labels, d.n, 32),
+            None => ScoreContext::weights_only(),
+        };
+        let mut latency = None;
+        if let prune::Schedule::Latency(target) = plan.schedule {
+            let (ratios, choice) = self.latency_schedule(session, &base, &plan, &ctx, target, id)?;
+            plan.schedule = prune::Schedule::Layers(ratios);
+            latency = Some(choice);
         }
-        .map_err(|e| format!("pruning: {e}"))?;
+        let pruned = prune::prune(&base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?;
         let (after, ft_steps, ft_seconds) = match &self.suite.finetune {
             None => (None, None, None),
             Some(ft) => {
@@ -630,7 +649,98 @@ impl Runner<'_> {
                 (Some(t.model), Some(t.steps), Some((t.seconds * 1e3).round() / 1e3))
             }
         };
-        Ok(Prepared { before: pruned.model, after, keep: Some(pruned.keep), ft_steps, ft_seconds })
+        Ok(Prepared { before: pruned.model, after, keep: Some(pruned.keep), ft_steps, ft_seconds, latency })
+    }
+
+    /// The latency schedule's per-group ratios for `target`: solved on the suite's latency
+    /// table and, with `refine`, measured against the unpruned network on this device.
+    fn latency_schedule(
+        &mut self,
+        session: &Session,
+        base: &Network,
+        plan: &prune::Plan,
+        ctx: &ScoreContext,
+        target: f64,
+        id: &str,
+    ) -> std::result::Result<(Vec<f64>, LatencyChoice), String> {
+        let o = self.suite.prune_options.latency.clone().unwrap_or_default();
+        let model = self.latency_model(session, base, &o, id)?;
+        let criterion = prune::find(&plan.criterion).map_err(|e| e.to_string())?;
+        let scores = criterion.scores(base, &ScoreContext { seed: plan.seed, skip: &plan.skip, ..*ctx }).map_err(|e| e.to_string())?;
+        self.progress.step(id, "latency schedule");
+        let choice = if o.refine == 0 {
+            budget::choose(&model, &scores, plan.min_channels, &plan.skip, target, None)
+        } else {
+            let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
+            tuner.min_seconds = self.suite.tune_min_seconds;
+            let mut meter = Meter::new(base, session, &mut tuner, o.batch, o.lowering).map_err(|e| e.to_string())?;
+            let progress = self.progress;
+            let mut measure = |k: &[usize]| {
+                let f = meter.fraction(k)?;
+                progress.step(id, &format!("latency schedule: measured {f:.3} of the unpruned"));
+                Ok(f)
+            };
+            budget::choose(&model, &scores, plan.min_channels, &plan.skip, target, Some((o.refine, o.tolerance, &mut measure)))
+        }
+        .map_err(|e| format!("latency schedule: {e}"))?;
+        let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
+        let l = LatencyChoice { target, predicted: choice.predicted, measured: choice.measured, batch: o.batch, lowering: o.lowering.name().into() };
+        Ok((ratios, l))
+    }
+
+    /// The suite's latency table: read from `o.table` (default beside the output CSV) or, when
+    /// the file is missing, profiled on this device and written there (once per run).
+    fn latency_model(&mut self, session: &Session, base: &Network, o: &LatencyOptions, id: &str) -> std::result::Result<Rc<budget::Model>, String> {
+        if let Some(m) = &self.latency_model {
+            return m.clone();
+        }
+        let path = o.table.clone().unwrap_or_else(|| {
+            let stem = self.suite.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.suite.name.clone());
+            self.suite.output.with_file_name(format!("{stem}-latency-table.json"))
+        });
+        let full = prune::group_channels(base);
+        let want = budget::setting_key(o.batch, o.lowering.name(), "f32");
+        let made = if path.exists() {
+            let read = std::fs::read_to_string(&path).map_err(|e| format!("reading the latency table {}: {e}", path.display()));
+            read.and_then(|t| serde_json::from_str::<budget::Model>(&t).map_err(|e| format!("{} is not a latency table: {e}", path.display())))
+                .and_then(|m| {
+                    if m.groups != full {
+                        Err(format!("the latency table {} is of groups {:?}, this network has {:?}; delete it to profile again", path.display(), m.groups, full))
+                    } else if !m.setting.starts_with(&format!("{want} ")) {
+                        Err(format!(
+                            "the latency table {} was measured for '{}', the suite asks for {want}; delete it or point pruning.latency.table elsewhere",
+                            path.display(),
+                            m.setting
+                        ))
+                    } else {
+                        Ok(m)
+                    }
+                })
+        } else {
+            self.progress.step(id, "profile (latency table)");
+            let settings = budget::profile::Settings {
+                batch: o.batch,
+                lowering: o.lowering,
+                grid: o.grid,
+                calibrate: vec![1.0, 0.75, 0.5, 0.25],
+                in_network: None,
+            };
+            let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
+            tuner.min_seconds = self.suite.tune_min_seconds;
+            budget::profile::profile(base, session, &mut tuner, &settings)
+                .map_err(|e| format!("profiling the latency table: {e}"))
+                .and_then(|p| {
+                    let text = serde_json::to_string_pretty(&p.model).map_err(|e| e.to_string())?;
+                    crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+                    self.progress.note(&format!("wrote the latency table {}", path.display()));
+                    Ok(p.model)
+                })
+        };
+        let made = made.map(Rc::new);
+        if made.is_ok() || !self.stop.load(Ordering::Relaxed) {
+            self.latency_model = Some(made.clone());
+        }
+        made
     }
 
     /// Accuracy of the configuration in `v.dtype` (once per configuration and dtype).

@@ -29,13 +29,22 @@
 //!   methods: [l1, fpgm]       # criteria (prunebench prune --help)
 //!   ratios: [0.3, 0.5]        # fractions removed, [0, 1); 0 = the unpruned network
 //!   layer_ratios: []          # per-layer lists, one ratio per pruned group (VGG-16: 13; schedule `layers`)
-//!   schedules: [uniform]      # uniform | global, for `ratios`
+//!   schedules: [uniform]      # uniform | global, for `ratios`; latency, for `latency_targets`
 //!   round_to: [1, 8]
 //!   controls: [physical, masked]
 //!   min_channels: 1
 //!   skip: []                  # pruned-group indices left untouched (VGG-16: conv indices; `prunebench info`)
 //!   seed: 0                   # seed of the random criterion
 //!   calibration_images: 256   # images for apoz / mean-activation / taylor
+//!   latency_targets: [0.7, 0.5]   # schedule `latency`: fractions of the unpruned latency, (0, 1]
+//!   latency:                  # how the latency schedule measures (all optional)
+//!     table: results/x-latency-table.json   # default: the output CSV's path with
+//!                             # `-latency-table.json`; profiled there when missing
+//!     batch: 1                # batch and lowering of the table and of the measurements
+//!     lowering: tuned         # xla | tuned
+//!     grid: 8                 # profile --grid
+//!     refine: 8               # networks measured to meet the target (0: the table alone)
+//!     tolerance: 0.05         # accepted relative miss of a measured network
 //! finetune: {steps: 100, batch: 32, lr: 0.01}   # optional; see TrainSpec
 //! measure:
 //!   devices: [cpu]            # auto | cpu | gpu | tpu
@@ -179,6 +188,37 @@ pub struct PruningSpec {
     pub seed: u64,
     #[serde(default = "two_fifty_six")]
     pub calibration_images: usize,
+    pub latency_targets: Option<Vec<f64>>,
+    pub latency: Option<LatencySpec>,
+}
+
+/// How the latency schedule measures (see `prunebench profile --help`, `prune --help`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    pub table: Option<PathBuf>,
+    #[serde(default = "one_usize")]
+    pub batch: usize,
+    #[serde(default = "tuned")]
+    pub lowering: String,
+    #[serde(default = "eight")]
+    pub grid: usize,
+    #[serde(default = "eight")]
+    pub refine: usize,
+    #[serde(default = "five_percent")]
+    pub tolerance: f64,
+}
+
+fn tuned() -> String {
+    "tuned".into()
+}
+
+fn eight() -> usize {
+    8
+}
+
+fn five_percent() -> f64 {
+    0.05
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

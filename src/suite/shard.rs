@@ -222,6 +222,8 @@ pub fn estimated_cost(suite: &Suite, variants: &[Variant]) -> Vec<(String, f64)>
         let keep = match &cfg.schedule {
             Schedule::Uniform(r) | Schedule::Global(r) => 1.0 - r,
             Schedule::Layers(rs) => 1.0 - rs.iter().sum::<f64>() / rs.len().max(1) as f64,
+            // Cost goes roughly as the kept fraction squared, latency likewise.
+            Schedule::Latency(t) => t.sqrt(),
         };
         keep * keep
     };

@@ -32,6 +32,21 @@ pub struct Prepared {
     pub keep: Option<Vec<Vec<usize>>>,
     pub ft_steps: Option<usize>,
     pub ft_seconds: Option<f64>,
+    /// The latency schedule's choice (its configurations only).
+    pub latency: Option<LatencyChoice>,
+}
+
+/// What the latency schedule chose for a configuration, and for which setting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyChoice {
+    /// Target and the model's prediction, fractions of the unpruned latency.
+    pub target: f64,
+    pub predicted: f64,
+    /// Measured while choosing (side by side with the unpruned network), when refined.
+    pub measured: Option<f64>,
+    /// The table's batch and lowering.
+    pub batch: usize,
+    pub lowering: String,
 }
 
 /// Accuracy before and after fine-tuning.
@@ -49,6 +64,8 @@ struct Entry {
     ft_steps: Option<usize>,
     ft_seconds: Option<f64>,
     fine_tuned: bool,
+    #[serde(default)]
+    latency: Option<LatencyChoice>,
 }
 
 /// The work folder of one CSV.
@@ -86,7 +103,7 @@ impl WorkDir {
             true => Some(checkpoint::load(&self.file(fp, "after.safetensors")).ok()?.model),
             false => None,
         };
-        Some(Prepared { before, after, keep: e.keep, ft_steps: e.ft_steps, ft_seconds: e.ft_seconds })
+        Some(Prepared { before, after, keep: e.keep, ft_steps: e.ft_steps, ft_seconds: e.ft_seconds, latency: e.latency })
     }
 
     /// Saves `p` under `fp`, the networks first and the JSON last.
@@ -102,6 +119,7 @@ impl WorkDir {
             ft_steps: p.ft_steps,
             ft_seconds: p.ft_seconds,
             fine_tuned: p.after.is_some(),
+            latency: p.latency.clone(),
         };
         self.write_json(&self.file(fp, "json"), &e)
     }
@@ -144,10 +162,12 @@ mod tests {
             keep: Some(vec![vec![0, 2]; 13]),
             ft_steps: Some(3),
             ft_seconds: Some(1.5),
+            latency: Some(LatencyChoice { target: 0.5, predicted: 0.48, measured: Some(0.51), batch: 1, lowering: "tuned".into() }),
         };
         w.save_prepared(&fp, &p).unwrap();
         let q = w.load_prepared(&fp).unwrap();
         assert_eq!((q.keep, q.ft_steps, q.ft_seconds), (p.keep.clone(), Some(3), Some(1.5)));
+        assert_eq!(q.latency, p.latency);
         assert_eq!(q.before, p.before);
         assert_eq!(q.after, p.after);
         // An entry without its JSON (a crash between the files) is absent.
