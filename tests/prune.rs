@@ -483,3 +483,21 @@ fn round_to_auto_snaps_on_the_staircase() {
     // Flat groups: one plateau from 1 to full, so every count goes up to full.
     assert!(kept[1..].iter().zip(&full[1..]).all(|(k, n)| k == n), "{kept:?}");
 }
+
+/// The refinement's meter: a network of given counts measured against the unpruned one, side
+/// by side (only that it gives a positive fraction: no timing is judged in tests).
+#[test]
+fn meter_measures_a_fraction_of_the_unpruned() {
+    use prunebench::budget::profile::Meter;
+    let v = net(cifar(), 4);
+    let full = prune::group_channels(&v);
+    let session = prunebench::runtime::Session::open(prunebench::pjrt::DeviceChoice::Cpu, None).unwrap();
+    let mut tuner = prunebench::tune::Tuner::new(&session, None).unwrap();
+    let mut m = Meter::new(&v, &session, &mut tuner, 1, prunebench::lower::Mode::Xla).unwrap();
+    m.time_cap_s = 0.2;
+    let half: Vec<usize> = full.iter().map(|&n| (n / 2).max(1)).collect();
+    for k in [&full, &half] {
+        let f = m.fraction(k).unwrap();
+        assert!(f.is_finite() && f > 0.0, "{k:?}: {f}");
+    }
+}

@@ -84,7 +84,7 @@ fn empty_axes_and_missing_sources_are_errors() {
 
 #[test]
 fn shipped_suites_parse() {
-    for name in ["smoke", "quickstart", "cifar10", "imagenet"] {
+    for name in ["smoke", "quickstart", "cifar10", "imagenet", "resnet", "latency"] {
         let p = root().join("suites").join(format!("{name}.yaml"));
         let text = std::fs::read_to_string(&p).unwrap();
         prunebench::suite::schema::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -388,4 +388,57 @@ fn runtimes_axis_measures_each_variant_on_every_runtime() {
     // Another dtype with those runtimes is refused by name.
     let e = err_of(&format!("{TINY}measure:\n  dtypes: [bf16]\n  runtimes: [xla, onnxruntime]\n"));
     assert!(e.contains("measure.dtypes") && e.contains("f32"), "{e}");
+}
+
+/// The latency schedule as a suite axis: the table profiled beside the CSV, the row's target,
+/// prediction and its error filled, the report's comparison with the uniform rows. No figure
+/// is checked (timing): only that the columns and the section are there and consistent.
+#[test]
+fn latency_schedule_axis_profiles_prunes_and_reports() {
+    init();
+    let text = format!(
+        "{TINY}dataset: {{eval_limit: 16, train_limit: 32, eval_batch: 16}}\n\
+         pruning:\n  methods: [l1]\n  ratios: [0.25, 0.75]\n  schedules: [uniform, latency]\n  latency_targets: [0.9]\n\
+         \x20 latency: {{lowering: xla, grid: 2, refine: 0}}\n\
+         finetune: {{steps: 1, batch: 8, lr: 0.01}}\n\
+         measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0, time_cap_s: 1}}\n"
+    );
+    let s = Suite::from_text(Path::new("lat.yaml"), &text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lat.csv");
+    let r = suite::run(&s, &RunOptions { out: Some(out.clone()), ..RunOptions::default() }, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.outcome.failed), (4, 0));
+    let table = dir.path().join("lat-latency-table.json");
+    let model: prunebench::budget::Model = serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
+    assert!(model.setting.starts_with("b1 xla f32 "), "{}", model.setting);
+    let rows = read_csv(&out);
+    let lat = rows.iter().find(|r| r["variant"] == "l1-latency-0.9-r1/f32/b1/xla/cpu").expect("the latency row");
+    assert_eq!((lat["schedule"].as_str(), lat["ratio"].as_str(), lat["latency_target"].as_str()), ("latency", "0.9", "0.9"));
+    let num = |k: &str| lat[k].parse::<f64>().unwrap_or_else(|_| panic!("{k} = '{}'", lat[k]));
+    // The prediction meets the target; its error is measured / predicted - 1 of this row.
+    assert!(num("predicted_fraction") <= 0.9 + 1e-9);
+    let measured = 1.0 / num("speedup");
+    assert!((num("prediction_error") - (measured / num("predicted_fraction") - 1.0)).abs() < 2e-3 * (1.0 + measured));
+    assert!(num("predicted_ms") > 0.0);
+    for r in rows.iter().filter(|r| r["schedule"] != "latency") {
+        assert!(r["latency_target"].is_empty() && r["predicted_ms"].is_empty(), "{r:?}");
+    }
+    let rep = dir.path().join("report");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(["report", out.to_str().unwrap(), "--out", rep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    let sec = &md[md.find("## Latency schedule against uniform").expect("the comparison section")..];
+    assert!(sec.contains("| 0.9 | "), "{sec}");
+    // Configuration errors name the key and the fix.
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  latency_targets: [0.5]\n"));
+    assert!(e.contains("pruning.latency_targets") && e.contains("schedules: [uniform, latency]"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  ratios: [0.5]\n"));
+    assert!(e.contains("latency_targets") && e.contains("missing"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [1.5]\n"));
+    assert!(e.contains("1.5") && e.contains("(0, 1]"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [0.5]\n  latency: {{lowering: im2col}}\n"));
+    assert!(e.contains("pruning.latency.lowering") && e.contains("xla or tuned"), "{e}");
 }

@@ -60,6 +60,12 @@ pub struct Row {
     pub device_peak_bytes: Option<i64>,
     pub top1_before_ft: Option<f64>,
     pub top1_after_ft: Option<f64>,
+    /// Test images the accuracy was measured on.
+    #[serde(default)]
+    pub eval_images: Option<u64>,
+    /// The latency schedule's target (fraction of the unpruned latency); empty otherwise.
+    #[serde(default)]
+    pub latency_target: Option<f64>,
     pub status: String,
     pub error: Option<String>,
     /// Line of the row in its file (1 is the header).
@@ -88,6 +94,9 @@ impl Row {
     pub fn ratio_value(&self) -> Option<f64> {
         if self.is_baseline() {
             return Some(0.0);
+        }
+        if self.schedule == "latency" {
+            return None; // its `ratio` is a latency target, not a fraction removed
         }
         let mut it = self.ratio.split_whitespace();
         let r = it.next()?.parse().ok()?;

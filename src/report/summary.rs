@@ -106,6 +106,7 @@ pub fn markdown(
     md.push_str(&noise_section(sources, points));
     md.push_str(&not_valid_section(sources, points));
     md.push_str(&runtimes_section(sources, points));
+    md.push_str(&latency_schedule_section(sources, points));
 
     // One table per method; the unpruned rows first.
     let mut by_method: BTreeMap<(bool, String), Vec<&Point>> = BTreeMap::new();
@@ -245,6 +246,92 @@ pub fn markdown(
 /// Each pruning's speed-up on every runtime / lowering of its setting side by side (only where
 /// a setting has more than one), and which of them disagree beyond noise: two 95% intervals
 /// that do not overlap. Empty when no setting has two.
+/// Accuracy after fine-tuning of `uniform` rows, as `(fraction of the unpruned latency, top-1)`
+/// sorted by the fraction, interpolated linearly at `f` (`None` outside their range).
+pub fn interpolate_accuracy(curve: &[(f64, f64)], f: f64) -> Option<f64> {
+    let w = curve.windows(2).find(|w| w[0].0 <= f && f <= w[1].0)?;
+    let ((f0, a0), (f1, a1)) = (w[0], w[1]);
+    Some(if f1 > f0 { a0 + (a1 - a0) * (f - f0) / (f1 - f0) } else { a0.max(a1) })
+}
+
+/// The latency schedule against the uniform schedule at the same measured latency: per
+/// setting and method, each `latency` row's top-1 after fine-tuning beside the uniform rows'
+/// top-1 interpolated at its measured fraction of the unpruned p50.
+fn latency_schedule_section(sources: &[Source], points: &[Point<'_>]) -> String {
+    type Key = (usize, String, String, usize, String, String); // source, device, dtype, batch, lowering, method
+    let mut by: BTreeMap<Key, (Vec<&Point>, Vec<&Point>)> = BTreeMap::new();
+    for p in points.iter().filter(|p| !p.row.is_baseline() && !p.row.is_masked() && p.row.top1_after_ft.is_some() && p.speedup.is_some()) {
+        let s = &p.setting;
+        let key = (p.source, s.device.clone(), s.dtype.clone(), s.batch, s.lowering.clone(), p.row.method.clone());
+        let e = by.entry(key).or_default();
+        match p.row.schedule.as_str() {
+            "uniform" => e.0.push(p),
+            "latency" => e.1.push(p),
+            _ => {}
+        }
+    }
+    let mut md = String::new();
+    for ((source, device, dtype, batch, lowering, method), (uniform, latency)) in by {
+        if latency.is_empty() {
+            continue;
+        }
+        if md.is_empty() {
+            md.push_str(
+                "## Latency schedule against uniform at the same measured latency
+
+Per setting: each `latency` row's \
+                 measured fraction of the unpruned p50 (1 / speed-up) and top-1 after fine-tuning, beside the `uniform` \
+                 rows' top-1 interpolated linearly at that fraction (empty outside their measured range). The margin's \
+                 noise: 1.96 x the binomial standard error of the difference of two accuracies on the test images \
+                 (sampling of the test set only; fine-tuning seeds add more).\n\n",
+            );
+        }
+        let mut curve: Vec<(f64, f64)> = uniform.iter().map(|p| (1.0 / p.speedup.unwrap(), p.row.top1_after_ft.unwrap())).collect();
+        curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let file = if sources.len() > 1 { format!("{} ", sources[source].label) } else { String::new() };
+        let _ = writeln!(md, "{file}{method}, {dtype} b{batch} {lowering} {device}; uniform points (fraction, top-1 %): {}\n", {
+            let pts: Vec<String> = curve.iter().map(|(f, a)| format!("({f:.3}, {:.2})", a * 100.0)).collect();
+            pts.join(", ")
+        });
+        md.push_str("| target | measured fraction | valid | top-1 latency % | top-1 uniform (interpolated) % | margin (pp) | noise (pp) | verdict |\n|---|---|---|---|---|---|---|---|\n");
+        let mut rows: Vec<&&Point> = latency.iter().collect();
+        rows.sort_by(|a, b| b.row.latency_target.unwrap_or(0.0).total_cmp(&a.row.latency_target.unwrap_or(0.0)));
+        for p in rows {
+            let f = 1.0 / p.speedup.unwrap();
+            let acc = p.row.top1_after_ft.unwrap();
+            let uni = interpolate_accuracy(&curve, f);
+            let n = p.row.eval_images.unwrap_or(0) as f64;
+            let noise = match uni {
+                Some(u) if n > 0.0 => Some(1.96 * ((acc * (1.0 - acc) + u * (1.0 - u)) / n).sqrt()),
+                _ => None,
+            };
+            let (margin, verdict) = match (uni, noise) {
+                (Some(u), Some(z)) => {
+                    let m = acc - u;
+                    let v = if m.abs() <= z { "within noise" } else if m > 0.0 { "latency better" } else { "uniform better" };
+                    (format!("{:+.2}", m * 100.0), v.to_string())
+                }
+                (Some(u), None) => (format!("{:+.2}", (acc - u) * 100.0), "no image count".into()),
+                _ => ("—".into(), "outside the uniform range".into()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} | {} | {:.2} | {} | {} | {} | {} |",
+                p.row.latency_target.map(|t| t.to_string()).unwrap_or_else(|| cell(&p.row.ratio)),
+                f,
+                if p.row.valid_or_unknown() { "yes" } else { "no" },
+                acc * 100.0,
+                uni.map(|u| format!("{:.2}", u * 100.0)).unwrap_or_else(|| "—".into()),
+                margin,
+                noise.map(|z| format!("±{:.2}", z * 100.0)).unwrap_or_else(|| "—".into()),
+                verdict
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
 fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
     // (file, device, dtype, batch) -> pruning -> label -> point.
     type Pruning = (String, String, String, Option<usize>, String);

@@ -99,7 +99,7 @@ pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summar
     if opts.fresh && work.dir.is_dir() {
         std::fs::remove_dir_all(&work.dir).map_err(|e| crate::Error::io(&work.dir, e))?;
     }
-    let outcome = runner::run(suite, &todo, &mut csv, &progress, stop, Some(work))?;
+    let outcome = runner::run(suite, &todo, &mut csv, &progress, stop, Some(work), &output)?;
     Ok(Summary {
         output,
         planned: variants.len(),

@@ -111,6 +111,8 @@ struct DeviceState {
 
 pub struct Runner<'a> {
     suite: &'a Suite,
+    /// The CSV written (the latency table's default place is beside it).
+    output: std::path::PathBuf,
     stop: &'a AtomicBool,
     progress: &'a Progress,
     host_cpu: String,
@@ -133,7 +135,7 @@ pub struct Runner<'a> {
 
 /// Runs `variants` of `suite`, writing each record to `out`. Stops between rows once `stop`
 /// is set. With `work`, pruned (fine-tuned) configurations and their accuracy are saved there
-/// and reloaded from there.
+/// and reloaded from there. `output` is the CSV's path.
 pub fn run(
     suite: &Suite,
     variants: &[&Variant],
@@ -141,9 +143,11 @@ pub fn run(
     progress: &Progress,
     stop: &AtomicBool,
     work: Option<WorkDir>,
+    output: &std::path::Path,
 ) -> Result<Outcome> {
     let mut r = Runner {
         suite,
+        output: output.to_path_buf(),
         stop,
         progress,
         host_cpu: host::cpu_model(),
@@ -674,6 +678,7 @@ impl Runner<'_> {
             let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
             tuner.min_seconds = self.suite.tune_min_seconds;
             let mut meter = Meter::new(base, session, &mut tuner, o.batch, o.lowering).map_err(|e| e.to_string())?;
+            meter.time_cap_s = self.suite.sampling.time_cap_s.clamp(0.2, 10.0);
             let progress = self.progress;
             let mut measure = |k: &[usize]| {
                 let f = meter.fraction(k)?;
@@ -695,8 +700,8 @@ impl Runner<'_> {
             return m.clone();
         }
         let path = o.table.clone().unwrap_or_else(|| {
-            let stem = self.suite.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.suite.name.clone());
-            self.suite.output.with_file_name(format!("{stem}-latency-table.json"))
+            let stem = self.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.suite.name.clone());
+            self.output.with_file_name(format!("{stem}-latency-table.json"))
         });
         let full = prune::group_channels(base);
         let want = budget::setting_key(o.batch, o.lowering.name(), "f32");
