@@ -432,6 +432,8 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
     let sec = &md[md.find("## Latency schedule against uniform").expect("the comparison section")..];
     assert!(sec.contains("| 0.9 | "), "{sec}");
+    // The staircase of the table beside the CSV is among the plots.
+    assert!(md.contains("staircase.svg") && rep.join("staircase.png").is_file(), "{md}");
     // Configuration errors name the key and the fix.
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  latency_targets: [0.5]\n"));
     assert!(e.contains("pruning.latency_targets") && e.contains("schedules: [uniform, latency]"), "{e}");

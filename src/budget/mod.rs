@@ -173,6 +173,13 @@ pub struct Model {
     pub network: Vec<Curve>,
 }
 
+/// Where a suite keeps its latency table by default: beside its result CSV,
+/// `<csv stem>-latency-table.json` (the report draws its staircase from there).
+pub fn table_beside(csv: &std::path::Path) -> std::path::PathBuf {
+    let stem = csv.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    csv.with_file_name(format!("{stem}-latency-table.json"))
+}
+
 /// The setting text of [`Model::setting`] without the device: `b<batch> <lowering> <dtype>`.
 pub fn setting_key(batch: usize, lowering: &str, dtype: &str) -> String {
     format!("b{batch} {lowering} {dtype}")

@@ -91,13 +91,13 @@ fn parse_runtime(s: &str) -> Result<Runtime, String> {
     s.parse::<Runtime>().map_err(|e| e.to_string())
 }
 
-const HEADER: [&str; 41] = [
+const HEADER: [&str; 42] = [
     "model", "channels", "params", "macs", "dtype", "batch", "runtime", "runtime_version", "lowering", "plan", "compile_s",
     "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples",
     "rounds", "images_per_s", "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes",
     "speedup_vs_first", "speedup_vs_first_model", "speedup_vs_first_model_ci_low", "speedup_vs_first_model_ci_high",
     "valid", "load_other_cpu", "load_steal", "device", "threads", "predicted_ms", "prediction_error",
-    "target_fraction", "predicted_fraction", "fraction_error",
+    "target_fraction", "predicted_fraction", "fraction_error", "target_error",
 ];
 
 /// How one table row's program runs.
@@ -321,13 +321,27 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                     (Some(m), Some(pf)) if base != i => Some(m / pf - 1.0),
                     _ => None,
                 };
-                let fractions = [f(target_f), f(pred_f), f(frac_err)];
+                // Measured against the target: what the latency schedule promises.
+                let target_err = match (measured_fraction, target_f) {
+                    (Some(m), Some(t)) if base != i => Some(m / t - 1.0),
+                    _ => None,
+                };
+                let fractions = [f(target_f), f(pred_f), f(frac_err), f(target_err)];
                 println!(
                     "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}{}",
                     p.name, dtype.to_string(), batch, p.runtime().name(), p.lowering(), r.run.p50 * 1e3, ci, r.throughput,
                     sp(speedup), sp(vs_model),
                     match (frac_err, pred_f) {
-                        (Some(e), Some(pf)) => format!("  predicted {:.3} of the first, measured {:.3} ({:+.1}%)", pf, pf * (1.0 + e), e * 100.0),
+                        (Some(e), Some(pf)) => format!(
+                            "  predicted {:.3} of the first, measured {:.3} ({:+.1}%){}",
+                            pf,
+                            pf * (1.0 + e),
+                            e * 100.0,
+                            match (target_f, target_err) {
+                                (Some(t), Some(te)) => format!("; target {t:.3} ({:+.1}%)", te * 100.0),
+                                _ => String::new(),
+                            }
+                        ),
                         _ if !pred_ms.is_empty() => format!("  predicted {pred_ms} ms ({:+.1}%)", pred_err.parse::<f64>().unwrap_or(0.0) * 100.0),
                         _ => String::new(),
                     }
@@ -360,7 +374,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                         opt(vs_model.map(|s| s.1 .0), &frac), opt(vs_model.map(|s| s.1 .1), &frac), valid,
                         opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), device,
                         engine::threads().to_string(), pred_ms, pred_err, fractions[0].clone(), fractions[1].clone(),
-                        fractions[2].clone(),
+                        fractions[2].clone(), fractions[3].clone(),
                     ])?;
                     w.flush()?;
                 }

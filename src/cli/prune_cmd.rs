@@ -296,7 +296,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
             target,
             target * full * 1e3,
             choice.predicted,
-            choice.measured.map(|m| format!(", measured {m:.3} ({} networks measured)", choice.measurements)).unwrap_or_default(),
+            choice.measured.map(|m| format!(", measured {m:.3} (networks measured: {})", choice.measurements)).unwrap_or_default(),
             choice.kept
         );
         if !choice.met {

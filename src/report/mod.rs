@@ -71,6 +71,15 @@ pub fn report_against(csvs: &[PathBuf], out: &Path, reference: Option<&Path>) ->
     for c in plot::charts(&sources, &points) {
         plots.extend(plot::write(&c, out)?);
     }
+    // The staircase of the first input whose suite left a latency table beside it.
+    let staircase = sources.iter().find_map(|s| {
+        let text = std::fs::read_to_string(crate::budget::table_beside(&s.path)).ok()?;
+        Some((s, serde_json::from_str::<crate::budget::Model>(&text).ok()?))
+    });
+    if let Some((s, model)) = staircase {
+        let title = format!("{}: latency vs kept channels ({})", s.label, model.setting);
+        plots.extend(plot::write(&plot::staircase_chart(&model, &title), out)?);
+    }
     let names: Vec<String> =
         plots.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     let against = reference.zip(comparisons.as_deref());

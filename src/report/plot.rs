@@ -365,7 +365,6 @@ fn register_font() {
     });
 }
 
-/// Writes `DIR/NAME.svg` and `DIR/NAME.png`; returns both paths.
 /// The staircase of a latency table (`prunebench profile --plot`): each conv's latency (ms)
 /// against its kept output channels, one line per conv (the input at its full count).
 pub fn staircase_chart(model: &crate::budget::Model, title: &str) -> Chart {
@@ -385,6 +384,7 @@ pub fn staircase_chart(model: &crate::budget::Model, title: &str) -> Chart {
     c
 }
 
+/// Writes `DIR/NAME.svg` and `DIR/NAME.png`; returns both paths.
 pub fn write(chart: &Chart, dir: &Path) -> Result<Vec<PathBuf>> {
     register_font();
     let (w, h) = SIZE;

@@ -699,10 +699,7 @@ impl Runner<'_> {
         if let Some(m) = &self.latency_model {
             return m.clone();
         }
-        let path = o.table.clone().unwrap_or_else(|| {
-            let stem = self.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| self.suite.name.clone());
-            self.output.with_file_name(format!("{stem}-latency-table.json"))
-        });
+        let path = o.table.clone().unwrap_or_else(|| budget::table_beside(&self.output));
         let full = prune::group_channels(base);
         let want = budget::setting_key(o.batch, o.lowering.name(), "f32");
         let made = if path.exists() {
