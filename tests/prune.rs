@@ -403,7 +403,7 @@ fn latency_schedule_on_a_synthetic_table() {
             LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
         })
         .collect();
-    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 tuned f32 on test".into(), network: vec![] };
+    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 xla f32 on test".into(), network: vec![] };
     let unpruned = model.predict(&full);
     let table = dir.path().join("t.json");
     std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
@@ -420,6 +420,24 @@ fn latency_schedule_on_a_synthetic_table() {
     let ms = |k: &str| ck.meta[k].parse::<f64>().unwrap();
     assert!((ms("prunebench.latency.predicted_ms") - (unpruned - n0 as f64 / 2.0) * 1e3).abs() < 1e-3);
     assert!(ms("prunebench.latency.predicted_ms") <= ms("prunebench.latency.target_ms") + 1e-6);
+    // `latency` reads the prediction back in the table's setting (b1, xla): the variant's
+    // fraction of the first network against the prediction and the target.
+    let csv = dir.path().join("lat.csv");
+    let (ok, text) = cli(&[
+        "latency", "--checkpoint", s, "--checkpoint", o, "--batch", "1", "--lowering", "xla", "--warmup", "0", "--min-iters", "3",
+        "--time-cap-s", "0.2", "--out", csv.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let mut r = csv::Reader::from_path(&csv).unwrap();
+    let h = r.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    let col = |row: &csv::StringRecord, k: &str| row[h.iter().position(|c| c == k).unwrap()].to_string();
+    assert!(col(&rows[0], "target_error").is_empty());
+    let f = |k: &str| col(&rows[1], k).parse::<f64>().unwrap_or_else(|_| panic!("{k}: '{}'", col(&rows[1], k)));
+    let measured = 1.0 / f("speedup_vs_first_model");
+    assert!((f("target_fraction") - target).abs() < 1e-4 && f("predicted_fraction") <= target + 1e-4);
+    assert!((f("target_error") - (measured / f("target_fraction") - 1.0)).abs() < 1e-3 * (1.0 + measured), "{text}");
+    assert!((f("fraction_error") - (measured / f("predicted_fraction") - 1.0)).abs() < 1e-3 * (1.0 + measured), "{text}");
     // Refusals, each naming the fix.
     for (extra, says) in [
         (vec!["--target", "1.5"], "(0, 1]"),

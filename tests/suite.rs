@@ -419,9 +419,10 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     assert!(num("predicted_fraction") <= 0.9 + 1e-9);
     let measured = 1.0 / num("speedup");
     assert!((num("prediction_error") - (measured / num("predicted_fraction") - 1.0)).abs() < 2e-3 * (1.0 + measured));
+    assert!((num("target_error") - (measured / 0.9 - 1.0)).abs() < 2e-3 * (1.0 + measured));
     assert!(num("predicted_ms") > 0.0);
     for r in rows.iter().filter(|r| r["schedule"] != "latency") {
-        assert!(r["latency_target"].is_empty() && r["predicted_ms"].is_empty(), "{r:?}");
+        assert!(r["latency_target"].is_empty() && r["predicted_ms"].is_empty() && r["target_error"].is_empty(), "{r:?}");
     }
     let rep = dir.path().join("report");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))

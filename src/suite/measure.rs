@@ -135,6 +135,7 @@ pub fn fill(rec: &mut Record, lat: &Latency, m: &Measurement, measured_for: &str
     if let (Some(pf), Reference::Of(b)) = (rec.predicted_fraction, &reference) {
         rec.predicted_ms = Some(ms(pf * b.run.p50));
         rec.prediction_error = Some(round4(r.p50 / b.run.p50 / pf - 1.0));
+        rec.target_error = rec.latency_target.map(|t| round4(r.p50 / b.run.p50 / t - 1.0));
     }
     rec.speedup_ci_low = speedup.map(|s| round4(s.1 .0));
     rec.speedup_ci_high = speedup.map(|s| round4(s.1 .1));

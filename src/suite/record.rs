@@ -6,8 +6,9 @@
 //!
 //! | group | columns |
 //! |---|---|
-//! | identity | `suite`, `variant` (the stable id rows are resumed by), `method` (`none` unpruned), `schedule` (`none`, `uniform`, `global`, `layers`), `ratio` (fraction removed; 13 space-separated values for `layers`), `round_to`, `control` (`physical`, `masked`), `lowering` (`xla`, `tuned`, `im2col`, `winograd`; `-` on the other runtimes), `lowering_plan` (per conv: `d` direct, `i` im2col, `g` gemm9, `w` winograd, `k` kernel; `-` on the other runtimes), `runtime` (`xla`, `onnxruntime`, `openvino`), `dtype`, `batch`, `device` (as asked: `cpu`, `gpu`, `tpu`, `auto`), `platform`, `device_kind` |
+//! | identity | `suite`, `variant` (the stable id rows are resumed by), `method` (`none` unpruned), `schedule` (`none`, `uniform`, `global`, `layers`, `latency`), `ratio` (fraction removed; 13 space-separated values for `layers`; the target for `latency`), `round_to`, `control` (`physical`, `masked`), `lowering` (`xla`, `tuned`, `im2col`, `winograd`; `-` on the other runtimes), `lowering_plan` (per conv: `d` direct, `i` im2col, `g` gemm9, `w` winograd, `k` kernel; `-` on the other runtimes), `runtime` (`xla`, `onnxruntime`, `openvino`), `dtype`, `batch`, `device` (as asked: `cpu`, `gpu`, `tpu`, `auto`), `platform`, `device_kind` |
 //! | model | `channels` (13 conv widths, space separated), `params`, `macs` (per image) |
+//! | latency schedule | `latency_target` (fraction of the unpruned latency); in the setting its table was measured for: `predicted_fraction`, `predicted_ms`, `prediction_error` (measured / predicted - 1), `target_error` (measured / target - 1) |
 //! | time | `compile_s` (seconds PJRT took to compile the program), `program_reused` (the program was compiled for an earlier variant with the same shapes; `compile_s` is that compile's), `latency_{min,mean,p50,p90,p95,p99,p999,max,std}_ms` (execute-and-await of one batch, input and weights already on the device), `latency_p50_ci_{low,high}_ms` (95% interval of the p50, order statistics) after `latency_p50_ms`, `samples`, `throughput_ips` (images/s at the median), `latency_with_copy_{p50,mean}_ms` (host-to-device copy of the input plus execute-and-await) |
 //! | measurement | `rounds` (interleaved rounds), `measured_for` (the variant whose program measurement the row reports; rows sharing a program have identical latency columns), `speedup`, `speedup_ci_{low,high}` (p50 of the unpruned row of the same device/dtype/batch/lowering over this row's, 95% bootstrap interval), `valid` (`yes` or the reasons, `; ` separated), `load_other_cpu`, `load_steal` (fractions of all cores' time during the measurement) |
 //! | memory | `argument_bytes`, `output_bytes`, `temp_bytes`, `code_bytes` (the compiled program's, from PJRT; empty on the other runtimes), `compiler_peak_bytes` (what PJRT's compiled memory stats call the peak, where given), `program_min_bytes` (argument + output + temp: the least one call must hold), `device_peak_bytes` (the device's peak in use so far, where the plugin reports it), `host_peak_rss_bytes` (this process's peak resident set so far, `VmHWM`) |
@@ -43,11 +44,13 @@ pub struct Record {
     pub macs: Option<u64>,
     /// The latency schedule's target (fraction of the unpruned latency), and in the setting
     /// its table was measured for (batch, XLA lowering) the model's prediction as a fraction
-    /// and in ms of this setting's unpruned p50, and `measured / predicted - 1`.
+    /// and in ms of this setting's unpruned p50, `measured / predicted - 1` and `measured /
+    /// target - 1` (measured: this row's p50 over the unpruned row's, same rounds).
     pub latency_target: Option<f64>,
     pub predicted_fraction: Option<f64>,
     pub predicted_ms: Option<f64>,
     pub prediction_error: Option<f64>,
+    pub target_error: Option<f64>,
     // time
     pub compile_s: Option<f64>,
     pub program_reused: Option<bool>,
