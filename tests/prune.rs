@@ -390,23 +390,10 @@ fn taylor_scores_filter_groups_from_gradients() {
 /// checkpoint records target and prediction. Bad targets and a foreign table are refused.
 #[test]
 fn latency_schedule_on_a_synthetic_table() {
-    use prunebench::budget::{Curve, LayerTable, Model};
     let dir = tempfile::tempdir().unwrap();
-    let v = net(cifar(), 4);
-    let full = prune::group_channels(&v);
-    let src = dir.path().join("src.safetensors");
-    checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let (src, full, table, model) = synthetic_table(dir.path(), |k| k as f64);
     let n0 = full[0];
-    let layers: Vec<LayerTable> = (0..full.len())
-        .map(|g| {
-            let pts: Vec<(usize, f64)> = (1..=full[g]).map(|k| (k, if g == 0 { k as f64 } else { 1.0 })).collect();
-            LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
-        })
-        .collect();
-    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 xla f32 on test".into(), network: vec![] };
     let unpruned = model.predict(&full);
-    let table = dir.path().join("t.json");
-    std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
     let out = dir.path().join("out.safetensors");
     let (s, o, t) = (src.to_str().unwrap(), out.to_str().unwrap(), table.to_str().unwrap());
     let target = (unpruned - n0 as f64 / 2.0) / unpruned;
@@ -466,25 +453,33 @@ fn latency_schedule_on_a_synthetic_table() {
     assert!(!ok && text.contains("or auto"), "{text}");
 }
 
+/// A seeded VGG-16 checkpoint in `dir` and a synthetic latency table for it (setting b1 xla):
+/// one conv per pruned group, group 0's seconds at `k` kept channels `group0(k)`, every other
+/// group flat at 1 s. Returns the checkpoint, the group sizes, the table's path and the table.
+fn synthetic_table(dir: &std::path::Path, group0: impl Fn(usize) -> f64) -> (std::path::PathBuf, Vec<usize>, std::path::PathBuf, prunebench::budget::Model) {
+    use prunebench::budget::{Curve, LayerTable, Model};
+    let v = net(cifar(), 4);
+    let full = prune::group_channels(&v);
+    let src = dir.join("src.safetensors");
+    checkpoint::save(&src, &v, &Default::default()).unwrap();
+    let layers: Vec<LayerTable> = (0..full.len())
+        .map(|g| {
+            let pts: Vec<(usize, f64)> = (1..=full[g]).map(|k| (k, if g == 0 { group0(k) } else { 1.0 })).collect();
+            LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
+        })
+        .collect();
+    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 xla f32 on test".into(), network: vec![] };
+    let table = dir.join("t.json");
+    std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
+    (src, full, table, model)
+}
+
 /// `--round-to auto` on a synthetic staircase: group 0 steps every 4 channels, the others are
 /// flat; a uniform count inside a step goes to the step's top.
 #[test]
 fn round_to_auto_snaps_on_the_staircase() {
-    use prunebench::budget::{Curve, LayerTable, Model};
     let dir = tempfile::tempdir().unwrap();
-    let v = net(cifar(), 4);
-    let full = prune::group_channels(&v);
-    let src = dir.path().join("src.safetensors");
-    checkpoint::save(&src, &v, &Default::default()).unwrap();
-    let layers: Vec<LayerTable> = (0..full.len())
-        .map(|g| {
-            let pts: Vec<(usize, f64)> = (1..=full[g]).map(|k| (k, if g == 0 { k.div_ceil(4) as f64 } else { 1.0 })).collect();
-            LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
-        })
-        .collect();
-    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 tuned f32 on test".into(), network: vec![] };
-    let table = dir.path().join("t.json");
-    std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
+    let (src, full, table, _) = synthetic_table(dir.path(), |k| k.div_ceil(4) as f64);
     // A ratio whose uniform count for group 0 is in the middle of a step (k mod 4 = 2 or 3).
     let n0 = full[0];
     let r = (1..n0).map(|j| j as f64 / n0 as f64).find(|r| (n0 - (r * n0 as f64).floor() as usize) % 4 >= 2).unwrap();

@@ -48,7 +48,7 @@ fn rec(dev: &str, method: &str, ratio: f64, round_to: usize, masked: bool, batch
         method: if pruned { method.into() } else { "none".into() },
         schedule: if pruned { "uniform".into() } else { "none".into() },
         ratio: if pruned { ratio.to_string() } else { "0".into() },
-        round_to,
+        round_to: round_to.to_string(),
         control: if masked { "masked".into() } else { "physical".into() },
         lowering: lowering.into(),
         lowering_plan: Some(if lowering == "im2col" { "i" } else { "d" }.repeat(13)),

@@ -103,6 +103,16 @@ fn shipped_suites_parse() {
     }
 }
 
+/// `prunebench report CSV --out REP` on the real binary; its summary.md.
+fn report_summary(csv: &Path, rep: &Path) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
+        .args(["report", csv.to_str().unwrap(), "--out", rep.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(rep.join("summary.md")).unwrap()
+}
+
 /// Rows of a CSV as maps.
 fn read_csv(p: &Path) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(p).unwrap();
@@ -373,12 +383,7 @@ fn runtimes_axis_measures_each_variant_on_every_runtime() {
     }
     // The report's side-by-side table.
     let rep = dir.path().join("report");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
-        .args(["report", out.to_str().unwrap(), "--out", rep.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    let md = report_summary(&out, &rep);
     let sec = &md[md.find("## Speed-up per runtime").expect("the runtimes section")..];
     assert!(sec.contains("| method | schedule | ratio | round_to | control | onnxruntime | openvino | xla | disagree |"), "{sec}");
     assert!(sec.contains("| l1 | uniform | 0.5 | 1 | physical |"), "{sec}");
@@ -398,7 +403,7 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     init();
     let text = format!(
         "{TINY}dataset: {{eval_limit: 16, train_limit: 32, eval_batch: 16}}\n\
-         pruning:\n  methods: [l1]\n  ratios: [0.25, 0.75]\n  schedules: [uniform, latency]\n  latency_targets: [0.9]\n\
+         pruning:\n  methods: [l1]\n  ratios: [0.25, 0.75]\n  round_to: [1, auto]\n  schedules: [uniform, latency]\n  latency_targets: [0.9]\n\
          \x20 latency: {{lowering: xla, grid: 2, refine: 0}}\n\
          finetune: {{steps: 1, batch: 8, lr: 0.01}}\n\
          measure: {{devices: [cpu], batches: [1], lowerings: [xla], warmup: 0, min_iters: 2, min_seconds: 0, time_cap_s: 1}}\n"
@@ -407,11 +412,22 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lat.csv");
     let r = suite::run(&s, &RunOptions { out: Some(out.clone()), ..RunOptions::default() }, &AtomicBool::new(false)).unwrap();
-    assert_eq!((r.outcome.ok, r.outcome.failed), (4, 0));
+    // Unpruned, 2 ratios x (r1, rauto), and the latency target (its round_to is always 1).
+    assert_eq!((r.outcome.ok, r.outcome.failed), (6, 0));
     let table = dir.path().join("lat-latency-table.json");
     let model: prunebench::budget::Model = serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
     assert!(model.setting.starts_with("b1 xla f32 "), "{}", model.setting);
     let rows = read_csv(&out);
+    // round_to auto: the uniform counts snapped on the table's staircase.
+    let counts = |id: &str| -> Vec<usize> {
+        let r = rows.iter().find(|r| r["variant"] == id).unwrap_or_else(|| panic!("{id}"));
+        r["channels"].split(' ').map(|c| c.parse().unwrap()).collect()
+    };
+    for ratio in ["0.25", "0.75"] {
+        let plain = counts(&format!("l1-uniform-{ratio}-r1/f32/b1/xla/cpu"));
+        assert_eq!(counts(&format!("l1-uniform-{ratio}-rauto/f32/b1/xla/cpu")), model.snap(&plain), "ratio {ratio}");
+    }
+    assert!(rows.iter().any(|r| r["round_to"] == "auto"));
     let lat = rows.iter().find(|r| r["variant"] == "l1-latency-0.9-r1/f32/b1/xla/cpu").expect("the latency row");
     assert_eq!((lat["schedule"].as_str(), lat["ratio"].as_str(), lat["latency_target"].as_str()), ("latency", "0.9", "0.9"));
     let num = |k: &str| lat[k].parse::<f64>().unwrap_or_else(|_| panic!("{k} = '{}'", lat[k]));
@@ -425,12 +441,7 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
         assert!(r["latency_target"].is_empty() && r["predicted_ms"].is_empty() && r["target_error"].is_empty(), "{r:?}");
     }
     let rep = dir.path().join("report");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_prunebench"))
-        .args(["report", out.to_str().unwrap(), "--out", rep.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let md = std::fs::read_to_string(rep.join("summary.md")).unwrap();
+    let md = report_summary(&out, &rep);
     let sec = &md[md.find("## Latency schedule against uniform").expect("the comparison section")..];
     assert!(sec.contains("| 0.9 | "), "{sec}");
     // The staircase of the table beside the CSV is among the plots.
@@ -442,6 +453,8 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     assert!(e.contains("latency_targets") && e.contains("missing"), "{e}");
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [1.5]\n"));
     assert!(e.contains("1.5") && e.contains("(0, 1]"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  ratios: [0.5]\n  round_to: [eight]\n"));
+    assert!(e.contains("pruning.round_to") && e.contains("or auto"), "{e}");
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [0.5]\n  latency: {{lowering: im2col}}\n"));
     assert!(e.contains("pruning.latency.lowering") && e.contains("xla or tuned"), "{e}");
 }

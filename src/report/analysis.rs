@@ -113,8 +113,8 @@ pub fn points(sources: &[Source]) -> Vec<Point<'_>> {
 /// A row's short name: `unpruned`, `l1 0.5`, `l1 0.5 r8 masked` (round_to shown above 1).
 pub fn row_name(r: &Row) -> String {
     let mut s = if r.is_baseline() { "unpruned".to_string() } else { format!("{} {}", r.method, r.ratio) };
-    if !r.is_baseline() && r.round_to.is_some_and(|k| k > 1) {
-        s.push_str(&format!(" r{}", r.round_to.unwrap()));
+    if !r.is_baseline() && r.round_to.as_deref().is_some_and(|k| k != "1") {
+        s.push_str(&format!(" r{}", r.round_to.as_deref().unwrap_or_default()));
     }
     if r.is_masked() {
         s.push_str(" masked");
@@ -344,7 +344,7 @@ impl Varying {
             dtype: many(points.iter().map(|p| &p.setting.dtype)),
             batch: many(points.iter().map(|p| p.setting.batch)),
             lowering: many(points.iter().map(|p| &p.setting.lowering)),
-            round_to: many(points.iter().filter(|p| !p.row.is_baseline()).map(|p| p.row.round_to)),
+            round_to: many(points.iter().filter(|p| !p.row.is_baseline()).map(|p| p.row.round_to.as_deref())),
         }
     }
 

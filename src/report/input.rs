@@ -18,7 +18,8 @@ pub struct Row {
     pub method: String,
     pub schedule: String,
     pub ratio: String,
-    pub round_to: Option<usize>,
+    /// A multiple (`8`) or `auto` (snapped on the measured staircase).
+    pub round_to: Option<String>,
     pub control: String,
     pub lowering: String,
     /// `xla`, `onnxruntime`, `openvino` (empty in CSVs older than the runtimes axis: xla).
@@ -91,6 +92,14 @@ impl Row {
     }
 
     /// The fraction removed, where it is one number (not for per-layer `layers` schedules).
+    /// `round_to` for ordering: the multiple, `auto` after every number, absent as 1.
+    pub fn round_to_order(&self) -> usize {
+        match self.round_to.as_deref() {
+            None => 1,
+            Some(t) => t.parse().unwrap_or(usize::MAX),
+        }
+    }
+
     pub fn ratio_value(&self) -> Option<f64> {
         if self.is_baseline() {
             return Some(0.0);

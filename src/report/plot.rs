@@ -124,7 +124,8 @@ struct LineKey {
     setting: Setting,
     method: String,
     masked: bool,
-    round_to: usize,
+    /// Ordered as numbers, `auto` last.
+    round_to: (usize, String),
 }
 
 fn line_key(p: &Point<'_>) -> LineKey {
@@ -132,7 +133,7 @@ fn line_key(p: &Point<'_>) -> LineKey {
         setting: p.setting.clone(),
         method: p.row.method.clone(),
         masked: p.row.is_masked(),
-        round_to: p.row.round_to.unwrap_or(1),
+        round_to: (p.row.round_to_order(), p.row.round_to.clone().unwrap_or_else(|| "1".into())),
     }
 }
 
@@ -158,7 +159,7 @@ fn line_label(sources: &[Source], vary: &Varying, k: &LineKey, control: bool, ro
         parts.push(if k.masked { "masked".into() } else { "physical".into() });
     }
     if round_to {
-        parts.push(format!("r{}", k.round_to));
+        parts.push(format!("r{}", k.round_to.1));
     }
     parts.extend(vary.setting_label(sources, &k.setting));
     join(&parts)

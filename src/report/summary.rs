@@ -116,8 +116,8 @@ pub fn markdown(
     }
     for ((pruned, method), mut rows) in by_method {
         rows.sort_by(|a, b| {
-            (&a.setting, a.row.is_masked(), a.row.round_to, a.row.ratio_value().unwrap_or(f64::NAN).to_bits())
-                .cmp(&(&b.setting, b.row.is_masked(), b.row.round_to, b.row.ratio_value().unwrap_or(f64::NAN).to_bits()))
+            (&a.setting, a.row.is_masked(), a.row.round_to_order(), a.row.ratio_value().unwrap_or(f64::NAN).to_bits())
+                .cmp(&(&b.setting, b.row.is_masked(), b.row.round_to_order(), b.row.ratio_value().unwrap_or(f64::NAN).to_bits()))
         });
         if pruned {
             let _ = writeln!(md, "## Method `{method}`\n");
@@ -145,7 +145,7 @@ pub fn markdown(
                 cell(&p.setting.text()),
                 cell(&r.control),
                 cell(&r.ratio),
-                opt(r.round_to, |v| v.to_string()),
+                opt(r.round_to.as_deref(), |v| v.to_string()),
                 cell(r.channels.as_deref().unwrap_or("—")),
                 count(r.params),
                 count(r.macs),
@@ -334,7 +334,7 @@ Per setting: each `latency` row's \
 
 fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
     // (file, device, dtype, batch) -> pruning -> label -> point.
-    type Pruning = (String, String, String, Option<usize>, String);
+    type Pruning = (String, String, String, Option<String>, String);
     let valid = |p: &Point| p.row.valid_or_unknown();
     let mut by: BTreeMap<(usize, String, String, usize), BTreeMap<Pruning, BTreeMap<String, &Point>>> = BTreeMap::new();
     for p in points.iter().filter(|p| !p.row.is_baseline()) {
@@ -342,7 +342,7 @@ fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
         let r = p.row;
         by.entry((s.source, s.device, s.dtype, s.batch))
             .or_default()
-            .entry((r.method.clone(), r.schedule.clone(), r.ratio.clone(), r.round_to, r.control.clone()))
+            .entry((r.method.clone(), r.schedule.clone(), r.ratio.clone(), r.round_to.clone(), r.control.clone()))
             .or_default()
             .insert(p.setting.lowering.clone(), p);
     }
@@ -393,7 +393,7 @@ fn runtimes_section(sources: &[Source], points: &[Point<'_>]) -> String {
                 }
             }
             let dis = if apart.is_empty() { "no".to_string() } else { apart.join(", ") };
-            let rt = round_to.map(|r| r.to_string()).unwrap_or_else(|| "—".into());
+            let rt = round_to.clone().unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} |",

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::plan::PruneConfig;
+use crate::budget::RoundTo;
 use super::schema::{self, key_line, SuiteFile, TrainSpec};
 use crate::bench::validity::Rules;
 use crate::bench::{load, Sampling};
@@ -579,13 +580,20 @@ impl Checker<'_> {
         if let Some((i, t)) = targets.iter().enumerate().find(|(_, &t)| !(t > 0.0 && t <= 1.0)) {
             return Err(self.err(&["pruning", "latency_targets"], format!("entry {i} is {t}; a fraction of the unpruned latency in (0, 1], e.g. 0.5")));
         }
-        if p.latency.is_some() && !latency {
-            return Err(self.err(&["pruning", "latency"], "given, but `schedules` has no `latency`"));
+        let auto = matches!(&p.round_to, Some(r) if r.iter().any(|x| matches!(x, schema::RoundToSpec::Word(w) if w == "auto")));
+        if p.latency.is_some() && !latency && !auto {
+            return Err(self.err(&["pruning", "latency"], "given, but neither `schedules` has `latency` nor `round_to` has `auto`"));
         }
-        let round_to = self.axis(&["pruning", "round_to"], p.round_to.clone(), vec![1])?;
-        if round_to.contains(&0) {
-            return Err(self.err(&["pruning", "round_to"], "0; use 1 (no rounding) or a multiple such as 8"));
-        }
+        let round_to = self.axis(&["pruning", "round_to"], p.round_to.clone(), vec![schema::RoundToSpec::Multiple(1)])?;
+        let round_to: Vec<RoundTo> = round_to
+            .iter()
+            .map(|r| match r {
+                schema::RoundToSpec::Multiple(0) => Err(self.err(&["pruning", "round_to"], "0; use 1 (no rounding), a multiple such as 8, or auto")),
+                schema::RoundToSpec::Multiple(n) => Ok(RoundTo::Multiple(*n)),
+                schema::RoundToSpec::Word(w) if w == "auto" => Ok(RoundTo::Auto),
+                schema::RoundToSpec::Word(w) => Err(self.err(&["pruning", "round_to"], format!("'{w}'; use a multiple such as 8, or auto"))),
+            })
+            .collect::<Result<_>>()?;
         let controls = self.axis(&["pruning", "controls"], p.controls.clone(), vec!["physical".into()])?;
         let controls: Vec<Control> = controls
             .iter()

@@ -14,6 +14,7 @@ use crate::hlo::DType;
 use crate::engine::Runtime;
 use crate::lower::Mode;
 use crate::pjrt::DeviceChoice;
+use crate::budget::RoundTo;
 use crate::prune::{Control, Plan, Schedule};
 
 use super::config::{PruneOptions, Suite};
@@ -24,17 +25,18 @@ pub struct PruneConfig {
     /// `None`: the unpruned network.
     pub method: Option<String>,
     pub schedule: Schedule,
-    pub round_to: usize,
+    pub round_to: RoundTo,
     pub control: Control,
 }
 
 impl PruneConfig {
     pub fn baseline() -> Self {
-        PruneConfig { method: None, schedule: Schedule::Uniform(0.0), round_to: 1, control: Control::Physical }
+        PruneConfig { method: None, schedule: Schedule::Uniform(0.0), round_to: RoundTo::Multiple(1), control: Control::Physical }
     }
 
     /// A configuration; all-zero ratios give [`PruneConfig::baseline`].
-    pub fn new(method: &str, schedule: Schedule, round_to: usize, control: Control) -> Self {
+    /// (The latency schedule chooses its counts on the staircase itself: its `round_to` is 1.)
+    pub fn new(method: &str, schedule: Schedule, round_to: RoundTo, control: Control) -> Self {
         let zero = match &schedule {
             Schedule::Uniform(r) | Schedule::Global(r) => *r == 0.0,
             Schedule::Layers(rs) => rs.iter().all(|&r| r == 0.0),
@@ -43,6 +45,7 @@ impl PruneConfig {
         if zero {
             return Self::baseline();
         }
+        let round_to = if matches!(schedule, Schedule::Latency(_)) { RoundTo::Multiple(1) } else { round_to };
         PruneConfig { method: Some(method.into()), schedule, round_to, control }
     }
 
@@ -81,7 +84,11 @@ impl PruneConfig {
         Some(Plan {
             criterion: m.clone(),
             schedule: self.schedule.clone(),
-            round_to: self.round_to,
+            // `auto` is applied by the runner on the pruned counts (a table is needed).
+            round_to: match self.round_to {
+                RoundTo::Multiple(n) => n,
+                RoundTo::Auto => 1,
+            },
             min_channels: o.min_channels,
             skip: o.skip.clone(),
             seed: o.seed,

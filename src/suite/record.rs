@@ -28,7 +28,8 @@ pub struct Record {
     pub method: String,
     pub schedule: String,
     pub ratio: String,
-    pub round_to: usize,
+    /// A multiple (`8`) or `auto`.
+    pub round_to: String,
     pub control: String,
     pub lowering: String,
     pub lowering_plan: Option<String>,

@@ -29,7 +29,7 @@ use super::record::{Record, Status};
 use super::train::train;
 use super::work::{LatencyChoice, Prepared, Scores, WorkDir};
 use crate::bench::accuracy::{evaluate, Accuracy};
-use crate::budget::{self, profile::Meter};
+use crate::budget::{self, profile::Meter, RoundTo};
 use crate::bench::latency;
 use crate::bench::rounds::Stop;
 use crate::data::{Dataset, Split};
@@ -374,7 +374,7 @@ impl Runner<'_> {
             method: cfg.method_name().into(),
             schedule: cfg.schedule_name().into(),
             ratio: cfg.ratio_text(),
-            round_to: cfg.round_to,
+            round_to: cfg.round_to.to_string(),
             control: cfg.control.to_string(),
             lowering: if v.runtime == Runtime::Xla { v.lowering.name().into() } else { "-".into() },
             runtime: v.runtime.name().into(),
@@ -638,6 +638,14 @@ impl Runner<'_> {
             let (ratios, choice) = self.latency_schedule(session, &base, &plan, &ctx, target, id)?;
             plan.schedule = prune::Schedule::Layers(ratios);
             latency = Some(choice);
+        } else if cfg.round_to == RoundTo::Auto {
+            // The schedule's counts, snapped on the latency table's staircase.
+            let o = self.suite.prune_options.latency.clone().unwrap_or_default();
+            let model = self.latency_model(session, &base, &o, id)?;
+            let counts: Vec<usize> =
+                prune::keep_sets(&base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?.iter().map(|k| k.len()).collect();
+            let snapped = model.snap(&counts);
+            plan.schedule = prune::Schedule::Layers(snapped.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect());
         }
         let pruned = prune::prune(&base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?;
         let (after, ft_steps, ft_seconds) = match &self.suite.finetune {

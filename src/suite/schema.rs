@@ -30,7 +30,8 @@
 //!   ratios: [0.3, 0.5]        # fractions removed, [0, 1); 0 = the unpruned network
 //!   layer_ratios: []          # per-layer lists, one ratio per pruned group (VGG-16: 13; schedule `layers`)
 //!   schedules: [uniform]      # uniform | global, for `ratios`; latency, for `latency_targets`
-//!   round_to: [1, 8]
+//!   round_to: [1, 8]          # kept counts up to a multiple; auto: snapped on the measured staircase
+//!                             # (uses the latency table below; the latency schedule itself ignores it)
 //!   controls: [physical, masked]
 //!   min_channels: 1
 //!   skip: []                  # pruned-group indices left untouched (VGG-16: conv indices; `prunebench info`)
@@ -178,7 +179,7 @@ pub struct PruningSpec {
     pub ratios: Option<Vec<f64>>,
     pub layer_ratios: Option<Vec<Vec<f64>>>,
     pub schedules: Option<Vec<String>>,
-    pub round_to: Option<Vec<usize>>,
+    pub round_to: Option<Vec<RoundToSpec>>,
     pub controls: Option<Vec<String>>,
     #[serde(default = "one_usize")]
     pub min_channels: usize,
@@ -190,6 +191,14 @@ pub struct PruningSpec {
     pub calibration_images: usize,
     pub latency_targets: Option<Vec<f64>>,
     pub latency: Option<LatencySpec>,
+}
+
+/// A `round_to` entry as written: a number or a word (`auto`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RoundToSpec {
+    Multiple(usize),
+    Word(String),
 }
 
 /// How the latency schedule measures (see `prunebench profile --help`, `prune --help`).
