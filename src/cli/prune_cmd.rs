@@ -23,8 +23,8 @@ pub enum ScheduleKind {
     /// One ratio per pruned group (--ratios; 13 values on VGG-16).
     Layers,
     /// Kept counts per group chosen to meet a latency target (--target or --target-ms) on a
-    /// table from `prunebench profile` (--table), keeping the most importance (greedy; see
-    /// `src/budget/mod.rs`).
+    /// table from `prunebench profile` (--table), keeping the most importance (greedy), then
+    /// checked by measuring on this device (--refine; see `src/budget/mod.rs`).
     Latency,
 }
 
@@ -51,8 +51,8 @@ pub struct PruneArgs {
     /// per pruned group (13 on VGG-16).
     #[arg(long, value_delimiter = ',', value_name = "R0,R1,...")]
     pub ratios: Vec<f64>,
-    /// --schedule latency: the latency model (`prunebench profile --out T.json`) of this
-    /// network on the target device, batch and lowering.
+    /// --schedule latency and --round-to auto: the latency model (`prunebench profile --out
+    /// T.json`) of this network on the target device, batch and lowering.
     #[arg(long, value_name = "T.json")]
     pub table: Option<PathBuf>,
     /// --schedule latency: target as a fraction of the unpruned network's measured latency
