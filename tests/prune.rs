@@ -424,7 +424,7 @@ fn latency_schedule_on_a_synthetic_table() {
     let measured = 1.0 / f("speedup_vs_first_model");
     assert!((f("target_fraction") - target).abs() < 1e-4 && f("predicted_fraction") <= target + 1e-4);
     assert!((f("target_error") - (measured / f("target_fraction") - 1.0)).abs() < 1e-3 * (1.0 + measured), "{text}");
-    assert!((f("fraction_error") - (measured / f("predicted_fraction") - 1.0)).abs() < 1e-3 * (1.0 + measured), "{text}");
+    assert!((f("prediction_error") - (measured / f("predicted_fraction") - 1.0)).abs() < 1e-3 * (1.0 + measured), "{text}");
     // Refusals, each naming the fix.
     for (extra, says) in [
         (vec!["--target", "1.5"], "(0, 1]"),
@@ -444,6 +444,30 @@ fn latency_schedule_on_a_synthetic_table() {
     assert!(!ok && text.contains("profile this network"), "{text}");
     let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--target", "0.5"]);
     assert!(!ok && text.contains("for --schedule latency"), "{text}");
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--refine", "0"]);
+    assert!(!ok && text.contains("for --schedule latency"), "{text}");
+    let lat = ["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", t];
+    // Rounding would undo the schedule's counts; negative numbers get the tool's message.
+    for (extra, says) in [
+        (vec!["--target", "0.5", "--round-to", "8"], "drop --round-to"),
+        (vec!["--target", "-0.5", "--refine", "0"], "invalid --target -0.5"),
+        (vec!["--target-ms", "-1", "--refine", "0"], "invalid --target-ms -1"),
+        (vec!["--target", "0.5", "--tolerance", "2"], "invalid --tolerance 2"),
+        // Refining measures on this device: a table of another device is refused.
+        (vec!["--target", "0.5"], "this device is"),
+    ] {
+        let mut args = lat.to_vec();
+        args.extend(extra);
+        let (ok, text) = cli(&args);
+        assert!(!ok && text.contains(says), "{args:?}: {text}");
+    }
+    // A table of another architecture with the same group sizes is refused.
+    let mut foreign = model.clone();
+    foreign.network_desc = "vgg16-cifar 64x64x1 [...]".into();
+    let ft = dir.path().join("foreign.json");
+    std::fs::write(&ft, serde_json::to_string(&foreign).unwrap()).unwrap();
+    let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--schedule", "latency", "--table", ft.to_str().unwrap(), "--target", "0.5", "--refine", "0"]);
+    assert!(!ok && text.contains("measured on vgg16-cifar 64x64x1") && text.contains("profile this network"), "{text}");
     // round_to auto needs a table, and the table needs latency or auto.
     let (ok, text) = cli(&["prune", "--checkpoint", s, "--out", o, "--method", "l1", "--ratio", "0.5", "--round-to", "auto"]);
     assert!(!ok && text.contains("give --table"), "{text}");
@@ -468,7 +492,7 @@ fn synthetic_table(dir: &std::path::Path, group0: impl Fn(usize) -> f64) -> (std
             LayerTable { node: format!("c{g}"), out_group: Some(g), in_group: None, depthwise: false, cin: 3, cout: full[g], out: Curve::new(pts).unwrap(), inp: None }
         })
         .collect();
-    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 xla f32 on test".into(), network: vec![] };
+    let model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting: "b1 xla f32 on test".into(), network_desc: String::new(), network: vec![] };
     let table = dir.join("t.json");
     std::fs::write(&table, serde_json::to_string(&model).unwrap()).unwrap();
     (src, full, table, model)

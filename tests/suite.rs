@@ -198,8 +198,14 @@ fn smoke_suite_end_to_end_and_resume() {
 
     // Resume: everything is there, nothing is measured.
     let r = suite::run(&s, &opts, &AtomicBool::new(false)).unwrap();
-    assert_eq!((r.outcome.ok, r.outcome.failed, r.skipped), (0, 0, 20));
+    assert_eq!((r.outcome.ok, r.outcome.failed, r.skipped, r.stale), (0, 0, 20, 0));
     assert_eq!(read_csv(&out).len(), 20);
+    // The suite file changed (here only a comment): its finished rows are kept, and counted
+    // as made by another version (the run says so before it starts).
+    let text = std::fs::read_to_string(root().join("suites/smoke.yaml")).unwrap() + "\n# edited\n";
+    let edited = Suite::from_text(&root().join("suites/smoke.yaml"), &text).unwrap();
+    let r = suite::run(&edited, &opts, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.outcome.ok, r.skipped, r.stale), (0, 20, 20));
 }
 
 #[test]

@@ -166,6 +166,10 @@ pub struct Model {
     /// `b1 tuned f32 on cpu (cpu)`): a prediction holds for that setting only.
     #[serde(default)]
     pub setting: String,
+    /// The network it was measured on (`Arch::describe` of the unpruned network; empty in
+    /// tables from before this field): a table is refused for any other.
+    #[serde(default)]
+    pub network_desc: String,
     /// In-network curves (optional): per pruned group, the whole network's seconds with that
     /// group at each count and every other group full, measured side by side. When present the
     /// prediction is first order in them ([`Model::predict`]).
@@ -229,6 +233,32 @@ impl Model {
                 .sum::<f64>()
     }
 
+    /// Checks the table was measured on this network: the same pruned groups and, when the
+    /// table names it, the same architecture (`arch.describe()`: form, input, widths).
+    ///
+    /// Errors: either differs, naming both.
+    pub fn check_for(&self, arch: &crate::model::Arch) -> Result<()> {
+        let g = arch.graph()?;
+        let gs = crate::graph::groups::groups(&g);
+        let full: Vec<usize> = crate::prune::targets(&g, &gs).iter().map(|&id| gs.all()[id].channels).collect();
+        if self.groups != full {
+            return Err(Error::invalid(
+                "latency table",
+                format!("pruned groups of {:?} channels", self.groups),
+                format!("this network has {full:?}: profile this network (`prunebench profile`)"),
+            ));
+        }
+        let desc = arch.describe();
+        if !self.network_desc.is_empty() && self.network_desc != desc {
+            return Err(Error::invalid(
+                "latency table",
+                format!("measured on {}", self.network_desc),
+                format!("this network is {desc}: profile this network (`prunebench profile`)"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Group `g`'s curve in this model: the predicted seconds with `g` at each count of its
     /// convs' output grids and every other group full.
     pub fn group_curve(&self, g: usize) -> Curve {
@@ -289,8 +319,10 @@ impl Model {
 
     /// Fits `scale` and `rest` by least squares to whole networks measured at `points`
     /// (`(kept counts, seconds)`, at least two with different table sums), e.g. the network at
-    /// several uniform widths measured side by side. Falls back to [`calibrate`](Self::calibrate)
-    /// on the first point when the fit is degenerate (one distinct sum, or a scale <= 0).
+    /// several uniform widths measured side by side, with `rest >= 0` (when the free fit's rest
+    /// is negative, `scale` alone through the origin: a negative rest predicts small networks
+    /// below zero). Falls back to [`calibrate`](Self::calibrate) on the first point when the
+    /// fit is degenerate (one distinct sum, or a scale <= 0).
     /// Returns the largest relative error of the fit over `points`.
     pub fn fit(&mut self, points: &[(Vec<usize>, f64)]) -> f64 {
         let xs: Vec<f64> = points.iter().map(|(k, _)| self.sum(k)).collect();
@@ -298,9 +330,16 @@ impl Model {
         let (mx, my) = (xs.iter().sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
         let var: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
         let cov: f64 = xs.iter().zip(points).map(|(x, p)| (x - mx) * (p.1 - my)).sum();
-        if points.len() >= 2 && var > 0.0 && cov / var > 0.0 {
+        let sxx: f64 = xs.iter().map(|x| x * x).sum();
+        let sxy: f64 = xs.iter().zip(points).map(|(x, p)| x * p.1).sum();
+        if points.len() >= 2 && var > 0.0 && cov / var > 0.0 && my - cov / var * mx >= 0.0 {
             self.scale = cov / var;
             self.rest = my - self.scale * mx;
+        } else if points.len() >= 2 && var > 0.0 && sxx > 0.0 && sxy > 0.0 {
+            // The free fit wants a negative rest (it would predict small networks below zero):
+            // fit through the origin instead, rest 0.
+            self.scale = sxy / sxx;
+            self.rest = 0.0;
         } else if let Some((k, t)) = points.first() {
             self.calibrate(k, *t);
         }
@@ -443,6 +482,8 @@ pub struct Refined {
     pub chosen: usize,
     /// Whether the chosen point is within `tolerance` of the target.
     pub met: bool,
+    /// Points on the greedy path (the last is the candidates' floor).
+    pub path_len: usize,
 }
 
 impl Refined {
@@ -546,7 +587,7 @@ pub fn refine(
         None => (0..tries.len()).min_by(|&a, &b| tries[a].measured.total_cmp(&tries[b].measured)).expect("at least one try"),
     };
     let met = close(tries[chosen].measured);
-    Ok(Refined { tries, chosen, met })
+    Ok(Refined { tries, chosen, met, path_len: path.len() })
 }
 
 /// `round_to` of a pruning: a fixed multiple, or `auto` (each group's kept count snapped on
@@ -599,11 +640,14 @@ pub struct Choice {
 
 impl Choice {
     /// Checkpoint metadata (`prunebench.latency.*`): target and predicted ms and fractions, the
-    /// model's setting, and the refinement's measurement. Read back by `latency` and the suites.
-    pub fn meta(&self, model: &Model) -> Vec<(String, String)> {
+    /// model's setting, and the refinement's measurement. `target_ms` is the target fraction of
+    /// `unpruned_s` (the unpruned network as measured, when it was) or else of the model's
+    /// unpruned prediction; `predicted_ms` is always the model's. Read back by `latency` and
+    /// the suites.
+    pub fn meta(&self, model: &Model, unpruned_s: Option<f64>) -> Vec<(String, String)> {
         let full = model.predict(&model.groups);
         let mut m = vec![
-            ("target_ms", format!("{:.4}", self.target * full * 1e3)),
+            ("target_ms", format!("{:.4}", self.target * unpruned_s.unwrap_or(full) * 1e3)),
             ("predicted_ms", format!("{:.4}", self.predicted * full * 1e3)),
             ("setting", model.setting.clone()),
             ("predicted_fraction", format!("{:.5}", self.predicted)),
@@ -658,15 +702,24 @@ pub fn choose(
             let r = refine(model, scores, &candidates, target, tolerance, n, measure)?;
             let b = r.best();
             if b.measured > target * (1.0 + tolerance) {
+                let floor = r.tries.iter().any(|t| t.step + 1 == r.path_len);
                 return Err(Error::invalid(
                     "latency target",
                     target,
-                    format!(
-                        "not reached: the fastest of {} measured choices ran at {:.3} of the unpruned; raise the target, allow more \
-                         measurements, lower the minimum channels, or measure at a larger batch where fixed per-call costs weigh less",
-                        r.tries.len(),
-                        b.measured
-                    ),
+                    if floor {
+                        format!(
+                            "out of reach here: the smallest candidate network measured {:.3} of the unpruned; raise the target, \
+                             lower the minimum channels, or measure at a larger batch where fixed per-call costs weigh less",
+                            b.measured
+                        )
+                    } else {
+                        format!(
+                            "not reached in {} measurements (the fastest ran at {:.3} of the unpruned); allow more (--refine) or \
+                             raise the target",
+                            r.tries.len(),
+                            b.measured
+                        )
+                    },
                 ));
             }
             Ok(Choice {
@@ -739,6 +792,7 @@ mod tests {
             rest: 0.5,
             scale: 1.0,
             setting: String::new(),
+            network_desc: String::new(),
             network: vec![],
         }
     }
@@ -873,12 +927,16 @@ mod tests {
         let inp = curve(&[(4, 1.0), (8, 2.0), (16, 4.0)]);
         let l = LayerTable { node: "c".into(), out_group: Some(1), in_group: Some(0), depthwise: false, cin: 16, cout: 32, out, inp: Some(inp) };
         assert!((l.estimate(8, 16) - 1.0).abs() < 1e-12 && (l.estimate(16, 32) - 4.0).abs() < 1e-12);
-        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new(), network: vec![] };
+        let mut m = Model { layers: vec![l], groups: vec![16, 32], rest: 0.0, scale: 1.0, setting: String::new(), network_desc: String::new(), network: vec![] };
         assert!((m.calibrate(&[16, 32], 5.0) - 1.0).abs() < 1e-12);
         assert!((m.predict(&[16, 32]) - 5.0).abs() < 1e-12 && (m.predict(&[8, 16]) - 2.0).abs() < 1e-12);
         // Two widths measured: in the network each layer costs half its isolated time, plus 1 s.
         let err = m.fit(&[(vec![16, 32], 3.0), (vec![8, 16], 1.5)]);
         assert!((m.scale - 0.5).abs() < 1e-12 && (m.rest - 1.0).abs() < 1e-12 && err < 1e-12);
+        // A free fit with a negative rest (tables sum 4 and 1; measured 4 and 0.5 s: slope 7/6,
+        // rest -2/3) is refitted through the origin: scale = (4*4 + 1*0.5) / (16 + 1), rest 0.
+        m.fit(&[(vec![16, 32], 4.0), (vec![8, 16], 0.5)]);
+        assert!((m.scale - 16.5 / 17.0).abs() < 1e-12 && m.rest == 0.0, "{} {}", m.scale, m.rest);
         // One distinct sum: the one-point calibration.
         m.fit(&[(vec![16, 32], 6.0)]);
         assert_eq!((m.scale, m.rest), (1.0, 2.0));

@@ -98,6 +98,9 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
     if s.calibrate.is_empty() || s.calibrate.iter().any(|f| !(*f > 0.0 && *f <= 1.0)) {
         return Err(Error::invalid("calibration widths", format!("{:?}", s.calibrate), "kept fractions in (0, 1], e.g. 1,0.75,0.5,0.25"));
     }
+    if s.in_network == Some(0) {
+        return Err(Error::invalid("in-network points", 0, "measure at least 1 count per group"));
+    }
     if !matches!(s.lowering, Mode::Xla | Mode::Tuned) {
         return Err(Error::invalid("profile lowering", s.lowering.name(), "profile xla or tuned"));
     }
@@ -165,7 +168,7 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
     }
     let full: Vec<usize> = group_channels(net);
     let setting = format!("{} on {}", setting_key(s.batch, s.lowering.name(), "f32"), session.describe());
-    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting, network: Vec::new() };
+    let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting, network_desc: net.arch.describe(), network: Vec::new() };
     // Calibration: the whole network at each width, measured side by side.
     let mut compiled = Vec::new();
     let mut counts = Vec::new();
@@ -241,6 +244,12 @@ impl<'a, 's> Meter<'a, 's> {
         let lowering = plan_of(tuner, &net.arch, batch, mode)?;
         let base = CompiledModel::new(session, net, batch, DType::F32, &lowering)?;
         Ok(Meter { net, session, tuner, base, batch, mode, time_cap_s: 10.0 })
+    }
+
+    /// The unpruned network's p50 latency alone, seconds (for a target given in milliseconds).
+    pub fn unpruned_seconds(&mut self) -> Result<f64> {
+        let m = latency::measure(&[&self.base], &Sampling { time_cap_s: self.time_cap_s, ..Sampling::default() }, &AtomicBool::new(false))?;
+        m.models.first().map(|l| l.run.p50).ok_or_else(|| Error::Interrupted { what: "measuring the unpruned network".into() })
     }
 
     /// The p50 latency of the network with `kept` counts as a fraction of the unpruned one's,

@@ -91,13 +91,13 @@ fn parse_runtime(s: &str) -> Result<Runtime, String> {
     s.parse::<Runtime>().map_err(|e| e.to_string())
 }
 
-const HEADER: [&str; 42] = [
+const HEADER: [&str; 41] = [
     "model", "channels", "params", "macs", "dtype", "batch", "runtime", "runtime_version", "lowering", "plan", "compile_s",
     "p50_ms", "p50_ci_low_ms", "p50_ci_high_ms", "mean_ms", "min_ms", "p90_ms", "p99_ms", "max_ms", "std_ms", "samples",
     "rounds", "images_per_s", "p50_with_upload_ms", "argument_bytes", "temp_bytes", "program_min_bytes",
     "speedup_vs_first", "speedup_vs_first_model", "speedup_vs_first_model_ci_low", "speedup_vs_first_model_ci_high",
     "valid", "load_other_cpu", "load_steal", "device", "threads", "predicted_ms", "prediction_error",
-    "target_fraction", "predicted_fraction", "fraction_error", "target_error",
+    "target_fraction", "predicted_fraction", "target_error",
 ];
 
 /// How one table row's program runs.
@@ -308,10 +308,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                     p.runtime() == Runtime::Xla
                         && q.setting.starts_with(&format!("{} ", budget::setting_key(batch, p.lowering(), &dtype.to_string())))
                 });
-                let (pred_ms, pred_err) = match &pred {
-                    Some(q) => (format!("{:.4}", q.ms), format!("{:.4}", r.run.p50 * 1e3 / q.ms - 1.0)),
-                    None => (String::new(), String::new()),
-                };
+                let pred_ms = pred.as_ref().map(|q| format!("{:.4}", q.ms)).unwrap_or_default();
                 // Fractions of the first network on the same runtime and lowering (the unpruned
                 // network, when it is given first): measured in this run against predicted.
                 let measured_fraction = vs_model.map(|s| 1.0 / s.0);
@@ -326,7 +323,11 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                     (Some(m), Some(t)) if base != i => Some(m / t - 1.0),
                     _ => None,
                 };
-                let fractions = [f(target_f), f(pred_f), f(frac_err), f(target_err)];
+                // `prediction_error` is fraction-based, as in the suites: milliseconds move with
+                // the machine between runs, the fraction of the unpruned network in the same
+                // rounds does not.
+                let pred_err = f(frac_err);
+                let fractions = [f(target_f), f(pred_f), f(target_err)];
                 println!(
                     "{:<26} {:>5} {:>5} {:>11} {:>8} {:>10.3} {:>19} {:>9.1} {:>22} {:>22}  {valid}{}",
                     p.name, dtype.to_string(), batch, p.runtime().name(), p.lowering(), r.run.p50 * 1e3, ci, r.throughput,
@@ -342,7 +343,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                                 _ => String::new(),
                             }
                         ),
-                        _ if !pred_ms.is_empty() => format!("  predicted {pred_ms} ms ({:+.1}%)", pred_err.parse::<f64>().unwrap_or(0.0) * 100.0),
+                        _ if !pred_ms.is_empty() => format!("  predicted {pred_ms} ms (give the unpruned network first to compare)"),
                         _ => String::new(),
                     }
                 );
@@ -374,7 +375,7 @@ pub fn latency(a: &LatencyArgs) -> anyhow::Result<()> {
                         opt(vs_model.map(|s| s.1 .0), &frac), opt(vs_model.map(|s| s.1 .1), &frac), valid,
                         opt(m.load.map(|l| l.other_cpu), &frac), opt(m.load.map(|l| l.steal), &frac), device,
                         engine::threads().to_string(), pred_ms, pred_err, fractions[0].clone(), fractions[1].clone(),
-                        fractions[2].clone(), fractions[3].clone(),
+                        fractions[2].clone(),
                     ])?;
                     w.flush()?;
                 }

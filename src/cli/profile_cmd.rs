@@ -78,6 +78,12 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
         model.rest * 1e3,
         p.fit_error * 100.0
     );
+    if p.fit_error > 0.15 {
+        println!(
+            "note: the fit is off by {:.1}% at some width: `prune --schedule latency` measures its choices (--refine, on by default) to correct for that",
+            p.fit_error * 100.0
+        );
+    }
     if let Some((n, t0, err)) = p.in_network {
         println!(
             "in-network curves: {n} variants measured (unpruned {:.3} ms in their rounds); the uniform widths, predicted \

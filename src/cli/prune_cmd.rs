@@ -44,7 +44,7 @@ pub struct PruneArgs {
     /// Fraction of channels to REMOVE, in [0, 1), for the uniform and global schedules.
     #[arg(long)]
     pub ratio: Option<f64>,
-    /// uniform, global or layers. Default: layers when --ratios is given, else uniform.
+    /// uniform, global, layers or latency. Default: layers when --ratios is given, else uniform.
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
     /// Per-group removal ratios for --schedule layers: one comma-separated value in [0, 1)
@@ -57,26 +57,30 @@ pub struct PruneArgs {
     pub table: Option<PathBuf>,
     /// --schedule latency: target as a fraction of the unpruned network's measured latency
     /// (0.5: twice as fast), in (0, 1].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub target: Option<f64>,
-    /// --schedule latency: target in milliseconds instead (converted to a fraction with the
-    /// table's prediction of the unpruned network).
-    #[arg(long)]
+    /// --schedule latency: target in milliseconds instead, converted to a fraction of the
+    /// unpruned network's latency as measured here (with --refine 0: as the table predicts it).
+    #[arg(long, allow_hyphen_values = true)]
     pub target_ms: Option<f64>,
     /// --schedule latency: measure the chosen network against the unpruned one on this
     /// device (the table's batch and lowering) and, when it misses the target by more than
     /// --tolerance, measure a corrected guess and bisect the greedy's path between too slow and
     /// fast enough, measuring at most N networks (NetAdapt's loop; `src/budget/mod.rs`,
     /// `refine`). 0: trust the table alone.
-    #[arg(long, default_value_t = 8, value_name = "N")]
-    pub refine: usize,
-    /// --schedule latency with --refine: accepted relative miss of the measured fraction.
-    #[arg(long, default_value_t = 0.05)]
-    pub tolerance: f64,
+    /// [default: 8]
+    #[arg(long, value_name = "N")]
+    pub refine: Option<usize>,
+    /// --schedule latency with --refine: accepted relative miss of the measured fraction
+    /// [default: 0.05].
+    #[arg(long, allow_hyphen_values = true)]
+    pub tolerance: Option<f64>,
     /// Round each group's KEPT count up to a multiple of N (capped at the original count),
     /// so pruning never removes more than asked; 1 = no rounding. `auto` (needs --table):
-    /// snap each group's count on its measured staircase, to the top of the plateau it is on,
-    /// or down to the plateau below when it sits on a step.
+    /// snap each group's count on its measured staircase, up to the top of the plateau it is on
+    /// (same latency, more channels) or down to the plateau below when it sits on a step (so
+    /// it may remove more than asked). Not with --schedule latency, which picks counts on the
+    /// staircase itself.
     #[arg(long, default_value = "1", value_name = "N|auto")]
     pub round_to: budget::RoundTo,
     /// Every pruned group keeps at least N channels (never fewer than 1).
@@ -117,47 +121,59 @@ pub struct PruneArgs {
     pub out: PathBuf,
 }
 
+/// Which table chose the counts: its path and SHA-256 (checkpoint metadata).
+fn table_meta(a: &PruneArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let path = a.table.as_ref().context("a table was read")?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading --table {}", path.display()))?;
+    Ok(vec![
+        ("prunebench.latency.table".into(), path.display().to_string()),
+        ("prunebench.latency.table_sha256".into(), checkpoint::hex_sha256(&bytes)),
+    ])
+}
+
 /// The latency model of `--table`, checked against `net`.
 fn load_table(path: &std::path::Path, net: &Network) -> anyhow::Result<budget::Model> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading --table {}", path.display()))?;
     let model: budget::Model = serde_json::from_str(&text).with_context(|| format!("--table {} is not a latency table", path.display()))?;
-    let full = prune::group_channels(net);
-    if model.groups != full {
-        bail!(
-            "--table {} was profiled for pruned groups of {:?} channels, this network has {:?}; profile this network",
-            path.display(),
-            model.groups,
-            full
-        );
-    }
+    model.check_for(&net.arch).with_context(|| format!("--table {}", path.display()))?;
     Ok(model)
 }
 
-/// For `--schedule latency`: the target as a fraction of the table's unpruned prediction and
-/// the latency model; `None` for the other schedules.
-fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(f64, budget::Model)>> {
+/// A latency target as given.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// Of the unpruned network's latency.
+    Fraction(f64),
+    Ms(f64),
+}
+
+/// For `--schedule latency`: the target and the latency model; `None` for the other schedules.
+fn latency_target(a: &PruneArgs, net: &Network) -> anyhow::Result<Option<(Target, budget::Model)>> {
     if a.schedule != Some(ScheduleKind::Latency) {
-        if a.target.is_some() || a.target_ms.is_some() {
-            bail!("--target and --target-ms are for --schedule latency");
+        if a.target.is_some() || a.target_ms.is_some() || a.refine.is_some() || a.tolerance.is_some() {
+            bail!("--target, --target-ms, --refine and --tolerance are for --schedule latency");
         }
         return Ok(None);
     }
+    if a.round_to != budget::RoundTo::Multiple(1) {
+        bail!("--schedule latency picks each group's count on the measured staircase itself: drop --round-to {}", a.round_to);
+    }
     let path = a.table.as_ref().context("--schedule latency needs --table T.json (from `prunebench profile --out T.json`)")?;
     let model = load_table(path, net)?;
-    let unpruned = model.predict(&model.groups);
     let t = match (a.target, a.target_ms) {
-        (Some(f), None) if f > 0.0 && f <= 1.0 => f,
-        (None, Some(ms)) if ms > 0.0 && ms / 1e3 <= unpruned => ms / 1e3 / unpruned,
+        (Some(f), None) if f > 0.0 && f <= 1.0 => Target::Fraction(f),
+        (None, Some(ms)) if ms > 0.0 && ms.is_finite() => Target::Ms(ms),
         (Some(f), None) => bail!("invalid --target {f}: a fraction of the unpruned latency in (0, 1], e.g. 0.5"),
-        (None, Some(ms)) => bail!("invalid --target-ms {ms}: use milliseconds > 0, at most the unpruned {:.3} ms the table predicts", unpruned * 1e3),
+        (None, Some(ms)) => bail!("invalid --target-ms {ms}: use milliseconds > 0"),
         (Some(_), Some(_)) => bail!("give --target or --target-ms, not both"),
         (None, None) => bail!("--schedule latency needs --target F (fraction of the unpruned latency) or --target-ms MS"),
     };
     if a.ratio.is_some() || !a.ratios.is_empty() {
         bail!("--schedule latency chooses the counts itself: drop --ratio / --ratios");
     }
-    if !(a.tolerance > 0.0 && a.tolerance < 1.0) {
-        bail!("invalid --tolerance {}: a relative miss in (0, 1), e.g. 0.05", a.tolerance);
+    let tolerance = a.tolerance.unwrap_or(0.05);
+    if !(tolerance > 0.0 && tolerance < 1.0) {
+        bail!("invalid --tolerance {tolerance}: a relative miss in (0, 1), e.g. 0.05");
     }
     Ok(Some((t, model)))
 }
@@ -275,40 +291,67 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     let mut latency_meta = Vec::new();
     if let Some((target, model)) = latency_target(a, v)? {
         let scores = criterion.scores(v, &ctx)?;
-        let choice = if a.refine == 0 {
-            budget::choose(&model, &scores, a.min_channels, &a.skip, target, None)?
+        let (refine, tolerance) = (a.refine.unwrap_or(8), a.tolerance.unwrap_or(0.05));
+        let full = model.predict(&model.groups);
+        // A fraction of the unpruned latency: as measured here when refining, else as predicted.
+        let fraction = |unpruned_s: f64| -> anyhow::Result<f64> {
+            match target {
+                Target::Fraction(f) => Ok(f),
+                Target::Ms(ms) if ms / 1e3 <= unpruned_s => Ok(ms / 1e3 / unpruned_s),
+                Target::Ms(ms) => bail!("invalid --target-ms {ms}: the unpruned network takes {:.3} ms here; give less", unpruned_s * 1e3),
+            }
+        };
+        let (choice, unpruned_s) = if refine == 0 {
+            (budget::choose(&model, &scores, a.min_channels, &a.skip, fraction(full)?, None)?, None)
         } else {
             let (batch, mode) = budget::profile::parse_setting(&model.setting)
                 .with_context(|| format!("--table: setting '{}' names no batch and lowering; profile again or use --refine 0", model.setting))?;
             let session = a.device.open()?;
+            if !model.setting.ends_with(&format!(" on {}", session.describe())) {
+                bail!(
+                    "--table was measured for '{}', this device is {}: profile on this device, or use --refine 0 to prune by the table alone",
+                    model.setting,
+                    session.describe()
+                );
+            }
             let mut tuner = crate::tune::Tuner::open_default(&session)?;
             let mut meter = budget::profile::Meter::new(v, &session, &mut tuner, batch, mode)?;
+            let unpruned_s = match target {
+                Target::Ms(_) => Some(meter.unpruned_seconds()?),
+                Target::Fraction(_) => None,
+            };
+            let f = fraction(unpruned_s.unwrap_or(full))?;
             let mut measure = |k: &[usize]| {
                 let f = meter.fraction(k)?;
                 eprintln!("latency schedule: measured {f:.3} of the unpruned with kept {k:?}");
                 Ok(f)
             };
-            budget::choose(&model, &scores, a.min_channels, &a.skip, target, Some((a.refine, a.tolerance, &mut measure)))?
+            (budget::choose(&model, &scores, a.min_channels, &a.skip, f, Some((refine, tolerance, &mut measure)))?, unpruned_s)
         };
-        let full = model.predict(&model.groups);
         eprintln!(
             "latency schedule: target {:.3} of the unpruned ({:.3} ms), predicted {:.3}{}, kept {:?}",
-            target,
-            target * full * 1e3,
+            choice.target,
+            choice.target * unpruned_s.unwrap_or(full) * 1e3,
             choice.predicted,
             choice.measured.map(|m| format!(", measured {m:.3} (networks measured: {})", choice.measurements)).unwrap_or_default(),
             choice.kept
         );
         if !choice.met {
             eprintln!(
-                "warning: measured {:.3}, more than {:.0}% below the target {target}: the greedy path steps over the band here (the next slower point measured too slow); written anyway",
+                "warning: measured {:.3}, more than {:.0}% below the target {:.3}: the greedy path steps over the band here (the next slower point measured too slow); written anyway",
                 choice.measured.unwrap_or(f64::NAN),
-                a.tolerance * 100.0
+                tolerance * 100.0,
+                choice.target
             );
         }
         let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
         plan.schedule = Schedule::Layers(ratios);
-        latency_meta = choice.meta(&model);
+        latency_meta = choice.meta(&model, unpruned_s);
+        latency_meta.push(("prunebench.prune.asked".into(), match target {
+            Target::Fraction(f) => format!("latency target {f}"),
+            Target::Ms(ms) => format!("latency target {ms} ms"),
+        }));
+        latency_meta.extend(table_meta(a)?);
     } else if a.round_to == budget::RoundTo::Auto {
         // Counts of the chosen schedule, snapped on the table's staircase, as per-group ratios.
         let model = load_table(a.table.as_ref().expect("checked in schedule()"), v)?;
@@ -316,6 +359,8 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         let counts: Vec<usize> = prune::keep_sets(v, &plan, &ctx)?.iter().map(|k| k.len()).collect();
         let snapped = model.snap(&counts);
         eprintln!("round-to auto: kept {counts:?} -> {snapped:?}");
+        latency_meta.push(("prunebench.prune.asked".into(), format!("{} round_to auto", plan.schedule)));
+        latency_meta.extend(table_meta(a)?);
         plan.schedule = Schedule::Layers(snapped.iter().zip(&full).map(|(&k, &n)| (n - k) as f64 / n as f64).collect());
     }
     let mut pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);

@@ -110,9 +110,10 @@ pub fn points(sources: &[Source]) -> Vec<Point<'_>> {
     out
 }
 
-/// A row's short name: `unpruned`, `l1 0.5`, `l1 0.5 r8 masked` (round_to shown above 1).
+/// A row's short name: `unpruned`, `l1 0.5`, `l1 0.5 r8 masked` (round_to shown above 1),
+/// `l1 latency 0.6` (the latency schedule's target).
 pub fn row_name(r: &Row) -> String {
-    let mut s = if r.is_baseline() { "unpruned".to_string() } else { format!("{} {}", r.method, r.ratio) };
+    let mut s = if r.is_baseline() { "unpruned".to_string() } else { format!("{} {}", r.method, r.ratio_text()) };
     if !r.is_baseline() && r.round_to.as_deref().is_some_and(|k| k != "1") {
         s.push_str(&format!(" r{}", r.round_to.as_deref().unwrap_or_default()));
     }
@@ -148,14 +149,14 @@ impl<'a> Program<'a> {
     pub fn tag(&self) -> String {
         let first = self.first().row;
         let same = |p: &&Point| {
-            p.row.ratio == first.ratio && p.row.round_to == first.round_to && p.row.is_masked() == first.is_masked()
+            p.row.ratio_text() == first.ratio_text() && p.row.round_to == first.round_to && p.row.is_masked() == first.is_masked()
         };
         if first.is_baseline() || !self.points.iter().all(same) {
             return self.names();
         }
         let mut methods: Vec<&str> = self.points.iter().map(|p| p.row.method.as_str()).collect();
         methods.dedup();
-        format!("{} {}{}", methods.join("/"), first.ratio, if first.is_masked() { " masked" } else { "" })
+        format!("{} {}{}", methods.join("/"), first.ratio_text(), if first.is_masked() { " masked" } else { "" })
     }
 
     /// Why the measurement is not valid, from the first row that says so; `None` when valid

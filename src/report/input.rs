@@ -92,6 +92,12 @@ impl Row {
     }
 
     /// The fraction removed, where it is one number (not for per-layer `layers` schedules).
+    /// The `ratio` as shown: the fraction removed, or `latency T` for the latency schedule
+    /// (whose `ratio` column holds its target).
+    pub fn ratio_text(&self) -> String {
+        if self.schedule == "latency" { format!("latency {}", self.ratio) } else { self.ratio.clone() }
+    }
+
     /// `round_to` for ordering: the multiple, `auto` after every number, absent as 1.
     pub fn round_to_order(&self) -> usize {
         match self.round_to.as_deref() {

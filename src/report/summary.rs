@@ -144,7 +144,7 @@ pub fn markdown(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&p.setting.text()),
                 cell(&r.control),
-                cell(&r.ratio),
+                cell(&r.ratio_text()),
                 opt(r.round_to.as_deref(), |v| v.to_string()),
                 cell(r.channels.as_deref().unwrap_or("—")),
                 count(r.params),

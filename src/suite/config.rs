@@ -489,6 +489,18 @@ impl Checker<'_> {
                 if !(l.tolerance > 0.0 && l.tolerance < 1.0) {
                     return Err(self.err(&key("tolerance"), format!("{}; a relative miss in (0, 1), e.g. 0.05", l.tolerance)));
                 }
+                // A table given and present must fit the network now, not at run time.
+                if let Some(path) = l.table.as_ref().filter(|p| p.exists()) {
+                    let text = std::fs::read_to_string(path).map_err(|e| self.err(&key("table"), format!("{}: {e}", path.display())))?;
+                    let m: crate::budget::Model = serde_json::from_str(&text).map_err(|e| {
+                        self.err(&key("table"), format!("{} is not a latency table ({e}); point it at one from `prunebench profile`, or at a missing file to profile there", path.display()))
+                    })?;
+                    m.check_for(arch).map_err(|e| self.err(&key("table"), format!("{}: {e}", path.display())))?;
+                    let want = crate::budget::setting_key(l.batch, lowering.name(), "f32");
+                    if !m.setting.starts_with(&format!("{want} ")) {
+                        return Err(self.err(&key("table"), format!("{} was measured for '{}', not {want} (latency.batch, latency.lowering)", path.display(), m.setting)));
+                    }
+                }
                 Some(LatencyOptions { table: l.table.clone(), batch: l.batch, lowering, grid: l.grid, refine: l.refine, tolerance: l.tolerance })
             }
         };

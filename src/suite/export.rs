@@ -38,6 +38,8 @@ pub struct Existing {
     pub ok: HashSet<(String, String)>,
     /// `(suite, variant)` of every row with status `error`.
     pub errors: HashSet<(String, String)>,
+    /// The `suite_sha256` of every `ok` row, by `(suite, variant)`.
+    pub ok_sha256: std::collections::HashMap<(String, String), String>,
     /// Rows in the file.
     pub rows: usize,
     /// Bytes of a partial last row (a crash mid-write) that were cut off; 0 when none.
@@ -195,6 +197,9 @@ fn read_existing(path: &Path, text: &str) -> Result<Existing> {
         let row = row.map_err(|e| Error::file(path, format!("row {}: {e}", i + 1)))?;
         let key = (row.suite, row.variant);
         out.rows += 1;
+        if row.status == Status::Ok {
+            out.ok_sha256.insert(key.clone(), row.suite_sha256.clone());
+        }
         match row.status {
             Status::Ok => out.ok.insert(key),
             Status::Error => out.errors.insert(key),

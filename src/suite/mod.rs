@@ -77,6 +77,8 @@ pub struct Summary {
     pub planned: usize,
     /// Variants already in the CSV, not measured again.
     pub skipped: usize,
+    /// Of the finished rows in the CSV, those made by another version of the suite file.
+    pub stale: usize,
     pub outcome: Outcome,
     pub seconds: f64,
 }
@@ -95,6 +97,15 @@ pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summar
         })
         .collect();
     let progress = Progress::new(todo.len(), opts.display);
+    // Finished rows made by another version of the suite file are kept; say so before the run.
+    let stale = existing.ok_sha256.iter().filter(|((name, _), sha)| *name == suite.name && **sha != suite.sha256).count();
+    if stale > 0 {
+        progress.note(&format!(
+            "{stale} finished rows of {} were made by another version of this suite file; they are kept and not run again \
+             (if the model, weights, data or measurement changed, re-run with --force or write elsewhere with --out)",
+            output.display()
+        ));
+    }
     let work = work::WorkDir::beside(&output);
     if opts.fresh && work.dir.is_dir() {
         std::fs::remove_dir_all(&work.dir).map_err(|e| crate::Error::io(&work.dir, e))?;
@@ -104,6 +115,7 @@ pub fn run(suite: &Suite, opts: &RunOptions, stop: &AtomicBool) -> Result<Summar
         output,
         planned: variants.len(),
         skipped: variants.len() - todo.len(),
+        stale,
         outcome,
         seconds: start.elapsed().as_secs_f64(),
     })

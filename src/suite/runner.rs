@@ -708,24 +708,21 @@ impl Runner<'_> {
             return m.clone();
         }
         let path = o.table.clone().unwrap_or_else(|| budget::table_beside(&self.output));
-        let full = prune::group_channels(base);
-        let want = budget::setting_key(o.batch, o.lowering.name(), "f32");
+        let want = format!("{} on {}", budget::setting_key(o.batch, o.lowering.name(), "f32"), session.describe());
+        let fix = "point pruning.latency.table at a table of this network and setting, or delete the file to profile again";
         let made = if path.exists() {
             let read = std::fs::read_to_string(&path).map_err(|e| format!("reading the latency table {}: {e}", path.display()));
-            read.and_then(|t| serde_json::from_str::<budget::Model>(&t).map_err(|e| format!("{} is not a latency table: {e}", path.display())))
-                .and_then(|m| {
-                    if m.groups != full {
-                        Err(format!("the latency table {} is of groups {:?}, this network has {:?}; delete it to profile again", path.display(), m.groups, full))
-                    } else if !m.setting.starts_with(&format!("{want} ")) {
-                        Err(format!(
-                            "the latency table {} was measured for '{}', the suite asks for {want}; delete it or point pruning.latency.table elsewhere",
-                            path.display(),
-                            m.setting
-                        ))
-                    } else {
-                        Ok(m)
-                    }
-                })
+            read.and_then(|t| {
+                serde_json::from_str::<budget::Model>(&t)
+                    .map_err(|e| format!("{} is not a latency table ({e}); {fix}", path.display()))
+            })
+            .and_then(|m| {
+                m.check_for(&base.arch).map_err(|e| format!("{}: {e}; {fix}", path.display()))?;
+                if m.setting != want {
+                    return Err(format!("the latency table {} was measured for '{}', the suite asks for '{want}'; {fix}", path.display(), m.setting));
+                }
+                Ok(m)
+            })
         } else {
             self.progress.step(id, "profile (latency table)");
             let settings = budget::profile::Settings {
@@ -742,7 +739,12 @@ impl Runner<'_> {
                 .and_then(|p| {
                     let text = serde_json::to_string_pretty(&p.model).map_err(|e| e.to_string())?;
                     crate::util::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())?;
-                    self.progress.note(&format!("wrote the latency table {}", path.display()));
+                    self.progress.note(&format!(
+                        "wrote the latency table {} (its fit over the calibration widths: largest error {:.1}%{})",
+                        path.display(),
+                        p.fit_error * 100.0,
+                        if p.fit_error > 0.15 { "; the latency schedule's measurements correct for it, refine 0 would not" } else { "" }
+                    ));
                     Ok(p.model)
                 })
         };
