@@ -530,11 +530,35 @@ fn meter_measures_a_fraction_of_the_unpruned() {
     let full = prune::group_channels(&v);
     let session = prunebench::runtime::Session::open(prunebench::pjrt::DeviceChoice::Cpu, None).unwrap();
     let mut tuner = prunebench::tune::Tuner::new(&session, None).unwrap();
-    let mut m = Meter::new(&v, &session, &mut tuner, 1, prunebench::lower::Mode::Xla).unwrap();
+    let mut m = Meter::new(&v, &session, &mut tuner, 1, prunebench::hlo::DType::F32, prunebench::lower::Mode::Xla).unwrap();
     m.time_cap_s = 0.2;
     let half: Vec<usize> = full.iter().map(|&n| (n / 2).max(1)).collect();
     for k in [&full, &half] {
         let f = m.fraction(k).unwrap();
         assert!(f.is_finite() && f > 0.0, "{k:?}: {f}");
     }
+}
+
+/// A table in another dtype: profiled in bf16 its setting says so, `parse_setting` reads it
+/// back, and the meter measures in it (no figure judged).
+#[test]
+fn profile_and_meter_in_bf16() {
+    use prunebench::budget::profile::{parse_setting, profile, Meter, Settings};
+    use prunebench::hlo::DType;
+    use prunebench::lower::Mode;
+    let v = net(cifar(), 4);
+    let session = prunebench::runtime::Session::open(prunebench::pjrt::DeviceChoice::Cpu, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tuner = prunebench::tune::Tuner::new(&session, Some(dir.path().join("cache.json"))).unwrap();
+    tuner.min_seconds = 0.002;
+    let s = Settings { batch: 1, lowering: Mode::Xla, dtype: DType::BF16, grid: 1, calibrate: vec![1.0, 0.5], in_network: None };
+    let p = profile(&v, &session, &mut tuner, &s).unwrap();
+    assert!(p.model.setting.starts_with("b1 xla bf16 on "), "{}", p.model.setting);
+    assert_eq!(parse_setting(&p.model.setting), Some((1, Mode::Xla, DType::BF16)));
+    assert!(p.model.rest >= 0.0 && p.model.scale > 0.0);
+    p.model.check_for(&v.arch).unwrap();
+    let mut m = Meter::new(&v, &session, &mut tuner, 1, DType::BF16, Mode::Xla).unwrap();
+    m.time_cap_s = 0.2;
+    let half: Vec<usize> = p.model.groups.iter().map(|&n| (n / 2).max(1)).collect();
+    assert!(m.fraction(&half).unwrap() > 0.0);
 }

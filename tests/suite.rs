@@ -461,6 +461,8 @@ fn latency_schedule_axis_profiles_prunes_and_reports() {
     assert!(e.contains("1.5") && e.contains("(0, 1]"), "{e}");
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  ratios: [0.5]\n  round_to: [eight]\n"));
     assert!(e.contains("pruning.round_to") && e.contains("or auto"), "{e}");
+    let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [0.5]\n  latency: {{dtype: f16}}\n"));
+    assert!(e.contains("pruning.latency.dtype") && e.contains("bf16"), "{e}");
     let e = err_of(&format!("{TINY}pruning:\n  methods: [l1]\n  schedules: [latency]\n  latency_targets: [0.5]\n  latency: {{lowering: im2col}}\n"));
     assert!(e.contains("pruning.latency.lowering") && e.contains("xla or tuned"), "{e}");
 }

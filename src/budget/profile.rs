@@ -27,6 +27,8 @@ pub struct Settings {
     pub batch: usize,
     /// `Mode::Xla` (XLA's plain convolution) or `Mode::Tuned` (the tuner's pick per shape).
     pub lowering: Mode,
+    /// Compute dtype of every layer and network timed.
+    pub dtype: DType,
     /// Grid points per axis ([`grid`]).
     pub grid: usize,
     /// Uniform widths (kept fractions) at which the whole network is measured to fit the
@@ -70,8 +72,8 @@ pub fn with_counts(net: &Network, kept: &[usize]) -> Result<Network> {
     Ok(prune::prune(net, &Plan::new("l1", Schedule::Layers(ratios)), &ScoreContext::weights_only())?.model)
 }
 
-fn plan_of(tuner: &mut Tuner, arch: &Arch, batch: usize, mode: Mode) -> Result<Vec<Lowering>> {
-    let shapes = crate::model::program::layer_shapes(arch, batch, DType::F32)?;
+fn plan_of(tuner: &mut Tuner, arch: &Arch, batch: usize, dtype: DType, mode: Mode) -> Result<Vec<Lowering>> {
+    let shapes = crate::model::program::layer_shapes(arch, batch, dtype)?;
     Ok(match crate::lower::fixed_plan(mode, &shapes) {
         Some(p) => p,
         None => tuner.plan(&shapes, &mut StderrProgress)?,
@@ -108,7 +110,7 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
     let gs = groups(g);
     let pruned = targets(g, &gs);
     let index = |node| pruned.iter().position(|&id| id == gs.of(node).id);
-    let dtype = DType::F32;
+    let dtype = s.dtype;
     // Every conv's shapes along both axes.
     struct Axis {
         node: String,
@@ -167,7 +169,7 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
         });
     }
     let full: Vec<usize> = group_channels(net);
-    let setting = format!("{} on {}", setting_key(s.batch, s.lowering.name(), "f32"), session.describe());
+    let setting = format!("{} on {}", setting_key(s.batch, s.lowering.name(), &dtype.to_string()), session.describe());
     let mut model = Model { layers, groups: full.clone(), rest: 0.0, scale: 1.0, setting, network_desc: net.arch.describe(), network: Vec::new() };
     // Calibration: the whole network at each width, measured side by side.
     let mut compiled = Vec::new();
@@ -178,7 +180,7 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
         } else {
             prune::prune(net, &Plan::new("l1", Schedule::Uniform(1.0 - f)), &ScoreContext::weights_only())?.model
         };
-        let lowering = plan_of(tuner, &n.arch, s.batch, s.lowering)?;
+        let lowering = plan_of(tuner, &n.arch, s.batch, dtype, s.lowering)?;
         compiled.push(CompiledModel::new(session, &n, s.batch, dtype, &lowering)?);
         counts.push(group_channels(&n));
     }
@@ -204,12 +206,12 @@ pub fn profile(net: &Network, session: &Session, tuner: &mut Tuner, s: &Settings
             jobs.extend(c.into_iter().map(|k| (g, k)));
         }
         eprintln!("profile: {} in-network variants (one group changed each), compiled and measured side by side", jobs.len());
-        let mut progs = vec![CompiledModel::new(session, net, s.batch, dtype, &plan_of(tuner, &net.arch, s.batch, s.lowering)?)?];
+        let mut progs = vec![CompiledModel::new(session, net, s.batch, dtype, &plan_of(tuner, &net.arch, s.batch, dtype, s.lowering)?)?];
         for &(g, k) in &jobs {
             let mut kept = full.clone();
             kept[g] = k;
             let v = with_counts(net, &kept)?;
-            let lowering = plan_of(tuner, &v.arch, s.batch, s.lowering)?;
+            let lowering = plan_of(tuner, &v.arch, s.batch, dtype, s.lowering)?;
             progs.push(CompiledModel::new(session, &v, s.batch, dtype, &lowering)?);
         }
         let p50 = measure_all(&progs, 60.0, "the in-network variants")?;
@@ -233,17 +235,18 @@ pub struct Meter<'a, 's> {
     tuner: &'a mut Tuner<'s>,
     base: CompiledModel,
     batch: usize,
+    dtype: DType,
     mode: Mode,
     /// Seconds of the time cap of each side-by-side measurement.
     pub time_cap_s: f64,
 }
 
 impl<'a, 's> Meter<'a, 's> {
-    /// Compiles the unpruned `net` once.
-    pub fn new(net: &'a Network, session: &'s Session, tuner: &'a mut Tuner<'s>, batch: usize, mode: Mode) -> Result<Self> {
-        let lowering = plan_of(tuner, &net.arch, batch, mode)?;
-        let base = CompiledModel::new(session, net, batch, DType::F32, &lowering)?;
-        Ok(Meter { net, session, tuner, base, batch, mode, time_cap_s: 10.0 })
+    /// Compiles the unpruned `net` once, for batches of `batch` in `dtype` with `mode`'s lowering.
+    pub fn new(net: &'a Network, session: &'s Session, tuner: &'a mut Tuner<'s>, batch: usize, dtype: DType, mode: Mode) -> Result<Self> {
+        let lowering = plan_of(tuner, &net.arch, batch, dtype, mode)?;
+        let base = CompiledModel::new(session, net, batch, dtype, &lowering)?;
+        Ok(Meter { net, session, tuner, base, batch, dtype, mode, time_cap_s: 10.0 })
     }
 
     /// The unpruned network's p50 latency alone, seconds (for a target given in milliseconds).
@@ -256,8 +259,8 @@ impl<'a, 's> Meter<'a, 's> {
     /// both measured in the same interleaved rounds.
     pub fn fraction(&mut self, kept: &[usize]) -> Result<f64> {
         let v = with_counts(self.net, kept)?;
-        let lowering = plan_of(self.tuner, &v.arch, self.batch, self.mode)?;
-        let prog = CompiledModel::new(self.session, &v, self.batch, DType::F32, &lowering)?;
+        let lowering = plan_of(self.tuner, &v.arch, self.batch, self.dtype, self.mode)?;
+        let prog = CompiledModel::new(self.session, &v, self.batch, self.dtype, &lowering)?;
         let refs = [&self.base, &prog];
         let m = latency::measure(&refs, &Sampling { time_cap_s: self.time_cap_s, ..Sampling::default() }, &AtomicBool::new(false))?;
         if m.models.len() != 2 {
@@ -267,11 +270,12 @@ impl<'a, 's> Meter<'a, 's> {
     }
 }
 
-/// `b<batch> <lowering> ...` of a [`Model::setting`]: the batch and the lowering it was
-/// measured with (`None` when the text is not of that form).
-pub fn parse_setting(setting: &str) -> Option<(usize, Mode)> {
+/// `b<batch> <lowering> <dtype> ...` of a [`Model::setting`]: the batch, lowering and dtype it
+/// was measured with (`None` when the text is not of that form).
+pub fn parse_setting(setting: &str) -> Option<(usize, Mode, DType)> {
     let mut w = setting.split_whitespace();
     let batch = w.next()?.strip_prefix('b')?.parse().ok()?;
     let mode = w.next()?.parse().ok()?;
-    Some((batch, mode))
+    let dtype = w.next()?.parse().ok()?;
+    Some((batch, mode, dtype))
 }

@@ -26,6 +26,9 @@ pub struct ProfileArgs {
     /// Whose latency: xla (XLA's plain convolution) or tuned (the fastest lowering per shape).
     #[arg(long, default_value = "tuned")]
     pub lowering: Mode,
+    /// Compute dtype (f32, bf16, f64): a table holds for the dtype it was measured in.
+    #[arg(long, default_value = "f32")]
+    pub dtype: crate::hlo::DType,
     /// Grid points per axis: counts `ceil(j * C / grid)` for j = 1..grid (plus every multiple
     /// of 8 up to 64 on each axis, where small layers step).
     #[arg(long, default_value_t = 8)]
@@ -62,13 +65,14 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     let settings = Settings {
         batch: a.batch,
         lowering: a.lowering,
+        dtype: a.dtype,
         grid: a.grid,
         calibrate: a.calibrate.clone(),
         in_network: a.in_network.then_some(a.in_network_points),
     };
     let p = budget::profile::profile(&net, &session, &mut tuner, &settings)?;
     let model = &p.model;
-    println!("{}, batch {}, {} lowering, on {}", net.describe(), a.batch, a.lowering, session.describe());
+    println!("{}, batch {}, {} lowering, {}, on {}", net.describe(), a.batch, a.lowering, a.dtype, session.describe());
     println!(
         "whole network p50 {:.3} ms; its convs alone sum to {:.3} ms; fit over {} widths: scale {:.3}, rest {:+.3} ms, largest error {:.1}%",
         p.calibration[0].2 * 1e3,
@@ -109,7 +113,7 @@ pub fn profile(a: &ProfileArgs) -> anyhow::Result<()> {
     println!("wrote {}", a.out.display());
     if let Some(dir) = &a.plot {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let title = format!("{} b{} {}: latency vs kept channels", net.arch.form, a.batch, a.lowering);
+        let title = format!("{} b{} {} {}: latency vs kept channels", net.arch.form, a.batch, a.lowering, a.dtype);
         for f in crate::report::plot::write(&crate::report::plot::staircase_chart(model, &title), dir)? {
             println!("wrote {}", f.display());
         }

@@ -304,8 +304,8 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
         let (choice, unpruned_s) = if refine == 0 {
             (budget::choose(&model, &scores, a.min_channels, &a.skip, fraction(full)?, None)?, None)
         } else {
-            let (batch, mode) = budget::profile::parse_setting(&model.setting)
-                .with_context(|| format!("--table: setting '{}' names no batch and lowering; profile again or use --refine 0", model.setting))?;
+            let (batch, mode, dtype) = budget::profile::parse_setting(&model.setting)
+                .with_context(|| format!("--table: setting '{}' names no batch, lowering and dtype; profile again or use --refine 0", model.setting))?;
             let session = a.device.open()?;
             if !model.setting.ends_with(&format!(" on {}", session.describe())) {
                 bail!(
@@ -315,7 +315,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
                 );
             }
             let mut tuner = crate::tune::Tuner::open_default(&session)?;
-            let mut meter = budget::profile::Meter::new(v, &session, &mut tuner, batch, mode)?;
+            let mut meter = budget::profile::Meter::new(v, &session, &mut tuner, batch, dtype, mode)?;
             let unpruned_s = match target {
                 Target::Ms(_) => Some(meter.unpruned_seconds()?),
                 Target::Fraction(_) => None,

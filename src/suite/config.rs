@@ -77,6 +77,7 @@ pub struct LatencyOptions {
     pub table: Option<PathBuf>,
     pub batch: usize,
     pub lowering: Mode,
+    pub dtype: DType,
     pub grid: usize,
     pub refine: usize,
     pub tolerance: f64,
@@ -84,7 +85,7 @@ pub struct LatencyOptions {
 
 impl Default for LatencyOptions {
     fn default() -> Self {
-        LatencyOptions { table: None, batch: 1, lowering: Mode::Tuned, grid: 8, refine: 8, tolerance: 0.05 }
+        LatencyOptions { table: None, batch: 1, lowering: Mode::Tuned, dtype: DType::F32, grid: 8, refine: 8, tolerance: 0.05 }
     }
 }
 
@@ -483,6 +484,7 @@ impl Checker<'_> {
                 if !matches!(lowering, Mode::Xla | Mode::Tuned) {
                     return Err(self.err(&key("lowering"), format!("'{}'; use xla or tuned", l.lowering)));
                 }
+                let dtype: DType = l.dtype.parse().map_err(|_| self.err(&key("dtype"), format!("'{}'; use f32, bf16 or f64", l.dtype)))?;
                 if l.batch == 0 || l.grid == 0 {
                     return Err(self.err(&key(if l.batch == 0 { "batch" } else { "grid" }), "0; use at least 1"));
                 }
@@ -496,12 +498,12 @@ impl Checker<'_> {
                         self.err(&key("table"), format!("{} is not a latency table ({e}); point it at one from `prunebench profile`, or at a missing file to profile there", path.display()))
                     })?;
                     m.check_for(arch).map_err(|e| self.err(&key("table"), format!("{}: {e}", path.display())))?;
-                    let want = crate::budget::setting_key(l.batch, lowering.name(), "f32");
+                    let want = crate::budget::setting_key(l.batch, lowering.name(), &dtype.to_string());
                     if !m.setting.starts_with(&format!("{want} ")) {
-                        return Err(self.err(&key("table"), format!("{} was measured for '{}', not {want} (latency.batch, latency.lowering)", path.display(), m.setting)));
+                        return Err(self.err(&key("table"), format!("{} was measured for '{}', not {want} (latency.batch, .lowering, .dtype)", path.display(), m.setting)));
                     }
                 }
-                Some(LatencyOptions { table: l.table.clone(), batch: l.batch, lowering, grid: l.grid, refine: l.refine, tolerance: l.tolerance })
+                Some(LatencyOptions { table: l.table.clone(), batch: l.batch, lowering, dtype, grid: l.grid, refine: l.refine, tolerance: l.tolerance })
             }
         };
         Ok(PruneOptions {

@@ -439,7 +439,7 @@ impl Runner<'_> {
         rec.finetune_steps = prepared.ft_steps;
         if let Some(l) = &prepared.latency {
             rec.latency_target = Some(l.target);
-            if v.batch == l.batch && v.runtime == Runtime::Xla && v.lowering.name() == l.lowering && v.dtype == DType::F32 {
+            if v.batch == l.batch && v.runtime == Runtime::Xla && v.lowering.name() == l.lowering && v.dtype.to_string() == l.dtype {
                 rec.predicted_fraction = Some((l.predicted * 1e5).round() / 1e5);
             }
         }
@@ -685,7 +685,7 @@ impl Runner<'_> {
         } else {
             let mut tuner = Tuner::open_default(session).map_err(|e| e.to_string())?;
             tuner.min_seconds = self.suite.tune_min_seconds;
-            let mut meter = Meter::new(base, session, &mut tuner, o.batch, o.lowering).map_err(|e| e.to_string())?;
+            let mut meter = Meter::new(base, session, &mut tuner, o.batch, o.dtype, o.lowering).map_err(|e| e.to_string())?;
             meter.time_cap_s = self.suite.sampling.time_cap_s.clamp(0.2, 10.0);
             let progress = self.progress;
             let mut measure = |k: &[usize]| {
@@ -697,7 +697,14 @@ impl Runner<'_> {
         }
         .map_err(|e| format!("latency schedule: {e}"))?;
         let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
-        let l = LatencyChoice { target, predicted: choice.predicted, measured: choice.measured, batch: o.batch, lowering: o.lowering.name().into() };
+        let l = LatencyChoice {
+            target,
+            predicted: choice.predicted,
+            measured: choice.measured,
+            batch: o.batch,
+            lowering: o.lowering.name().into(),
+            dtype: o.dtype.to_string(),
+        };
         Ok((ratios, l))
     }
 
@@ -708,7 +715,7 @@ impl Runner<'_> {
             return m.clone();
         }
         let path = o.table.clone().unwrap_or_else(|| budget::table_beside(&self.output));
-        let want = format!("{} on {}", budget::setting_key(o.batch, o.lowering.name(), "f32"), session.describe());
+        let want = format!("{} on {}", budget::setting_key(o.batch, o.lowering.name(), &o.dtype.to_string()), session.describe());
         let fix = "point pruning.latency.table at a table of this network and setting, or delete the file to profile again";
         let made = if path.exists() {
             let read = std::fs::read_to_string(&path).map_err(|e| format!("reading the latency table {}: {e}", path.display()));
@@ -728,6 +735,7 @@ impl Runner<'_> {
             let settings = budget::profile::Settings {
                 batch: o.batch,
                 lowering: o.lowering,
+                dtype: o.dtype,
                 grid: o.grid,
                 calibrate: vec![1.0, 0.75, 0.5, 0.25],
                 in_network: None,

@@ -43,6 +43,7 @@
 //!                             # `-latency-table.json`; profiled there when missing
 //!     batch: 1                # batch and lowering of the table and of the measurements
 //!     lowering: tuned         # xla | tuned
+//!     dtype: f32              # f32 | bf16 | f64
 //!     grid: 8                 # profile --grid
 //!     refine: 8               # networks measured to meet the target (0: the table alone)
 //!     tolerance: 0.05         # accepted relative miss of a measured network
@@ -210,6 +211,8 @@ pub struct LatencySpec {
     pub batch: usize,
     #[serde(default = "tuned")]
     pub lowering: String,
+    #[serde(default = "f32_name")]
+    pub dtype: String,
     #[serde(default = "eight")]
     pub grid: usize,
     #[serde(default = "eight")]
@@ -220,6 +223,10 @@ pub struct LatencySpec {
 
 fn tuned() -> String {
     "tuned".into()
+}
+
+fn f32_name() -> String {
+    "f32".into()
 }
 
 fn eight() -> usize {

@@ -44,9 +44,15 @@ pub struct LatencyChoice {
     pub predicted: f64,
     /// Measured while choosing (side by side with the unpruned network), when refined.
     pub measured: Option<f64>,
-    /// The table's batch and lowering.
+    /// The table's batch, lowering and dtype.
     pub batch: usize,
     pub lowering: String,
+    #[serde(default = "f32_text")]
+    pub dtype: String,
+}
+
+fn f32_text() -> String {
+    "f32".into()
 }
 
 /// Accuracy before and after fine-tuning.
@@ -162,7 +168,7 @@ mod tests {
             keep: Some(vec![vec![0, 2]; 13]),
             ft_steps: Some(3),
             ft_seconds: Some(1.5),
-            latency: Some(LatencyChoice { target: 0.5, predicted: 0.48, measured: Some(0.51), batch: 1, lowering: "tuned".into() }),
+            latency: Some(LatencyChoice { target: 0.5, predicted: 0.48, measured: Some(0.51), batch: 1, lowering: "tuned".into(), dtype: "f32".into() }),
         };
         w.save_prepared(&fp, &p).unwrap();
         let q = w.load_prepared(&fp).unwrap();
