@@ -233,6 +233,16 @@ impl Model {
                 .sum::<f64>()
     }
 
+    /// Reads a table written by `prunebench profile` (JSON).
+    ///
+    /// Errors: the file cannot be read, or is not a latency table; both name the path.
+    pub fn read(path: &std::path::Path) -> Result<Model> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::file(path, format!("is not a latency table ({e}); make one with `prunebench profile --out {}`", path.display()))
+        })
+    }
+
     /// Checks the table was measured on this network: the same pruned groups and, when the
     /// table names it, the same architecture (`arch.describe()`: form, input, widths).
     ///
@@ -611,6 +621,17 @@ impl std::str::FromStr for RoundTo {
     }
 }
 
+impl RoundTo {
+    /// The multiple a pruning plan rounds to: `auto` rounds to 1 there and snaps the counts
+    /// on a table afterwards ([`snap_counts`]).
+    pub fn multiple(self) -> usize {
+        match self {
+            RoundTo::Multiple(n) => n,
+            RoundTo::Auto => 1,
+        }
+    }
+}
+
 impl std::fmt::Display for RoundTo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -618,6 +639,22 @@ impl std::fmt::Display for RoundTo {
             RoundTo::Auto => f.write_str("auto"),
         }
     }
+}
+
+/// `round_to: auto` on a pruning plan: the counts `plan` keeps in `net` (its schedule with
+/// `ctx`'s scores) and the same counts snapped on `model`'s group curves ([`Model::snap`]);
+/// prune with `Schedule::keeping(&snapped, &model.groups)`.
+///
+/// Errors: those of [`crate::prune::keep_sets`].
+pub fn snap_counts(
+    model: &Model,
+    net: &crate::model::Network,
+    plan: &crate::prune::Plan,
+    ctx: &crate::prune::ScoreContext,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let counts: Vec<usize> = crate::prune::keep_sets(net, plan, ctx)?.iter().map(|k| k.len()).collect();
+    let snapped = model.snap(&counts);
+    Ok((counts, snapped))
 }
 
 /// A latency schedule's result ([`choose`]).

@@ -67,9 +67,8 @@ pub fn grid(n: usize, points: usize) -> Vec<usize> {
 /// The network with pruned group `g` at `kept[g]` channels (the l1 choice of channels: a
 /// network's latency depends on its counts, not on which channels are kept).
 pub fn with_counts(net: &Network, kept: &[usize]) -> Result<Network> {
-    let full = group_channels(net);
-    let ratios = full.iter().zip(kept).map(|(&n, &k)| (n - k.min(n)) as f64 / n as f64).collect();
-    Ok(prune::prune(net, &Plan::new("l1", Schedule::Layers(ratios)), &ScoreContext::weights_only())?.model)
+    let plan = Plan::new("l1", Schedule::keeping(kept, &group_channels(net)));
+    Ok(prune::prune(net, &plan, &ScoreContext::weights_only())?.model)
 }
 
 fn plan_of(tuner: &mut Tuner, arch: &Arch, batch: usize, dtype: DType, mode: Mode) -> Result<Vec<Lowering>> {

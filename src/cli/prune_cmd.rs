@@ -133,8 +133,7 @@ fn table_meta(a: &PruneArgs) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The latency model of `--table`, checked against `net`.
 fn load_table(path: &std::path::Path, net: &Network) -> anyhow::Result<budget::Model> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading --table {}", path.display()))?;
-    let model: budget::Model = serde_json::from_str(&text).with_context(|| format!("--table {} is not a latency table", path.display()))?;
+    let model = budget::Model::read(path).context("--table")?;
     model.check_for(&net.arch).with_context(|| format!("--table {}", path.display()))?;
     Ok(model)
 }
@@ -223,10 +222,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     let plan = Plan {
         criterion: a.method.clone(),
         schedule: a.schedule()?,
-        round_to: match a.round_to {
-            budget::RoundTo::Multiple(n) => n,
-            budget::RoundTo::Auto => 1,
-        },
+        round_to: a.round_to.multiple(),
         min_channels: a.min_channels,
         skip: a.skip.clone(),
         seed: a.seed,
@@ -344,8 +340,7 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
                 choice.target
             );
         }
-        let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
-        plan.schedule = Schedule::Layers(ratios);
+        plan.schedule = Schedule::keeping(&choice.kept, &model.groups);
         latency_meta = choice.meta(&model, unpruned_s);
         latency_meta.push(("prunebench.prune.asked".into(), match target {
             Target::Fraction(f) => format!("latency target {f}"),
@@ -355,13 +350,11 @@ pub fn prune(a: &PruneArgs) -> anyhow::Result<()> {
     } else if a.round_to == budget::RoundTo::Auto {
         // Counts of the chosen schedule, snapped on the table's staircase, as per-group ratios.
         let model = load_table(a.table.as_ref().expect("checked in schedule()"), v)?;
-        let full = prune::group_channels(v);
-        let counts: Vec<usize> = prune::keep_sets(v, &plan, &ctx)?.iter().map(|k| k.len()).collect();
-        let snapped = model.snap(&counts);
-        eprintln!("round-to auto: kept {counts:?} -> {snapped:?}");
         latency_meta.push(("prunebench.prune.asked".into(), format!("{} round_to auto", plan.schedule)));
         latency_meta.extend(table_meta(a)?);
-        plan.schedule = Schedule::Layers(snapped.iter().zip(&full).map(|(&k, &n)| (n - k) as f64 / n as f64).collect());
+        let (counts, snapped) = budget::snap_counts(&model, v, &plan, &ctx)?;
+        eprintln!("round-to auto: kept {counts:?} -> {snapped:?}");
+        plan.schedule = Schedule::keeping(&snapped, &model.groups);
     }
     let mut pruned = prune::prune(v, &plan, &ctx)?.with_source(&ck.sha256);
     pruned.meta.extend(latency_meta);

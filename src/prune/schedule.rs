@@ -36,6 +36,12 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// The per-group schedule that keeps exactly `kept[g]` of `full[g]` channels (at most all):
+    /// ratios `(full - kept) / full`, which [`keep_counts`] turns back into `kept` exactly.
+    pub fn keeping(kept: &[usize], full: &[usize]) -> Schedule {
+        Schedule::Layers(full.iter().zip(kept).map(|(&n, &k)| (n - k.min(n)) as f64 / n as f64).collect())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Schedule::Uniform(_) => "uniform",
@@ -172,6 +178,17 @@ mod tests {
 
     fn bounds(round_to: usize, min_channels: usize, skip: &[usize]) -> Bounds<'_> {
         Bounds { round_to, min_channels, skip }
+    }
+
+    /// `Schedule::keeping` round-trips every kept count of every group size up to 512.
+    #[test]
+    fn keeping_gives_back_the_counts() {
+        for n in 1..=512usize {
+            let kept: Vec<usize> = (1..=n).collect();
+            let full = vec![n; n];
+            let scores: Vec<Vec<f64>> = full.iter().map(|&c| vec![1.0; c]).collect();
+            assert_eq!(keep_counts(&Schedule::keeping(&kept, &full), &scores, bounds(1, 1, &[])).unwrap(), kept, "n = {n}");
+        }
     }
 
     fn flat(sizes: &[usize]) -> Vec<Vec<f64>> {

@@ -72,10 +72,7 @@ pub fn report_against(csvs: &[PathBuf], out: &Path, reference: Option<&Path>) ->
         plots.extend(plot::write(&c, out)?);
     }
     // The staircase of the first input whose suite left a latency table beside it.
-    let staircase = sources.iter().find_map(|s| {
-        let text = std::fs::read_to_string(crate::budget::table_beside(&s.path)).ok()?;
-        Some((s, serde_json::from_str::<crate::budget::Model>(&text).ok()?))
-    });
+    let staircase = sources.iter().find_map(|s| Some((s, crate::budget::Model::read(&crate::budget::table_beside(&s.path)).ok()?)));
     if let Some((s, model)) = staircase {
         let title = format!("{}: latency vs kept channels ({})", s.label, model.setting);
         plots.extend(plot::write(&plot::staircase_chart(&model, &title), out)?);

@@ -493,9 +493,8 @@ impl Checker<'_> {
                 }
                 // A table given and present must fit the network now, not at run time.
                 if let Some(path) = l.table.as_ref().filter(|p| p.exists()) {
-                    let text = std::fs::read_to_string(path).map_err(|e| self.err(&key("table"), format!("{}: {e}", path.display())))?;
-                    let m: crate::budget::Model = serde_json::from_str(&text).map_err(|e| {
-                        self.err(&key("table"), format!("{} is not a latency table ({e}); point it at one from `prunebench profile`, or at a missing file to profile there", path.display()))
+                    let m = crate::budget::Model::read(path).map_err(|e| {
+                        self.err(&key("table"), format!("{e}; or point it at a missing file to profile there"))
                     })?;
                     m.check_for(arch).map_err(|e| self.err(&key("table"), format!("{}: {e}", path.display())))?;
                     let want = crate::budget::setting_key(l.batch, lowering.name(), &dtype.to_string());

@@ -85,10 +85,7 @@ impl PruneConfig {
             criterion: m.clone(),
             schedule: self.schedule.clone(),
             // `auto` is applied by the runner on the pruned counts (a table is needed).
-            round_to: match self.round_to {
-                RoundTo::Multiple(n) => n,
-                RoundTo::Auto => 1,
-            },
+            round_to: self.round_to.multiple(),
             min_channels: o.min_channels,
             skip: o.skip.clone(),
             seed: o.seed,

@@ -635,17 +635,14 @@ impl Runner<'_> {
         };
         let mut latency = None;
         if let prune::Schedule::Latency(target) = plan.schedule {
-            let (ratios, choice) = self.latency_schedule(session, &base, &plan, &ctx, target, id)?;
-            plan.schedule = prune::Schedule::Layers(ratios);
+            let (schedule, choice) = self.latency_schedule(session, &base, &plan, &ctx, target, id)?;
+            plan.schedule = schedule;
             latency = Some(choice);
         } else if cfg.round_to == RoundTo::Auto {
-            // The schedule's counts, snapped on the latency table's staircase.
             let o = self.suite.prune_options.latency.clone().unwrap_or_default();
             let model = self.latency_model(session, &base, &o, id)?;
-            let counts: Vec<usize> =
-                prune::keep_sets(&base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?.iter().map(|k| k.len()).collect();
-            let snapped = model.snap(&counts);
-            plan.schedule = prune::Schedule::Layers(snapped.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect());
+            let (_, snapped) = budget::snap_counts(&model, &base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?;
+            plan.schedule = prune::Schedule::keeping(&snapped, &model.groups);
         }
         let pruned = prune::prune(&base, &plan, &ctx).map_err(|e| format!("pruning: {e}"))?;
         let (after, ft_steps, ft_seconds) = match &self.suite.finetune {
@@ -664,8 +661,9 @@ impl Runner<'_> {
         Ok(Prepared { before: pruned.model, after, keep: Some(pruned.keep), ft_steps, ft_seconds, latency })
     }
 
-    /// The latency schedule's per-group ratios for `target`: solved on the suite's latency
-    /// table and, with `refine`, measured against the unpruned network on this device.
+    /// The latency schedule's per-group counts for `target` (as a schedule): solved on the
+    /// suite's latency table and, with `refine`, measured against the unpruned network on this
+    /// device.
     fn latency_schedule(
         &mut self,
         session: &Session,
@@ -674,7 +672,7 @@ impl Runner<'_> {
         ctx: &ScoreContext,
         target: f64,
         id: &str,
-    ) -> std::result::Result<(Vec<f64>, LatencyChoice), String> {
+    ) -> std::result::Result<(prune::Schedule, LatencyChoice), String> {
         let o = self.suite.prune_options.latency.clone().unwrap_or_default();
         let model = self.latency_model(session, base, &o, id)?;
         let criterion = prune::find(&plan.criterion).map_err(|e| e.to_string())?;
@@ -696,7 +694,7 @@ impl Runner<'_> {
             budget::choose(&model, &scores, plan.min_channels, &plan.skip, target, Some((o.refine, o.tolerance, &mut measure)))
         }
         .map_err(|e| format!("latency schedule: {e}"))?;
-        let ratios = choice.kept.iter().zip(&model.groups).map(|(&k, &n)| (n - k) as f64 / n as f64).collect();
+        let schedule = prune::Schedule::keeping(&choice.kept, &model.groups);
         let l = LatencyChoice {
             target,
             predicted: choice.predicted,
@@ -705,7 +703,7 @@ impl Runner<'_> {
             lowering: o.lowering.name().into(),
             dtype: o.dtype.to_string(),
         };
-        Ok((ratios, l))
+        Ok((schedule, l))
     }
 
     /// The suite's latency table: read from `o.table` (default beside the output CSV) or, when
@@ -718,12 +716,7 @@ impl Runner<'_> {
         let want = format!("{} on {}", budget::setting_key(o.batch, o.lowering.name(), &o.dtype.to_string()), session.describe());
         let fix = "point pruning.latency.table at a table of this network and setting, or delete the file to profile again";
         let made = if path.exists() {
-            let read = std::fs::read_to_string(&path).map_err(|e| format!("reading the latency table {}: {e}", path.display()));
-            read.and_then(|t| {
-                serde_json::from_str::<budget::Model>(&t)
-                    .map_err(|e| format!("{} is not a latency table ({e}); {fix}", path.display()))
-            })
-            .and_then(|m| {
+            budget::Model::read(&path).map_err(|e| format!("{e}; {fix}")).and_then(|m| {
                 m.check_for(&base.arch).map_err(|e| format!("{}: {e}; {fix}", path.display()))?;
                 if m.setting != want {
                     return Err(format!("the latency table {} was measured for '{}', the suite asks for '{want}'; {fix}", path.display(), m.setting));
